@@ -1,0 +1,74 @@
+/*
+ * compat.h - the one place where CPython version differences (3.11 .. 3.13) live.
+ *
+ * Everything else in csrc/ calls the pa_* wrappers below instead of testing
+ * PY_VERSION_HEX itself, so a new Python version is supported by editing
+ * this file alone.
+ */
+#ifndef PYASYNC_COMPAT_H
+#define PYASYNC_COMPAT_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#if PY_VERSION_HEX < 0x030B0000
+#error "pyasync needs CPython 3.11 or newer"
+#endif
+
+/* Take the raised exception as one object (new reference), clearing it. */
+static inline PyObject *
+pa_err_take(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (type == NULL) {
+        return NULL;
+    }
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value;
+#endif
+}
+
+/* Re-raise an exception taken by pa_err_take(); steals the reference. */
+static inline void
+pa_err_restore(PyObject *exc)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(exc);
+#else
+    if (exc == NULL) {
+        return;
+    }
+    PyObject *tb = PyException_GetTraceback(exc);
+    PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, tb);
+#endif
+}
+
+/* Look up an attribute that may be missing: 1 found, 0 missing, -1 error. */
+static inline int
+pa_get_optional_attr(PyObject *obj, PyObject *name, PyObject **result)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyObject_GetOptionalAttr(obj, name, result);
+#else
+    *result = PyObject_GetAttr(obj, name);
+    if (*result != NULL) {
+        return 1;
+    }
+    if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        PyErr_Clear();
+        return 0;
+    }
+    return -1;
+#endif
+}
+
+#endif /* PYASYNC_COMPAT_H */

@@ -1,0 +1,49 @@
+/*
+ * handle.h - Handle and TimerHandle, asyncio-compatible callback handles.
+ *
+ * One struct serves both types; `when` and `scheduled` are meaningful for
+ * TimerHandle only. A handle owns its callback and arguments until it runs or
+ * is cancelled; cancel() drops them at once so that a cancelled timer waiting
+ * in the heap pins no user objects.
+ */
+#ifndef PYASYNC_HANDLE_H
+#define PYASYNC_HANDLE_H
+
+#include "state.h"
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *callback;         /* NULL once cancelled */
+    PyObject *args;             /* tuple, or NULL for no arguments */
+    PyObject *context;          /* contextvars.Context (or anything with .run) */
+    PyObject *loop;
+    PyObject *source_traceback; /* list of frame summaries in debug mode, else NULL */
+    PyObject *repr;             /* repr kept at cancel time in debug mode */
+    PyObject *weakreflist;
+    double when;                /* TimerHandle: deadline on the loop's clock */
+    char cancelled;
+    char scheduled;             /* TimerHandle: sits in the loop's heap */
+} HandleObject;
+
+int pa_handle_register_types(PyObject *module, pa_state *st);
+
+/* New handle with its arguments copied from an array; context NULL means a
+ * copy of the current context. Debug mode records the creation stack. */
+HandleObject *pa_handle_new(pa_state *st, PyTypeObject *type, PyObject *loop, PyObject *callback,
+                            PyObject *const *args, Py_ssize_t nargs, PyObject *context,
+                            int debug);
+
+/* Run the callback in its context. An exception goes to the loop's exception
+ * handler; returns -1 only for what must stop the loop (SystemExit,
+ * KeyboardInterrupt, or an error raised by the exception handler itself). */
+int pa_handle_run(pa_state *st, HandleObject *h);
+
+/* Mark cancelled and drop the callback (no loop bookkeeping). */
+int pa_handle_cancel_plain(pa_state *st, HandleObject *h, int debug);
+
+/* The asyncio checks on a callback given to call_soon() and friends:
+ * TypeError for coroutines and non-callables. `thorough` adds the slow
+ * Python-level checks for callables of unusual types (debug mode). */
+int pa_check_callback(pa_state *st, PyObject *callback, const char *method, int thorough);
+
+#endif /* PYASYNC_HANDLE_H */

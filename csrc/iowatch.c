@@ -1,0 +1,285 @@
+/*
+ * iowatch.c - add_reader/add_writer and the fd-indexed watcher table.
+ *
+ * The loop owns one pa_io_watch per fd (reader handle, writer handle, and the
+ * interest mask the poller was told). The poller only reports readiness; this
+ * file turns readiness into queued handles. Semantics follow asyncio's
+ * selector loop: a new reader replaces and cancels the old one, removal
+ * reports whether a callback was registered, and a cancelled handle found at
+ * dispatch time unregisters its fd.
+ */
+#include "handle.h"
+#include "loop.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The fd of an int or of an object with fileno(), like selectors does. */
+static int
+fileobj_to_fd(PyObject *fileobj)
+{
+    long fd;
+    if (PyLong_Check(fileobj)) {
+        fd = PyLong_AsLong(fileobj);
+        if (fd == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+    } else {
+        PyObject *res = PyObject_CallMethod(fileobj, "fileno", NULL);
+        PyObject *num = res ? PyNumber_Index(res) : NULL;
+        Py_XDECREF(res);
+        fd = num ? PyLong_AsLong(num) : -1;
+        Py_XDECREF(num);
+        if (fd == -1 && PyErr_Occurred()) {
+            if (PyErr_ExceptionMatches(PyExc_AttributeError) ||
+                PyErr_ExceptionMatches(PyExc_TypeError) ||
+                PyErr_ExceptionMatches(PyExc_ValueError)) {
+                PyErr_Clear();
+                PyErr_Format(PyExc_ValueError, "Invalid file object: %R", fileobj);
+            }
+            return -1;
+        }
+    }
+    if (fd < 0 || fd > INT32_MAX) {
+        PyErr_Format(PyExc_ValueError, "Invalid file descriptor: %ld", fd);
+        return -1;
+    }
+    return (int)fd;
+}
+
+static int
+ensure_capacity(LoopObject *self, int fd)
+{
+    if (fd < self->io_capacity) {
+        return 0;
+    }
+    int newcap = self->io_capacity ? self->io_capacity : 64;
+    while (newcap <= fd) {
+        newcap *= 2;
+    }
+    pa_io_watch *io = realloc(self->io, (size_t)newcap * sizeof(pa_io_watch));
+    if (io == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memset(io + self->io_capacity, 0, (size_t)(newcap - self->io_capacity) * sizeof(pa_io_watch));
+    self->io = io;
+    self->io_capacity = newcap;
+    return 0;
+}
+
+static int
+set_interest(LoopObject *self, int fd, uint32_t events)
+{
+    pa_io_watch *w = &self->io[fd];
+    if (w->events == events) {
+        return 0;
+    }
+    int rc = self->poller_ops->update(self->poller, fd, w->events, events);
+    if (rc < 0) {
+        errno = -rc;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    w->events = events;
+    return 0;
+}
+
+/* Swap in a new handle for one direction; the replaced handle (if any) is
+ * cancelled like asyncio does. */
+static PyObject *
+add_watcher(LoopObject *self, PyObject *const *args, Py_ssize_t nargs, uint32_t dir,
+            const char *method)
+{
+    pa_state *st = self->state;
+    if (nargs < 2) {
+        PyErr_Format(PyExc_TypeError, "%s() missing required arguments: 'fd' and 'callback'",
+                     method);
+        return NULL;
+    }
+    int fd = fileobj_to_fd(args[0]);
+    if (fd < 0 || pa_loop_check_closed(self) < 0 ||
+        pa_check_callback(st, args[1], method, self->debug) < 0 || ensure_capacity(self, fd) < 0) {
+        return NULL;
+    }
+    HandleObject *h = pa_handle_new(st, st->HandleType, (PyObject *)self, args[1], args + 2,
+                                    nargs - 2, NULL, self->debug);
+    if (h == NULL) {
+        return NULL;
+    }
+    if (set_interest(self, fd, self->io[fd].events | dir) < 0) {
+        Py_DECREF(h);
+        return NULL;
+    }
+    PyObject **slot = dir == PA_READABLE ? &self->io[fd].reader : &self->io[fd].writer;
+    PyObject *old = *slot;
+    *slot = Py_NewRef((PyObject *)h);
+    if (old != NULL) {
+        int rc = pa_handle_cancel_plain(st, (HandleObject *)old, self->debug);
+        Py_DECREF(old);
+        if (rc < 0) {
+            Py_DECREF(h);
+            return NULL;
+        }
+    }
+    return (PyObject *)h;
+}
+
+/* 1 if a callback was registered for that direction, 0 if not, -1 on error. */
+static int
+remove_watcher(LoopObject *self, int fd, uint32_t dir)
+{
+    if (self->closed || fd >= self->io_capacity || self->io[fd].events == 0) {
+        return 0;
+    }
+    if (set_interest(self, fd, self->io[fd].events & ~dir) < 0) {
+        return -1;
+    }
+    PyObject **slot = dir == PA_READABLE ? &self->io[fd].reader : &self->io[fd].writer;
+    PyObject *old = *slot;
+    *slot = NULL;
+    if (old == NULL) {
+        return 0;
+    }
+    int rc = pa_handle_cancel_plain(self->state, (HandleObject *)old, self->debug);
+    Py_DECREF(old);
+    return rc < 0 ? -1 : 1;
+}
+
+static PyObject *
+remove_method(LoopObject *self, PyObject *fileobj, uint32_t dir)
+{
+    int fd = fileobj_to_fd(fileobj);
+    if (fd < 0) {
+        return NULL;
+    }
+    int r = remove_watcher(self, fd, dir);
+    if (r < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(r);
+}
+
+static PyObject *
+discard_handle(PyObject *h)
+{
+    if (h == NULL) {
+        return NULL;
+    }
+    Py_DECREF(h);
+    Py_RETURN_NONE;
+}
+
+PyObject *
+pa_loop_add_reader(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return discard_handle(add_watcher(self, args, nargs, PA_READABLE, "add_reader"));
+}
+
+PyObject *
+pa_loop_add_writer(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return discard_handle(add_watcher(self, args, nargs, PA_WRITABLE, "add_writer"));
+}
+
+PyObject *
+pa_loop_private_add_reader(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return add_watcher(self, args, nargs, PA_READABLE, "add_reader");
+}
+
+PyObject *
+pa_loop_private_add_writer(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return add_watcher(self, args, nargs, PA_WRITABLE, "add_writer");
+}
+
+PyObject *
+pa_loop_remove_reader(LoopObject *self, PyObject *fileobj)
+{
+    return remove_method(self, fileobj, PA_READABLE);
+}
+
+PyObject *
+pa_loop_remove_writer(LoopObject *self, PyObject *fileobj)
+{
+    return remove_method(self, fileobj, PA_WRITABLE);
+}
+
+/* Queue the handle watching one direction, or drop it if it was cancelled
+ * (asyncio unregisters such an fd when it fires). */
+static int
+fire(LoopObject *self, int fd, uint32_t dir)
+{
+    PyObject *h = dir == PA_READABLE ? self->io[fd].reader : self->io[fd].writer;
+    if (h == NULL) {
+        return 0;
+    }
+    if (((HandleObject *)h)->cancelled) {
+        return remove_watcher(self, fd, dir) < 0 ? -1 : 0;
+    }
+    int rc = pa_readyqueue_push(&self->ready, Py_NewRef(h));
+    if (rc < 0) {
+        Py_DECREF(h);
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+int
+pa_loop_dispatch_io(LoopObject *self, const pa_poll_event *events, int n)
+{
+    int woken = 0;
+    for (int i = 0; i < n; i++) {
+        int fd = events[i].fd;
+        if (fd == self->wake_rfd) {
+            woken = 1;
+            continue;
+        }
+        /* Re-read the table for every event: removing a cancelled handle
+         * may run code that changed it. */
+        if (fd < 0 || fd >= self->io_capacity) {
+            continue;
+        }
+        uint32_t ev = events[i].events & self->io[fd].events;
+        if ((ev & PA_READABLE) && fire(self, fd, PA_READABLE) < 0) {
+            return -1;
+        }
+        if (fd < self->io_capacity && (ev & PA_WRITABLE) && fire(self, fd, PA_WRITABLE) < 0) {
+            return -1;
+        }
+    }
+    if (woken) {
+        return pa_wakeup_drain(self);
+    }
+    return 0;
+}
+
+void
+pa_loop_clear_io(LoopObject *self)
+{
+    for (int fd = 0; fd < self->io_capacity; fd++) {
+        pa_io_watch *w = &self->io[fd];
+        if (w->events != 0 && self->poller != NULL) {
+            (void)self->poller_ops->update(self->poller, fd, w->events, 0);
+        }
+        w->events = 0;
+        PyObject *reader = w->reader, *writer = w->writer;
+        w->reader = NULL;
+        w->writer = NULL;
+        Py_XDECREF(reader);
+        Py_XDECREF(writer);
+    }
+}
+
+int
+pa_loop_traverse_io(LoopObject *self, visitproc visit, void *arg)
+{
+    for (int fd = 0; fd < self->io_capacity; fd++) {
+        Py_VISIT(self->io[fd].reader);
+        Py_VISIT(self->io[fd].writer);
+    }
+    return 0;
+}

@@ -1,0 +1,856 @@
+/*
+ * loop.c - the event loop: scheduling, the run loop, and the Loop type.
+ *
+ * One iteration (run_once) reads top to bottom as the loop's phases:
+ *   1. drop cancelled timers (compact the heap when most are cancelled);
+ *   2. compute the poll timeout (0 if callbacks are ready or we are stopping,
+ *      else until the earliest timer, else forever);
+ *   3. poll with the GIL released; EINTR runs the Python signal handlers;
+ *   4. queue the handles of the fds that fired, drain the self-pipe;
+ *   5. queue the timers that are due;
+ *   6. run exactly the callbacks that were queued when this phase began
+ *      (callbacks they schedule wait for the next iteration, as in asyncio).
+ *
+ * The pieces of run_forever() that deal with interpreter-wide state (running
+ * loop, async generator hooks, coroutine origin tracking) are Python methods
+ * of the subclass in pyasync/_loop.py, called once per run_forever().
+ */
+#include "loop.h"
+#include "clock.h"
+#include "handle.h"
+
+#include <errno.h>
+#include <math.h>
+#include <structmember.h>
+
+/* asyncio's limits: no poll longer than a day, compaction thresholds. */
+#define MAXIMUM_POLL_TIMEOUT (24.0 * 3600.0)
+#define MIN_SCHEDULED_TIMERS 100
+#define MIN_CANCELLED_FRACTION 0.5
+#define EVENTS_PER_POLL 1024
+
+/* ---------------------------------------------------------------- checks */
+
+int
+pa_loop_check_closed(LoopObject *loop)
+{
+    if (loop->closed) {
+        PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+        return -1;
+    }
+    return 0;
+}
+
+/* Debug mode: refuse non-threadsafe calls from a thread other than the one
+ * running the loop, like asyncio's _check_thread(). */
+static int
+check_thread(LoopObject *self)
+{
+    if (self->running && self->thread_id != PyThread_get_thread_ident()) {
+        PyErr_SetString(PyExc_RuntimeError, "Non-thread-safe operation invoked on an event loop "
+                                            "other than the current one");
+        return -1;
+    }
+    return 0;
+}
+
+/* Split `*args, context=None` of the call_* methods. */
+static int
+parse_context_kw(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, PyObject **context,
+                 const char *method)
+{
+    *context = NULL;
+    if (kwnames == NULL) {
+        return 0;
+    }
+    Py_ssize_t nkw = PyTuple_GET_SIZE(kwnames);
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, i);
+        if (PyUnicode_CompareWithASCIIString(name, "context") != 0) {
+            PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'", method,
+                         name);
+            return -1;
+        }
+        *context = args[nargs + i];
+    }
+    return 0;
+}
+
+int
+pa_loop_push_ready(LoopObject *loop, PyObject *handle, int threadsafe)
+{
+    if (pa_readyqueue_push(&loop->ready, Py_NewRef(handle)) < 0) {
+        Py_DECREF(handle);
+        PyErr_NoMemory();
+        return -1;
+    }
+    /* A loop that runs in this very thread is executing a callback, not
+     * polling: no need to wake it. */
+    if (threadsafe &&
+        !(loop->running && loop->thread_id == PyThread_get_thread_ident())) {
+        pa_wakeup_notify(loop);
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- scheduling */
+
+static PyObject *
+schedule_soon(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames,
+              const char *method, int threadsafe)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *context;
+    if (parse_context_kw(args, nargs, kwnames, &context, method) < 0) {
+        return NULL;
+    }
+    if (nargs < 1) {
+        PyErr_Format(PyExc_TypeError, "%s() missing 1 required positional argument: 'callback'",
+                     method);
+        return NULL;
+    }
+    if (pa_loop_check_closed(self) < 0) {
+        return NULL;
+    }
+    if (self->debug && !threadsafe && check_thread(self) < 0) {
+        return NULL;
+    }
+    pa_state *st = self->state;
+    if (pa_check_callback(st, args[0], method, self->debug) < 0) {
+        return NULL;
+    }
+    HandleObject *h = pa_handle_new(st, st->HandleType, (PyObject *)self, args[0], args + 1,
+                                    nargs - 1, context, self->debug);
+    if (h == NULL) {
+        return NULL;
+    }
+    if (pa_loop_push_ready(self, (PyObject *)h, threadsafe) < 0) {
+        Py_DECREF(h);
+        return NULL;
+    }
+    return (PyObject *)h;
+}
+
+static PyObject *
+Loop_call_soon(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+{
+    return schedule_soon(self, args, nargsf, kwnames, "call_soon", 0);
+}
+
+static PyObject *
+Loop_call_soon_threadsafe(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf,
+                          PyObject *kwnames)
+{
+    return schedule_soon(self, args, nargsf, kwnames, "call_soon_threadsafe", 1);
+}
+
+/* call_at(when, callback, *args, context=None); call_later() arrives here
+ * with its deadline already computed, and shares call_at's error messages as
+ * it does in asyncio. */
+static PyObject *
+schedule_at(LoopObject *self, double when, PyObject *const *args, Py_ssize_t nargs,
+            PyObject *context)
+{
+    if (pa_loop_check_closed(self) < 0) {
+        return NULL;
+    }
+    if (self->debug && check_thread(self) < 0) {
+        return NULL;
+    }
+    pa_state *st = self->state;
+    if (pa_check_callback(st, args[0], "call_at", self->debug) < 0) {
+        return NULL;
+    }
+    HandleObject *h = pa_handle_new(st, st->TimerHandleType, (PyObject *)self, args[0], args + 1,
+                                    nargs - 1, context, self->debug);
+    if (h == NULL) {
+        return NULL;
+    }
+    h->when = when;
+    if (pa_timerheap_push(&self->timers, when, Py_NewRef((PyObject *)h)) < 0) {
+        Py_DECREF(h); /* the heap's reference */
+        Py_DECREF(h);
+        return PyErr_NoMemory();
+    }
+    h->scheduled = 1;
+    return (PyObject *)h;
+}
+
+static int
+parse_time_arg(PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames, const char *method,
+               const char *argname, const char *none_msg, double *value, PyObject **context)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (parse_context_kw(args, nargs, kwnames, context, method) < 0) {
+        return -1;
+    }
+    if (nargs < 2) {
+        PyErr_Format(PyExc_TypeError, "%s() missing required positional arguments: '%s' and "
+                                      "'callback'",
+                     method, argname);
+        return -1;
+    }
+    if (args[0] == Py_None) {
+        PyErr_SetString(PyExc_TypeError, none_msg);
+        return -1;
+    }
+    *value = PyFloat_AsDouble(args[0]);
+    if (*value == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+Loop_call_later(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+{
+    double delay;
+    PyObject *context;
+    if (parse_time_arg(args, nargsf, kwnames, "call_later", "delay", "delay must not be None",
+                       &delay, &context) < 0) {
+        return NULL;
+    }
+    return schedule_at(self, pa_clock_now() + delay, args + 1, PyVectorcall_NARGS(nargsf) - 1,
+                       context);
+}
+
+static PyObject *
+Loop_call_at(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+{
+    double when;
+    PyObject *context;
+    if (parse_time_arg(args, nargsf, kwnames, "call_at", "when", "when cannot be None", &when,
+                       &context) < 0) {
+        return NULL;
+    }
+    return schedule_at(self, when, args + 1, PyVectorcall_NARGS(nargsf) - 1, context);
+}
+
+/* ---------------------------------------------------------------- run loop */
+
+static int
+timer_is_live(PyObject *timer)
+{
+    return !((HandleObject *)timer)->cancelled;
+}
+
+static void
+timer_unschedule(PyObject *timer)
+{
+    ((HandleObject *)timer)->scheduled = 0;
+    Py_DECREF(timer);
+}
+
+/* Phase 1. */
+static int
+drop_cancelled_timers(LoopObject *self)
+{
+    pa_timerheap *heap = &self->timers;
+    if (heap->count > MIN_SCHEDULED_TIMERS &&
+        (double)self->timer_cancelled_count / (double)heap->count > MIN_CANCELLED_FRACTION) {
+        if (pa_timerheap_filter(heap, timer_is_live, timer_unschedule) < 0) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->timer_cancelled_count = 0;
+        return 0;
+    }
+    const pa_timer_entry *top;
+    while ((top = pa_timerheap_top(heap)) != NULL && ((HandleObject *)top->timer)->cancelled) {
+        self->timer_cancelled_count--;
+        timer_unschedule(pa_timerheap_pop(heap));
+    }
+    return 0;
+}
+
+/* Phase 2: milliseconds to block, rounded up so that we never wake before a
+ * deadline and spin; -1 blocks. */
+static int
+poll_timeout_ms(LoopObject *self)
+{
+    if (self->ready.count > 0 || self->stopping) {
+        return 0;
+    }
+    const pa_timer_entry *top = pa_timerheap_top(&self->timers);
+    if (top == NULL) {
+        return -1;
+    }
+    double delay = top->when - pa_clock_now();
+    if (delay <= 0) {
+        return 0;
+    }
+    if (delay > MAXIMUM_POLL_TIMEOUT) {
+        delay = MAXIMUM_POLL_TIMEOUT;
+    }
+    return (int)ceil(delay * 1e3);
+}
+
+/* Phase 3. Returns the number of events, or -1 with an exception set. */
+static int
+poll_events(LoopObject *self, int timeout_ms)
+{
+    int n;
+    Py_BEGIN_ALLOW_THREADS
+    n = self->poller_ops->wait(self->poller, self->events, EVENTS_PER_POLL, timeout_ms);
+    Py_END_ALLOW_THREADS
+    if (n >= 0) {
+        return n;
+    }
+    if (n == -EINTR) {
+        /* A signal arrived: run its Python handler now (KeyboardInterrupt
+         * comes out of here); the next iteration polls again. */
+        return PyErr_CheckSignals() < 0 ? -1 : 0;
+    }
+    errno = -n;
+    PyErr_SetFromErrno(PyExc_OSError);
+    return -1;
+}
+
+/* Phase 5. */
+static int
+queue_due_timers(LoopObject *self)
+{
+    double end_time = pa_clock_now() + self->clock_resolution;
+    const pa_timer_entry *top;
+    while ((top = pa_timerheap_top(&self->timers)) != NULL && top->when < end_time) {
+        PyObject *timer = pa_timerheap_pop(&self->timers);
+        HandleObject *h = (HandleObject *)timer;
+        h->scheduled = 0;
+        if (h->cancelled) {
+            self->timer_cancelled_count--;
+            Py_DECREF(timer);
+            continue;
+        }
+        if (pa_readyqueue_push(&self->ready, timer) < 0) {
+            Py_DECREF(timer);
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+warn_slow_callback(LoopObject *self, PyObject *handle, double seconds)
+{
+    pa_state *st = self->state;
+    PyObject *desc = PyObject_CallOneArg(st->format_handle, handle);
+    if (desc == NULL) {
+        return -1;
+    }
+    PyObject *res = PyObject_CallMethod(st->logger, "warning", "sOd",
+                                        "Executing %s took %.3f seconds", desc, seconds);
+    Py_DECREF(desc);
+    if (res == NULL) {
+        return -1;
+    }
+    Py_DECREF(res);
+    return 0;
+}
+
+static int
+run_handle_debug(LoopObject *self, HandleObject *h)
+{
+    self->current_handle = (PyObject *)h;
+    double t0 = pa_clock_now();
+    int rc = pa_handle_run(self->state, h);
+    double dt = pa_clock_now() - t0;
+    self->current_handle = NULL;
+    if (rc == 0 && dt >= self->slow_callback_duration) {
+        rc = warn_slow_callback(self, (PyObject *)h, dt);
+    }
+    return rc;
+}
+
+/* Phase 6. On error the callbacks not yet run stay queued, as in asyncio. */
+static int
+run_ready(LoopObject *self)
+{
+    size_t ntodo = self->ready.count;
+    for (size_t i = 0; i < ntodo && self->ready.count > 0; i++) {
+        HandleObject *h = (HandleObject *)pa_readyqueue_pop(&self->ready);
+        int rc = 0;
+        if (!h->cancelled) {
+            rc = self->debug ? run_handle_debug(self, h) : pa_handle_run(self->state, h);
+        }
+        Py_DECREF(h);
+        if (rc < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+run_once(LoopObject *self)
+{
+    if (drop_cancelled_timers(self) < 0) {
+        return -1;
+    }
+    int n = poll_events(self, poll_timeout_ms(self));
+    if (n < 0) {
+        return -1;
+    }
+    if (pa_loop_dispatch_io(self, self->events, n) < 0) {
+        return -1;
+    }
+    if (queue_due_timers(self) < 0) {
+        return -1;
+    }
+    return run_ready(self);
+}
+
+static int
+check_not_running(LoopObject *self)
+{
+    if (self->running) {
+        PyErr_SetString(PyExc_RuntimeError, "This event loop is already running");
+        return -1;
+    }
+    PyObject *running = PyObject_CallNoArgs(self->state->get_running_loop);
+    if (running == NULL) {
+        return -1;
+    }
+    int other = running != Py_None;
+    Py_DECREF(running);
+    if (other) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "Cannot run the event loop while another loop is running");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+Loop_run_forever(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    pa_state *st = self->state;
+    if (pa_loop_check_closed(self) < 0 || check_not_running(self) < 0) {
+        return NULL;
+    }
+    PyObject *exc = NULL;
+    PyObject *res = PyObject_CallMethodNoArgs((PyObject *)self, st->str_run_forever_setup);
+    if (res == NULL) {
+        exc = pa_err_take();
+    } else {
+        Py_DECREF(res);
+        self->running = 1;
+        self->thread_id = PyThread_get_thread_ident();
+        for (;;) {
+            if (run_once(self) < 0) {
+                exc = pa_err_take();
+                break;
+            }
+            if (self->stopping) {
+                break;
+            }
+        }
+    }
+    self->running = 0;
+    self->stopping = 0;
+    self->thread_id = 0;
+    res = PyObject_CallMethodNoArgs((PyObject *)self, st->str_run_forever_cleanup);
+    if (res == NULL) {
+        if (exc != NULL) {
+            PyObject *cleanup_exc = pa_err_take();
+            PyException_SetContext(cleanup_exc, exc); /* steals exc */
+            pa_err_restore(cleanup_exc);
+        }
+        return NULL;
+    }
+    Py_DECREF(res);
+    if (exc != NULL) {
+        pa_err_restore(exc);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Loop_stop(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    self->stopping = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Loop_is_running(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(self->running);
+}
+
+static PyObject *
+Loop_is_closed(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(self->closed);
+}
+
+static PyObject *
+Loop_get_debug(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(self->debug);
+}
+
+static PyObject *
+Loop_time(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyFloat_FromDouble(pa_clock_now());
+}
+
+/* ---------------------------------------------------------------- teardown */
+
+static void
+release_queues(LoopObject *self)
+{
+    pa_readyqueue_clear(&self->ready);
+    while (self->timers.count > 0) {
+        timer_unschedule(pa_timerheap_pop(&self->timers));
+    }
+    self->timer_cancelled_count = 0;
+    pa_loop_clear_io(self);
+}
+
+static void
+release_os_resources(LoopObject *self)
+{
+    pa_wakeup_close(self);
+    if (self->poller != NULL) {
+        self->poller_ops->destroy(self->poller);
+        self->poller = NULL;
+    }
+}
+
+/* The C half of close(): pyasync/_loop.py adds signal handlers and the
+ * default executor around it. */
+static PyObject *
+Loop_close_core(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->running) {
+        PyErr_SetString(PyExc_RuntimeError, "Cannot close a running event loop");
+        return NULL;
+    }
+    if (self->closed) {
+        Py_RETURN_NONE;
+    }
+    self->closed = 1;
+    release_queues(self);
+    release_os_resources(self);
+    Py_RETURN_NONE;
+}
+
+/* ---------------------------------------------------------------- internals used by the shim */
+
+static PyObject *
+Loop_write_to_self(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    pa_wakeup_notify(self);
+    Py_RETURN_NONE;
+}
+
+static int
+check_handle(LoopObject *self, PyObject *handle)
+{
+    if (!PyObject_TypeCheck(handle, self->state->HandleType)) {
+        PyErr_Format(PyExc_TypeError, "expected a pyasync Handle, got %R", handle);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+Loop_add_callback(LoopObject *self, PyObject *handle)
+{
+    if (check_handle(self, handle) < 0) {
+        return NULL;
+    }
+    if (!((HandleObject *)handle)->cancelled && pa_loop_push_ready(self, handle, 0) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Loop_add_callback_signalsafe(LoopObject *self, PyObject *handle)
+{
+    if (check_handle(self, handle) < 0) {
+        return NULL;
+    }
+    if (!((HandleObject *)handle)->cancelled && pa_loop_push_ready(self, handle, 0) < 0) {
+        return NULL;
+    }
+    pa_wakeup_notify(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Loop_timer_handle_cancelled(LoopObject *self, PyObject *handle)
+{
+    if (PyObject_TypeCheck(handle, self->state->TimerHandleType) &&
+        ((HandleObject *)handle)->scheduled) {
+        self->timer_cancelled_count++;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Loop_get_thread_id(LoopObject *self, void *closure)
+{
+    if (!self->running) {
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromUnsignedLong(self->thread_id);
+}
+
+static PyObject *
+Loop_get_debug_attr(LoopObject *self, void *closure)
+{
+    return PyBool_FromLong(self->debug);
+}
+
+static int
+Loop_set_debug_attr(LoopObject *self, PyObject *value, void *closure)
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete _debug");
+        return -1;
+    }
+    int r = PyObject_IsTrue(value);
+    if (r < 0) {
+        return -1;
+    }
+    self->debug = (char)r;
+    return 0;
+}
+
+static PyObject *
+Loop_get_stopping(LoopObject *self, void *closure)
+{
+    return PyBool_FromLong(self->stopping);
+}
+
+static int
+Loop_set_stopping(LoopObject *self, PyObject *value, void *closure)
+{
+    int r = value ? PyObject_IsTrue(value) : 0;
+    if (r < 0) {
+        return -1;
+    }
+    self->stopping = (char)r;
+    return 0;
+}
+
+static PyObject *
+Loop_get_closed(LoopObject *self, void *closure)
+{
+    return PyBool_FromLong(self->closed);
+}
+
+static PyObject *
+Loop_get_current_handle(LoopObject *self, void *closure)
+{
+    return Py_NewRef(self->current_handle ? self->current_handle : Py_None);
+}
+
+static PyObject *
+Loop_get_scheduled(LoopObject *self, void *closure)
+{
+    PyObject *list = PyList_New((Py_ssize_t)self->timers.count);
+    if (list == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < self->timers.count; i++) {
+        PyList_SET_ITEM(list, (Py_ssize_t)i, Py_NewRef(self->timers.entries[i].timer));
+    }
+    return list;
+}
+
+static PyObject *
+Loop_get_ready_count(LoopObject *self, void *closure)
+{
+    return PyLong_FromSize_t(self->ready.count);
+}
+
+static PyObject *
+Loop_get_wakeup_fd(LoopObject *self, void *closure)
+{
+    return PyLong_FromLong(self->wake_wfd);
+}
+
+static PyObject *
+Loop_get_poller(LoopObject *self, void *closure)
+{
+    return PyUnicode_FromString(self->poller_ops->name);
+}
+
+/* ---------------------------------------------------------------- type slots */
+
+static PyObject *
+Loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    pa_state *st = pa_state_from_type(type);
+    if (st == NULL) {
+        return NULL;
+    }
+    const pa_poller_ops *ops = pa_poller_lookup(NULL);
+    if (ops == NULL) {
+        PyErr_Format(PyExc_ValueError, "unknown poller in PYASYNC_POLLER: %s (use epoll or poll)",
+                     getenv("PYASYNC_POLLER"));
+        return NULL;
+    }
+    LoopObject *self = (LoopObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->state = st;
+    self->module = Py_NewRef(PyType_GetModuleByDef(type, &pa_module_def));
+    self->poller_ops = ops;
+    self->wake_rfd = self->wake_wfd = -1;
+    self->clock_resolution = pa_clock_resolution();
+    self->slow_callback_duration = 0.1;
+    pa_timerheap_init(&self->timers);
+    int rc = pa_readyqueue_init(&self->ready);
+    if (rc == 0) {
+        self->events = PyMem_Calloc(EVENTS_PER_POLL, sizeof(pa_poll_event));
+        rc = self->events ? 0 : -ENOMEM;
+    }
+    if (rc == 0) {
+        rc = ops->create(&self->poller);
+    }
+    if (rc == 0) {
+        rc = pa_wakeup_open(self);
+    }
+    if (rc < 0) {
+        errno = -rc;
+        PyErr_SetFromErrno(rc == -ENOMEM ? PyExc_MemoryError : PyExc_OSError);
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static int
+Loop_traverse(LoopObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->module);
+    for (size_t i = 0; i < self->ready.count; i++) {
+        Py_VISIT(pa_readyqueue_peek_at(&self->ready, i));
+    }
+    for (size_t i = 0; i < self->timers.count; i++) {
+        Py_VISIT(self->timers.entries[i].timer);
+    }
+    return pa_loop_traverse_io(self, visit, arg);
+}
+
+static int
+Loop_clear(LoopObject *self)
+{
+    if (self->ready.items != NULL) {
+        release_queues(self);
+    }
+    return 0;
+}
+
+static void
+Loop_dealloc(LoopObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    (void)Loop_clear(self);
+    release_os_resources(self);
+    pa_readyqueue_fini(&self->ready);
+    pa_timerheap_fini(&self->timers);
+    free(self->io);
+    self->io = NULL;
+    PyMem_Free(self->events);
+    Py_CLEAR(self->module);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef Loop_methods[] = {
+    {"call_soon", (PyCFunction)(void (*)(void))Loop_call_soon, METH_FASTCALL | METH_KEYWORDS,
+     "call_soon(callback, *args, context=None): run callback at the next iteration."},
+    {"call_soon_threadsafe", (PyCFunction)(void (*)(void))Loop_call_soon_threadsafe,
+     METH_FASTCALL | METH_KEYWORDS, "Like call_soon(), callable from any thread."},
+    {"call_later", (PyCFunction)(void (*)(void))Loop_call_later, METH_FASTCALL | METH_KEYWORDS,
+     "call_later(delay, callback, *args, context=None)"},
+    {"call_at", (PyCFunction)(void (*)(void))Loop_call_at, METH_FASTCALL | METH_KEYWORDS,
+     "call_at(when, callback, *args, context=None)"},
+    {"run_forever", (PyCFunction)Loop_run_forever, METH_NOARGS, "Run until stop() is called."},
+    {"stop", (PyCFunction)Loop_stop, METH_NOARGS, "Stop after the current iteration."},
+    {"is_running", (PyCFunction)Loop_is_running, METH_NOARGS, NULL},
+    {"is_closed", (PyCFunction)Loop_is_closed, METH_NOARGS, NULL},
+    {"get_debug", (PyCFunction)Loop_get_debug, METH_NOARGS, NULL},
+    {"time", (PyCFunction)Loop_time, METH_NOARGS, "The loop's clock (time.monotonic())."},
+    {"add_reader", (PyCFunction)(void (*)(void))pa_loop_add_reader, METH_FASTCALL,
+     "add_reader(fd, callback, *args)"},
+    {"add_writer", (PyCFunction)(void (*)(void))pa_loop_add_writer, METH_FASTCALL,
+     "add_writer(fd, callback, *args)"},
+    {"remove_reader", (PyCFunction)pa_loop_remove_reader, METH_O, "remove_reader(fd) -> bool"},
+    {"remove_writer", (PyCFunction)pa_loop_remove_writer, METH_O, "remove_writer(fd) -> bool"},
+    {"_add_reader", (PyCFunction)(void (*)(void))pa_loop_private_add_reader, METH_FASTCALL,
+     "Like add_reader() but returns the handle."},
+    {"_add_writer", (PyCFunction)(void (*)(void))pa_loop_private_add_writer, METH_FASTCALL,
+     "Like add_writer() but returns the handle."},
+    {"_remove_reader", (PyCFunction)pa_loop_remove_reader, METH_O, NULL},
+    {"_remove_writer", (PyCFunction)pa_loop_remove_writer, METH_O, NULL},
+    {"_close_core", (PyCFunction)Loop_close_core, METH_NOARGS,
+     "Release the queues, watchers, poller and self-pipe."},
+    {"_write_to_self", (PyCFunction)Loop_write_to_self, METH_NOARGS, NULL},
+    {"_add_callback", (PyCFunction)Loop_add_callback, METH_O, NULL},
+    {"_add_callback_signalsafe", (PyCFunction)Loop_add_callback_signalsafe, METH_O, NULL},
+    {"_timer_handle_cancelled", (PyCFunction)Loop_timer_handle_cancelled, METH_O, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef Loop_members[] = {
+    {"slow_callback_duration", T_DOUBLE, offsetof(LoopObject, slow_callback_duration), 0,
+     "In debug mode, callbacks slower than this (seconds) are logged."},
+    {"_clock_resolution", T_DOUBLE, offsetof(LoopObject, clock_resolution), READONLY, NULL},
+    {"_timer_cancelled_count", T_PYSSIZET, offsetof(LoopObject, timer_cancelled_count), READONLY,
+     NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyGetSetDef Loop_getset[] = {
+    {"_debug", (getter)Loop_get_debug_attr, (setter)Loop_set_debug_attr, NULL, NULL},
+    {"_stopping", (getter)Loop_get_stopping, (setter)Loop_set_stopping, NULL, NULL},
+    {"_closed", (getter)Loop_get_closed, NULL, NULL, NULL},
+    {"_thread_id", (getter)Loop_get_thread_id, NULL, NULL, NULL},
+    {"_current_handle", (getter)Loop_get_current_handle, NULL, NULL, NULL},
+    {"_scheduled", (getter)Loop_get_scheduled, NULL, "Timers in the heap (a copy).", NULL},
+    {"_ready_count", (getter)Loop_get_ready_count, NULL, NULL, NULL},
+    {"_wakeup_fd", (getter)Loop_get_wakeup_fd, NULL, "Write end of the self-pipe.", NULL},
+    {"_poller", (getter)Loop_get_poller, NULL, "Name of the poller backend.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot Loop_slots[] = {
+    {Py_tp_new, Loop_new},
+    {Py_tp_dealloc, Loop_dealloc},
+    {Py_tp_traverse, Loop_traverse},
+    {Py_tp_clear, Loop_clear},
+    {Py_tp_methods, Loop_methods},
+    {Py_tp_members, Loop_members},
+    {Py_tp_getset, Loop_getset},
+    {Py_tp_doc, "The C core of pyasync's event loop (use pyasync.Loop)."},
+    {0, NULL},
+};
+
+static PyType_Spec Loop_spec = {
+    .name = "pyasync._core.LoopBase",
+    .basicsize = sizeof(LoopObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .slots = Loop_slots,
+};
+
+int
+pa_loop_register_type(PyObject *module, pa_state *st)
+{
+    st->LoopType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &Loop_spec, NULL);
+    if (st->LoopType == NULL || PyModule_AddType(module, st->LoopType) < 0) {
+        return -1;
+    }
+    return 0;
+}

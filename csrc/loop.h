@@ -1,0 +1,84 @@
+/*
+ * loop.h - the event loop object.
+ *
+ * Ownership: the loop owns every handle in its ready queue, its timer heap and
+ * its watcher table (strong references). `current_handle` is borrowed and only
+ * set while that handle runs (the ready queue popped it into a local that
+ * keeps it alive). The wakeup pipe is created with the loop and closed by
+ * close() or dealloc.
+ */
+#ifndef PYASYNC_LOOP_H
+#define PYASYNC_LOOP_H
+
+#include "state.h"
+#include "poller.h"
+#include "readyqueue.h"
+#include "timerheap.h"
+
+typedef struct {
+    PyObject *reader;  /* Handle or NULL */
+    PyObject *writer;  /* Handle or NULL */
+    uint32_t events;   /* interest registered with the poller */
+} pa_io_watch;
+
+typedef struct {
+    PyObject_HEAD
+    pa_state *state;
+    PyObject *module;                 /* keeps `state` alive */
+    pa_readyqueue ready;
+    pa_timerheap timers;
+    const pa_poller_ops *poller_ops;
+    pa_poller *poller;
+    pa_io_watch *io;                  /* indexed by fd */
+    int io_capacity;
+    pa_poll_event *events;            /* buffer for one poll */
+    int wake_rfd, wake_wfd;           /* self-pipe: wakeups (0 bytes) and signal numbers */
+    int wake_pending;                 /* a wakeup byte is in the pipe, not yet drained */
+    unsigned long thread_id;          /* thread running the loop, valid while running */
+    PyObject *current_handle;         /* borrowed, set while a handle runs */
+    Py_ssize_t timer_cancelled_count; /* cancelled timers still in the heap */
+    double clock_resolution;
+    double slow_callback_duration;
+    char running;
+    char stopping;
+    char closed;
+    char debug;
+} LoopObject;
+
+int pa_loop_register_type(PyObject *module, pa_state *st);
+
+static inline int
+pa_loop_check(pa_state *st, PyObject *obj)
+{
+    return Py_IS_TYPE(obj, st->LoopType) || PyType_IsSubtype(Py_TYPE(obj), st->LoopType);
+}
+
+/* Raise RuntimeError('Event loop is closed') and return -1 if it is. */
+int pa_loop_check_closed(LoopObject *loop);
+
+/* Queue a handle (new reference taken) and wake the loop if it is polling
+ * and `threadsafe` asks for it. */
+int pa_loop_push_ready(LoopObject *loop, PyObject *handle, int threadsafe);
+
+/* Watcher methods, implemented in iowatch.c. */
+PyObject *pa_loop_add_reader(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *pa_loop_add_writer(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *pa_loop_remove_reader(LoopObject *self, PyObject *fileobj);
+PyObject *pa_loop_remove_writer(LoopObject *self, PyObject *fileobj);
+PyObject *pa_loop_private_add_reader(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *pa_loop_private_add_writer(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
+/* Queue the callbacks of fds that fired. */
+int pa_loop_dispatch_io(LoopObject *self, const pa_poll_event *events, int n);
+/* Forget every watcher (close()). */
+void pa_loop_clear_io(LoopObject *self);
+int pa_loop_traverse_io(LoopObject *self, visitproc visit, void *arg);
+
+/* Self-pipe, implemented in wakeup.c. Pure C helpers return 0 or -errno. */
+int pa_wakeup_open(LoopObject *self);
+void pa_wakeup_close(LoopObject *self);
+void pa_wakeup_notify(LoopObject *self);
+/* Drain the pipe and hand every signal number found to the loop's
+ * _handle_signal(); -1 with an exception set if that raised. */
+int pa_wakeup_drain(LoopObject *self);
+
+#endif /* PYASYNC_LOOP_H */

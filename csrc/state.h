@@ -1,0 +1,74 @@
+/*
+ * state.h - per-module state shared by every pyasync type.
+ *
+ * There are no static PyObject globals: everything the C code needs from
+ * Python (types, helper callables from the pyasync package, interned names)
+ * lives here. Every Loop keeps a strong reference to the module, so the state
+ * outlives every object that points at it.
+ */
+#ifndef PYASYNC_STATE_H
+#define PYASYNC_STATE_H
+
+#include "compat.h"
+
+typedef struct {
+    PyTypeObject *LoopType;
+    PyTypeObject *HandleType;
+    PyTypeObject *TimerHandleType;
+
+    /* Helpers installed by pyasync/__init__.py through _core._set_helpers(). */
+    PyObject *format_callback_source; /* (func, args, debug) -> str */
+    PyObject *extract_stack;          /* (frame) -> list of frame summaries */
+    PyObject *iscoroutinefunction;    /* the full (slow) check of asyncio */
+    PyObject *iscoroutine;            /* the full (slow) check of asyncio */
+    PyObject *format_handle;          /* (handle) -> str, for slow-callback warnings */
+    PyObject *logger;                 /* asyncio's logger */
+    PyObject *get_running_loop;       /* asyncio.events._get_running_loop */
+
+    /* Interned attribute names. */
+    PyObject *str_call_exception_handler;
+    PyObject *str_run_forever_setup;
+    PyObject *str_run_forever_cleanup;
+    PyObject *str_handle_signal;
+    PyObject *str_timer_handle_cancelled;
+    PyObject *str_get_debug;
+    PyObject *str_run;
+    PyObject *str_warning;
+    PyObject *str_fileno;
+    PyObject *str_message;
+    PyObject *str_exception;
+    PyObject *str_handle;
+    PyObject *str_source_traceback;
+} pa_state;
+
+extern struct PyModuleDef pa_module_def;
+
+static inline pa_state *
+pa_get_state(PyObject *module)
+{
+    return (pa_state *)PyModule_GetState(module);
+}
+
+/* The state reached from a type defined by this module (slow: walks the MRO;
+ * only for entry points that have no loop at hand). */
+static inline pa_state *
+pa_state_from_type(PyTypeObject *tp)
+{
+    PyObject *mod = PyType_GetModuleByDef(tp, &pa_module_def);
+    return mod ? pa_get_state(mod) : NULL;
+}
+
+/* The state of an instance of one of our types: O(1) for our own types,
+ * a walk of the MRO for Python subclasses of them. */
+static inline pa_state *
+pa_state_of(PyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyHeapTypeObject *ht = (PyHeapTypeObject *)tp;
+    if ((tp->tp_flags & Py_TPFLAGS_HEAPTYPE) && ht->ht_module != NULL) {
+        return pa_get_state(ht->ht_module);
+    }
+    return pa_state_from_type(tp);
+}
+
+#endif /* PYASYNC_STATE_H */

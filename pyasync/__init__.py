@@ -1,0 +1,31 @@
+"""pyasync: an asyncio event loop written in C.
+
+    import asyncio, pyasync
+    pyasync.run(main())                                      # like asyncio.run()
+    asyncio.run(main(), loop_factory=pyasync.new_event_loop) # Python 3.12+
+    pyasync.install()                                        # make it the default
+
+or, for an unchanged program: python -m pyasync script.py [args...]
+"""
+import sys as _sys
+
+if _sys.platform == "win32":
+    raise ImportError("pyasync needs epoll or poll(); Windows is not supported")
+
+from ._core import Handle, TimerHandle, pollers  # noqa: E402
+from ._loop import Loop  # noqa: E402
+from ._policy import EventLoopPolicy, install, new_event_loop  # noqa: E402
+from ._runner import run  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "EventLoopPolicy",
+    "Handle",
+    "Loop",
+    "TimerHandle",
+    "install",
+    "new_event_loop",
+    "pollers",
+    "run",
+)

@@ -1,0 +1,31 @@
+"""The one place where differences between CPython versions live.
+
+pyasync supports CPython 3.11, 3.12 and 3.13. Everything that depends on the
+running version is decided here once, at import; the rest of the package uses
+the names below. (The C side has the same rule: csrc/compat.h.)
+"""
+import sys
+
+from asyncio import format_helpers as _format_helpers
+
+PY312 = sys.version_info >= (3, 12)
+PY313 = sys.version_info >= (3, 13)
+
+if PY313:
+    def format_callback_source(func, args, debug):
+        return _format_helpers._format_callback_source(func, args, debug=debug)
+else:
+    def format_callback_source(func, args, debug):
+        # Before 3.13 asyncio always shows the arguments.
+        return _format_helpers._format_callback_source(func, args)
+
+# shutdown_default_executor() gained its timeout parameter in 3.12.
+SHUTDOWN_EXECUTOR_HAS_TIMEOUT = PY312
+
+# 3.12 added the loop_factory parameter of asyncio.run().
+ASYNCIO_RUN_HAS_LOOP_FACTORY = PY312
+
+# Where asyncio's default policy lives.
+if sys.platform == "win32":  # pragma: no cover - refused in __init__
+    raise ImportError("pyasync does not support Windows")
+from asyncio.unix_events import _UnixDefaultEventLoopPolicy as BaseDefaultPolicy  # noqa: E402

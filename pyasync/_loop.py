@@ -1,0 +1,484 @@
+"""pyasync.Loop: the C event loop plus the few methods that stay in Python.
+
+The C base class (pyasync._core.LoopBase) owns everything on the hot path:
+the ready queue, timers, I/O watchers, the poller, the self-pipe and the run
+loop. This subclass adds asyncio.AbstractEventLoop as a base (so isinstance()
+checks hold) and the methods that are glue around other Python modules and
+run once per program rather than once per callback: run_until_complete, the
+default executor, async generator hooks, the exception handler, signals, and
+the interpreter-wide setup that run_forever() performs.
+"""
+import concurrent.futures
+import errno
+import signal
+import sys
+import threading
+import traceback
+import warnings
+import weakref
+
+from asyncio import base_events as _base_events
+from asyncio import constants, coroutines, events, futures, tasks, timeouts
+from asyncio.log import logger
+
+from . import _compat
+from ._core import LoopBase
+
+
+def _run_until_complete_cb(fut):
+    if not fut.cancelled():
+        exc = fut.exception()
+        if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+            # Issue #22429: run_forever() already finished, no need to
+            # stop it.
+            return
+    fut.get_loop().stop()
+
+
+def _sighandler_noop(signum, frame):
+    """Dummy signal handler: the C-level handler of CPython writes the
+    signal number to the loop's wakeup fd, which is all we need."""
+
+
+class Loop(LoopBase, events.AbstractEventLoop):
+    """An asyncio event loop implemented in C."""
+
+    def __init__(self):
+        self._exception_handler = None
+        self._task_factory = None
+        self._default_executor = None
+        self._executor_shutdown_called = False
+        self._asyncgens = weakref.WeakSet()
+        self._asyncgens_shutdown_called = False
+        self._old_agen_hooks = None
+        self._coroutine_origin_tracking_enabled = False
+        self._coroutine_origin_tracking_saved_depth = None
+        self._signal_handlers = {}
+        self.set_debug(coroutines._is_debug_mode())
+
+    def __repr__(self):
+        return (f'<{self.__class__.__name__} running={self.is_running()} '
+                f'closed={self.is_closed()} debug={self.get_debug()}>')
+
+    def __del__(self, _warn=warnings.warn):
+        if not self.is_closed():
+            _warn(f"unclosed event loop {self!r}", ResourceWarning, source=self)
+            if not self.is_running():
+                self.close()
+
+    # ------------------------------------------------------------ running
+
+    def _run_forever_setup(self):
+        # Called by the C run_forever() after its checks, before the loop.
+        self._set_coroutine_origin_tracking(self._debug)
+        self._old_agen_hooks = sys.get_asyncgen_hooks()
+        sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
+                               finalizer=self._asyncgen_finalizer_hook)
+        events._set_running_loop(self)
+
+    def _run_forever_cleanup(self):
+        # Called by the C run_forever() on the way out, whatever happened.
+        events._set_running_loop(None)
+        self._set_coroutine_origin_tracking(False)
+        if self._old_agen_hooks is not None:
+            sys.set_asyncgen_hooks(*self._old_agen_hooks)
+            self._old_agen_hooks = None
+
+    def _check_running(self):
+        if self.is_running():
+            raise RuntimeError('This event loop is already running')
+        if events._get_running_loop() is not None:
+            raise RuntimeError(
+                'Cannot run the event loop while another loop is running')
+
+    def _check_closed(self):
+        if self.is_closed():
+            raise RuntimeError('Event loop is closed')
+
+    def run_until_complete(self, future):
+        """Run until the future (or awaitable) is done; return its result."""
+        self._check_closed()
+        self._check_running()
+        new_task = not futures.isfuture(future)
+        future = tasks.ensure_future(future, loop=self)
+        if new_task:
+            # The caller has no handle on this task: the exception is
+            # raised here, so a "never retrieved" log would be noise.
+            future._log_destroy_pending = False
+        future.add_done_callback(_run_until_complete_cb)
+        try:
+            self.run_forever()
+        except:
+            if new_task and future.done() and not future.cancelled():
+                # The coroutine raised a BaseException; consume it so that
+                # it is not logged as never retrieved.
+                future.exception()
+            raise
+        finally:
+            future.remove_done_callback(_run_until_complete_cb)
+        if not future.done():
+            raise RuntimeError('Event loop stopped before Future completed.')
+        return future.result()
+
+    def close(self):
+        """Close the loop: drop pending callbacks, release the OS resources,
+        remove signal handlers and shut the default executor down (without
+        waiting for it). Refused while running; closing twice is a no-op."""
+        if self.is_running():
+            raise RuntimeError("Cannot close a running event loop")
+        if self.is_closed():
+            return
+        if self._debug:
+            logger.debug("Close %r", self)
+        for sig in list(self._signal_handlers):
+            self.remove_signal_handler(sig)
+        self._close_core()
+        self._executor_shutdown_called = True
+        executor = self._default_executor
+        if executor is not None:
+            self._default_executor = None
+            executor.shutdown(wait=False)
+
+    # ------------------------------------------------------------ futures and tasks
+
+    def create_future(self):
+        """Create a Future attached to this loop."""
+        return futures.Future(loop=self)
+
+    def create_task(self, coro, *, name=None, context=None):
+        """Schedule a coroutine; return its Task."""
+        self._check_closed()
+        if self._task_factory is None:
+            task = tasks.Task(coro, loop=self, name=name, context=context)
+            if task._source_traceback:
+                del task._source_traceback[-1]
+        else:
+            if context is None:
+                # The legacy factory signature, for factories without it.
+                task = self._task_factory(self, coro)
+            else:
+                task = self._task_factory(self, coro, context=context)
+            if name is not None:
+                task.set_name(name)
+        return task
+
+    def set_task_factory(self, factory):
+        if factory is not None and not callable(factory):
+            raise TypeError('task factory must be a callable or None')
+        self._task_factory = factory
+
+    def get_task_factory(self):
+        return self._task_factory
+
+    # ------------------------------------------------------------ executor
+
+    def _check_default_executor(self):
+        if self._executor_shutdown_called:
+            raise RuntimeError('Executor shutdown has been called')
+
+    def run_in_executor(self, executor, func, *args):
+        self._check_closed()
+        if self._debug:
+            self._check_callback(func, 'run_in_executor')
+        if executor is None:
+            executor = self._default_executor
+            self._check_default_executor()
+            if executor is None:
+                executor = concurrent.futures.ThreadPoolExecutor(
+                    thread_name_prefix='asyncio')
+                self._default_executor = executor
+        return futures.wrap_future(executor.submit(func, *args), loop=self)
+
+    def _check_callback(self, callback, method):
+        if (coroutines.iscoroutine(callback) or
+                coroutines.iscoroutinefunction(callback)):
+            raise TypeError(f"coroutines cannot be used with {method}()")
+        if not callable(callback):
+            raise TypeError(f'a callable object was expected by {method}(), '
+                            f'got {callback!r}')
+
+    def set_default_executor(self, executor):
+        if not isinstance(executor, concurrent.futures.ThreadPoolExecutor):
+            raise TypeError('executor must be ThreadPoolExecutor instance')
+        self._default_executor = executor
+
+    async def shutdown_default_executor(self, timeout=None):
+        """Shut the default executor down, waiting for its threads up to
+        `timeout` seconds (3.12+; None waits forever)."""
+        self._executor_shutdown_called = True
+        if self._default_executor is None:
+            return
+        future = self.create_future()
+        thread = threading.Thread(target=self._do_shutdown, args=(future,))
+        thread.start()
+        try:
+            async with timeouts.timeout(timeout):
+                await future
+        except TimeoutError:
+            warnings.warn("The executor did not finishing joining "
+                          f"its threads within {timeout} seconds.",
+                          RuntimeWarning, stacklevel=2)
+            self._default_executor.shutdown(wait=False)
+        else:
+            thread.join()
+
+    if not _compat.SHUTDOWN_EXECUTOR_HAS_TIMEOUT:
+        _shutdown_default_executor = shutdown_default_executor
+
+        async def shutdown_default_executor(self):
+            """Shut the default executor down and wait for its threads."""
+            return await self._shutdown_default_executor()
+
+    def _do_shutdown(self, future):
+        try:
+            self._default_executor.shutdown(wait=True)
+            if not self.is_closed():
+                self.call_soon_threadsafe(futures._set_result_unless_cancelled,
+                                          future, None)
+        except Exception as ex:
+            if not self.is_closed() and not future.cancelled():
+                self.call_soon_threadsafe(future.set_exception, ex)
+
+    # ------------------------------------------------------------ async generators
+
+    def _asyncgen_finalizer_hook(self, agen):
+        self._asyncgens.discard(agen)
+        if not self.is_closed():
+            self.call_soon_threadsafe(self.create_task, agen.aclose())
+
+    def _asyncgen_firstiter_hook(self, agen):
+        if self._asyncgens_shutdown_called:
+            warnings.warn(
+                f"asynchronous generator {agen!r} was scheduled after "
+                f"loop.shutdown_asyncgens() call",
+                ResourceWarning, source=self)
+        self._asyncgens.add(agen)
+
+    async def shutdown_asyncgens(self):
+        """Close every async generator still alive on this loop."""
+        self._asyncgens_shutdown_called = True
+        if not len(self._asyncgens):
+            return
+        closing_agens = list(self._asyncgens)
+        self._asyncgens.clear()
+        results = await tasks.gather(
+            *[ag.aclose() for ag in closing_agens], return_exceptions=True)
+        for result, agen in zip(results, closing_agens):
+            if isinstance(result, Exception):
+                self.call_exception_handler({
+                    'message': f'an error occurred during closing of '
+                               f'asynchronous generator {agen!r}',
+                    'exception': result,
+                    'asyncgen': agen,
+                })
+
+    # ------------------------------------------------------------ debug
+
+    def set_debug(self, enabled):
+        self._debug = enabled
+        if self.is_running():
+            self.call_soon_threadsafe(self._set_coroutine_origin_tracking,
+                                      enabled)
+
+    def _set_coroutine_origin_tracking(self, enabled):
+        if bool(enabled) == bool(self._coroutine_origin_tracking_enabled):
+            return
+        if enabled:
+            self._coroutine_origin_tracking_saved_depth = (
+                sys.get_coroutine_origin_tracking_depth())
+            sys.set_coroutine_origin_tracking_depth(constants.DEBUG_STACK_DEPTH)
+        else:
+            sys.set_coroutine_origin_tracking_depth(
+                self._coroutine_origin_tracking_saved_depth)
+        self._coroutine_origin_tracking_enabled = enabled
+
+    # ------------------------------------------------------------ errors
+
+    def get_exception_handler(self):
+        return self._exception_handler
+
+    def set_exception_handler(self, handler):
+        if handler is not None and not callable(handler):
+            raise TypeError(f'A callable object or None is expected, '
+                            f'got {handler!r}')
+        self._exception_handler = handler
+
+    def default_exception_handler(self, context):
+        """Log the error described by `context`, as asyncio does."""
+        message = context.get('message')
+        if not message:
+            message = 'Unhandled exception in event loop'
+        exception = context.get('exception')
+        if exception is not None:
+            exc_info = (type(exception), exception, exception.__traceback__)
+        else:
+            exc_info = False
+        current = self._current_handle
+        if ('source_traceback' not in context and current is not None
+                and current._source_traceback):
+            context['handle_traceback'] = current._source_traceback
+        log_lines = [message]
+        for key in sorted(context):
+            if key in {'message', 'exception'}:
+                continue
+            value = context[key]
+            if key == 'source_traceback':
+                tb = ''.join(traceback.format_list(value))
+                value = 'Object created at (most recent call last):\n'
+                value += tb.rstrip()
+            elif key == 'handle_traceback':
+                tb = ''.join(traceback.format_list(value))
+                value = 'Handle created at (most recent call last):\n'
+                value += tb.rstrip()
+            else:
+                value = repr(value)
+            log_lines.append(f'{key}: {value}')
+        logger.error('\n'.join(log_lines), exc_info=exc_info)
+
+    def call_exception_handler(self, context):
+        """Pass `context` to the exception handler (the default one if none
+        was set). Errors in the handler are logged, never raised, except
+        SystemExit and KeyboardInterrupt."""
+        if self._exception_handler is None:
+            try:
+                self.default_exception_handler(context)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException:
+                logger.error('Exception in default exception handler',
+                             exc_info=True)
+            return
+        try:
+            self._call_custom_exception_handler(context)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            try:
+                self.default_exception_handler({
+                    'message': 'Unhandled error in exception handler',
+                    'exception': exc,
+                    'context': context,
+                })
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException:
+                logger.error('Exception in default exception handler '
+                             'while handling an unexpected error '
+                             'in custom exception handler',
+                             exc_info=True)
+
+    if _compat.PY313:
+        def _call_custom_exception_handler(self, context):
+            # 3.13 runs the handler in the context of the failing task,
+            # future or handle.
+            thing = context.get("task")
+            if thing is None:
+                thing = context.get("future")
+            if thing is None:
+                thing = context.get("handle")
+            ctx = None
+            if thing is not None and hasattr(thing, "get_context"):
+                ctx = thing.get_context()
+            if ctx is not None and hasattr(ctx, "run"):
+                ctx.run(self._exception_handler, self, context)
+            else:
+                self._exception_handler(self, context)
+    else:
+        def _call_custom_exception_handler(self, context):
+            self._exception_handler(self, context)
+
+    # ------------------------------------------------------------ signals
+
+    def _check_signal(self, sig):
+        if not isinstance(sig, int):
+            raise TypeError(f'sig must be an int, not {sig!r}')
+        if sig not in signal.valid_signals():
+            raise ValueError(f'invalid signal number {sig}')
+
+    def add_signal_handler(self, sig, callback, *args):
+        """Run callback(*args) in the loop when signal `sig` arrives.
+
+        Main thread only. ValueError for an invalid signal, RuntimeError for
+        one that cannot be caught."""
+        if (coroutines.iscoroutine(callback) or
+                coroutines.iscoroutinefunction(callback)):
+            raise TypeError("coroutines cannot be used "
+                            "with add_signal_handler()")
+        self._check_signal(sig)
+        self._check_closed()
+        try:
+            # Fails outside the main thread: a loop running in another
+            # thread cannot take signals.
+            signal.set_wakeup_fd(self._wakeup_fd)
+        except (ValueError, OSError) as exc:
+            raise RuntimeError(str(exc))
+        handle = self._make_handle(callback, args)
+        self._signal_handlers[sig] = handle
+        try:
+            signal.signal(sig, _sighandler_noop)
+            # SA_RESTART: fewer EINTRs in code running beside the loop.
+            signal.siginterrupt(sig, False)
+        except OSError as exc:
+            del self._signal_handlers[sig]
+            if not self._signal_handlers:
+                try:
+                    signal.set_wakeup_fd(-1)
+                except (ValueError, OSError) as nexc:
+                    logger.info('set_wakeup_fd(-1) failed: %s', nexc)
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f'sig {sig} cannot be caught')
+            raise
+
+    def _make_handle(self, callback, args):
+        from ._core import Handle
+        return Handle(callback, args, self, None)
+
+    def _handle_signal(self, sig):
+        # Called by the C loop for each signal number read from the pipe.
+        handle = self._signal_handlers.get(sig)
+        if handle is None:
+            return
+        if handle._cancelled:
+            self.remove_signal_handler(sig)
+        else:
+            self._add_callback_signalsafe(handle)
+
+    def remove_signal_handler(self, sig):
+        """Remove the handler of `sig`; True if there was one."""
+        self._check_signal(sig)
+        try:
+            del self._signal_handlers[sig]
+        except KeyError:
+            return False
+        if sig == signal.SIGINT:
+            handler = signal.default_int_handler
+        else:
+            handler = signal.SIG_DFL
+        try:
+            signal.signal(sig, handler)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f'sig {sig} cannot be caught')
+            raise
+        if not self._signal_handlers:
+            try:
+                signal.set_wakeup_fd(-1)
+            except (ValueError, OSError) as exc:
+                logger.info('set_wakeup_fd(-1) failed: %s', exc)
+        return True
+
+
+def _install_helpers():
+    from . import _core
+    _core._set_helpers(
+        format_callback_source=_compat.format_callback_source,
+        extract_stack=__import__('asyncio').format_helpers.extract_stack,
+        iscoroutinefunction=coroutines.iscoroutinefunction,
+        iscoroutine=coroutines.iscoroutine,
+        format_handle=_base_events._format_handle,
+        logger=logger,
+        get_running_loop=events._get_running_loop,
+    )
+
+
+_install_helpers()
