@@ -144,11 +144,48 @@ format_callback(pa_state *st, PyObject *callback, PyObject *args, int debug)
 
 /* ---------------------------------------------------------------- creation */
 
+#define HANDLE_FREELIST_MAX 1024
+
+static inline int
+uses_freelist(pa_state *st, PyTypeObject *type)
+{
+    /* Only our exact types: subclasses may have a different size. Once the
+     * module is cleared the types are NULL here and the list is off. */
+    return type == st->HandleType || type == st->TimerHandleType;
+}
+
+static HandleObject *
+handle_alloc(pa_state *st, PyTypeObject *type)
+{
+    HandleObject *h = st->handle_freelist;
+    if (h != NULL && uses_freelist(st, type)) {
+        st->handle_freelist = (void *)h->callback;
+        st->handle_freelist_len--;
+        /* Sets the refcount to 1 and takes a reference to the type. */
+        (void)PyObject_Init((PyObject *)h, type);
+        return h;
+    }
+    return PyObject_GC_New(HandleObject, type);
+}
+
+void
+pa_handle_freelist_clear(pa_state *st)
+{
+    HandleObject *h = st->handle_freelist;
+    while (h != NULL) {
+        HandleObject *next = (HandleObject *)(void *)h->callback;
+        PyObject_GC_Del(h);
+        h = next;
+    }
+    st->handle_freelist = NULL;
+    st->handle_freelist_len = 0;
+}
+
 HandleObject *
 pa_handle_new(pa_state *st, PyTypeObject *type, PyObject *loop, PyObject *callback,
               PyObject *const *args, Py_ssize_t nargs, PyObject *context, int debug)
 {
-    HandleObject *h = PyObject_GC_New(HandleObject, type);
+    HandleObject *h = handle_alloc(st, type);
     if (h == NULL) {
         return NULL;
     }
@@ -365,7 +402,17 @@ Handle_dealloc(HandleObject *self)
         PyObject_ClearWeakRefs((PyObject *)self);
     }
     (void)Handle_clear(self);
-    tp->tp_free(self);
+    pa_state *st = pa_state_of((PyObject *)self);
+    if (st != NULL && uses_freelist(st, tp) && st->handle_freelist_len < HANDLE_FREELIST_MAX) {
+        self->callback = (PyObject *)st->handle_freelist;
+        st->handle_freelist = self;
+        st->handle_freelist_len++;
+    } else {
+        if (st == NULL) {
+            PyErr_Clear();
+        }
+        tp->tp_free(self);
+    }
     Py_DECREF(tp);
 }
 

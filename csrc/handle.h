@@ -33,6 +33,9 @@ HandleObject *pa_handle_new(pa_state *st, PyTypeObject *type, PyObject *loop, Py
                             PyObject *const *args, Py_ssize_t nargs, PyObject *context,
                             int debug);
 
+/* Free the objects parked in the free list (module teardown). */
+void pa_handle_freelist_clear(pa_state *st);
+
 /* Run the callback in its context. An exception goes to the loop's exception
  * handler; returns -1 only for what must stop the loop (SystemExit,
  * KeyboardInterrupt, or an error raised by the exception handler itself). */

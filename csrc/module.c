@@ -104,6 +104,7 @@ static int
 module_clear(PyObject *module)
 {
     pa_state *st = pa_get_state(module);
+    pa_handle_freelist_clear(st);
     Py_CLEAR(st->LoopType);
     Py_CLEAR(st->HandleType);
     Py_CLEAR(st->TimerHandleType);

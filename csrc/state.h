@@ -25,6 +25,13 @@ typedef struct {
     PyObject *logger;                 /* asyncio's logger */
     PyObject *get_running_loop;       /* asyncio.events._get_running_loop */
 
+    /* Free list of dead Handle/TimerHandle objects, linked through their
+     * `callback` field. Reusing them skips the allocator and, above all, the
+     * GC's allocation counter: bursts of call_soon() would otherwise trigger
+     * young collections that walk the whole ready queue. */
+    void *handle_freelist;
+    int handle_freelist_len;
+
     /* Interned attribute names. */
     PyObject *str_call_exception_handler;
     PyObject *str_run_forever_setup;
