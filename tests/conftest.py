@@ -1,0 +1,60 @@
+"""Shared fixtures: every behaviour test runs on stdlib asyncio (the
+reference) and on pyasync, so the expected behaviour is CPython's."""
+import asyncio
+import gc
+import os
+
+import pytest
+
+import pyasync
+
+LOOP_KINDS = ("asyncio", "pyasync")
+
+
+def make_loop(kind):
+    if kind == "asyncio":
+        return asyncio.new_event_loop()
+    return pyasync.new_event_loop()
+
+
+@pytest.fixture(params=LOOP_KINDS)
+def loop_kind(request):
+    return request.param
+
+
+@pytest.fixture
+def loop(loop_kind):
+    lp = make_loop(loop_kind)
+    asyncio.set_event_loop(None)
+    yield lp
+    if lp.is_running():  # pragma: no cover - a test bug
+        lp.stop()
+    lp.close()
+    gc.collect()
+
+
+@pytest.fixture
+def loop_factory(loop_kind):
+    """Makes more loops of the kind under test; closes them afterwards."""
+    made = []
+
+    def factory():
+        lp = make_loop(loop_kind)
+        made.append(lp)
+        return lp
+    yield factory
+    for lp in made:
+        if not lp.is_closed():
+            lp.close()
+
+
+@pytest.fixture
+def pyloop():
+    """A pyasync loop, for tests of pyasync-only behaviour."""
+    lp = pyasync.new_event_loop()
+    yield lp
+    lp.close()
+
+
+def pytest_report_header(config):
+    return f"pyasync poller: {os.environ.get('PYASYNC_POLLER') or 'default'}"

@@ -1,0 +1,460 @@
+"""call_soon, call_later, call_at, call_soon_threadsafe, handles, contexts,
+and what happens to exceptions raised by callbacks."""
+import asyncio
+import contextvars
+import functools
+import logging
+import threading
+import time
+
+import pytest
+
+import pyasync
+
+
+def run_briefly(loop):
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+
+
+def test_call_soon_fifo_with_args(loop):
+    calls = []
+    for i in range(100):
+        loop.call_soon(calls.append, i)
+    loop.call_soon(lambda *a: calls.append(a), 1, "two", None)
+    run_briefly(loop)
+    assert calls == list(range(100)) + [(1, "two", None)]
+
+
+def test_call_soon_returns_cancellable_handle(loop):
+    calls = []
+    h = loop.call_soon(calls.append, 1)
+    assert isinstance(h, asyncio.Handle if loop.__class__.__module__.startswith("asyncio")
+                      else pyasync.Handle)
+    assert not h.cancelled()
+    h.cancel()
+    assert h.cancelled()
+    h.cancel()  # idempotent
+    run_briefly(loop)
+    assert calls == []
+
+
+def test_handle_cancelling_itself_while_running(loop):
+    calls = []
+    handles = []
+
+    def cb():
+        handles[0].cancel()
+        calls.append("ran")
+    handles.append(loop.call_soon(cb))
+    run_briefly(loop)
+    assert calls == ["ran"]
+    assert handles[0].cancelled()
+
+
+@pytest.mark.parametrize("method", ["call_soon", "call_soon_threadsafe"])
+def test_coroutine_callbacks_rejected(loop, method):
+    async def coro_func():
+        pass
+    coro = coro_func()
+    schedule = getattr(loop, method)
+    loop.set_debug(True)  # asyncio checks only in debug mode; pyasync always
+    with pytest.raises(TypeError, match="coroutines cannot be used with"):
+        schedule(coro)
+    with pytest.raises(TypeError, match="coroutines cannot be used with"):
+        schedule(coro_func)
+    with pytest.raises(TypeError, match="a callable object was expected"):
+        schedule(42)
+    coro.close()
+
+
+def test_coroutine_callbacks_rejected_without_debug(pyloop):
+    async def coro_func():
+        pass
+
+    class Obj:
+        async def method(self):
+            pass
+    coro = coro_func()
+    for schedule in (pyloop.call_soon, functools.partial(pyloop.call_later, 1),
+                     functools.partial(pyloop.call_at, 1), pyloop.call_soon_threadsafe):
+        with pytest.raises(TypeError, match="coroutines cannot be used with"):
+            schedule(coro)
+        with pytest.raises(TypeError, match="coroutines cannot be used with"):
+            schedule(coro_func)
+        with pytest.raises(TypeError, match="coroutines cannot be used with"):
+            schedule(Obj().method)
+        with pytest.raises(TypeError, match="a callable object was expected by"):
+            schedule("not callable")
+    coro.close()
+
+
+def test_marked_coroutine_function_rejected(pyloop):
+    import inspect
+    if not hasattr(inspect, "markcoroutinefunction"):
+        pytest.skip("inspect.markcoroutinefunction is 3.12+")
+
+    def plain():
+        pass
+    inspect.markcoroutinefunction(plain)
+    with pytest.raises(TypeError, match="coroutines cannot be used with"):
+        pyloop.call_soon(plain)
+
+
+def test_call_soon_unknown_keyword(loop):
+    with pytest.raises(TypeError):
+        loop.call_soon(print, bogus=1)
+    with pytest.raises(TypeError):
+        loop.call_later(1, print, bogus=1)
+
+
+def test_call_soon_missing_callback(loop):
+    with pytest.raises(TypeError):
+        loop.call_soon()
+    with pytest.raises(TypeError):
+        loop.call_later(1)
+
+
+def test_call_later_ordering(loop):
+    calls = []
+    loop.call_later(0.03, calls.append, 3)
+    loop.call_later(0.01, calls.append, 1)
+    loop.call_later(0.02, calls.append, 2)
+    loop.call_later(0.04, loop.stop)
+    t0 = time.monotonic()
+    loop.run_forever()
+    assert calls == [1, 2, 3]
+    assert time.monotonic() - t0 >= 0.035
+
+
+def test_timers_with_same_deadline_fire_in_order(pyloop):
+    # Stronger than asyncio, whose heapq gives no order for equal deadlines.
+    loop = pyloop
+    calls = []
+    when = loop.time() + 0.01
+    for i in range(50):
+        loop.call_at(when, calls.append, i)
+    loop.call_at(when + 0.01, loop.stop)
+    loop.run_forever()
+    assert calls == list(range(50))
+
+
+def test_call_later_does_not_fire_early(loop):
+    fired = []
+    start = loop.time()
+    loop.call_later(0.05, lambda: (fired.append(loop.time()), loop.stop()))
+    loop.run_forever()
+    assert fired[0] - start >= 0.05 - loop._clock_resolution
+
+
+def test_call_later_bad_delay(loop):
+    with pytest.raises(TypeError, match="delay must not be None"):
+        loop.call_later(None, print)
+    with pytest.raises(TypeError):
+        loop.call_later("1", print)
+
+
+def test_call_at_bad_when(loop):
+    with pytest.raises(TypeError, match="when cannot be None"):
+        loop.call_at(None, print)
+
+
+def test_call_at_non_number_when(pyloop):
+    # asyncio accepts it and fails later, inside the loop, when the heap
+    # compares deadlines; pyasync refuses it at once.
+    with pytest.raises(TypeError):
+        pyloop.call_at("soon", print)
+
+
+def test_timer_handle_api(loop):
+    h = loop.call_at(loop.time() + 100, print)
+    assert isinstance(h.when(), float)
+    assert h.when() > loop.time()
+    h2 = loop.call_at(h.when() + 1, print)
+    assert h < h2 and h <= h2 and h2 > h and h2 >= h and h != h2
+    assert hash(h) == hash(h.when())
+    assert "when=" in repr(h)
+    h.cancel()
+    assert h.cancelled()
+    assert "cancelled" in repr(h)
+    h2.cancel()
+
+
+def test_cancelled_timer_does_not_run(loop):
+    calls = []
+    h = loop.call_later(0.01, calls.append, "x")
+    h.cancel()
+    loop.call_later(0.02, loop.stop)
+    loop.run_forever()
+    assert calls == []
+
+
+def test_handle_repr_names_callback(loop):
+    def my_callback():
+        pass
+    h = loop.call_soon(my_callback)
+    assert repr(h).startswith("<Handle ")
+    assert "my_callback" in repr(h)
+    h.cancel()
+    assert "cancelled" in repr(h)
+
+
+def test_handle_get_context(loop):
+    ctx = contextvars.copy_context()
+    h = loop.call_soon(print, context=ctx)
+    assert h.get_context() is ctx
+    h.cancel()
+    h2 = loop.call_soon(print)
+    assert isinstance(h2.get_context(), contextvars.Context)
+    h2.cancel()
+
+
+var = contextvars.ContextVar("var", default="unset")
+
+
+def test_callbacks_run_in_copy_of_scheduling_context(loop):
+    seen = []
+
+    def read():
+        seen.append(var.get())
+
+    def write_then_read():
+        var.set("changed-inside")
+        seen.append(var.get())
+    token = var.set("outer")
+    try:
+        loop.call_soon(read)
+        loop.call_soon(write_then_read)
+        loop.call_soon(read)
+    finally:
+        var.reset(token)
+    run_briefly(loop)
+    # Each callback has its own copy: the write does not leak.
+    assert seen == ["outer", "changed-inside", "outer"]
+    assert var.get() == "unset"
+
+
+def test_explicit_context_is_used_and_mutated(loop):
+    ctx = contextvars.Context()
+    ctx.run(var.set, "in-ctx")
+    seen = []
+
+    def cb():
+        seen.append(var.get())
+        var.set("mutated")
+    loop.call_soon(cb, context=ctx)
+    loop.call_later(0, cb, context=ctx)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert seen == ["in-ctx", "mutated"]
+    assert ctx[var] == "mutated"
+
+
+def test_exception_in_callback_goes_to_handler(loop):
+    contexts = []
+    loop.set_exception_handler(lambda lp, ctx: contexts.append((lp, ctx)))
+    calls = []
+
+    def bad():
+        raise ZeroDivisionError("oops")
+    h = loop.call_soon(bad)
+    loop.call_soon(calls.append, "still running")
+    run_briefly(loop)
+    assert calls == ["still running"]
+    assert len(contexts) == 1
+    lp, ctx = contexts[0]
+    assert lp is loop
+    assert isinstance(ctx["exception"], ZeroDivisionError)
+    assert ctx["handle"] is h
+    assert ctx["message"].startswith("Exception in callback ")
+    assert "bad" in ctx["message"]
+
+
+def test_cancelled_error_in_callback_goes_to_handler(loop):
+    contexts = []
+    loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
+
+    def cancel():
+        raise asyncio.CancelledError
+    loop.call_soon(cancel)
+    run_briefly(loop)
+    assert isinstance(contexts[0]["exception"], asyncio.CancelledError)
+
+
+def test_default_exception_handler_logs(loop, caplog):
+    def failing_callback():
+        raise RuntimeError("logged")
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        loop.call_soon(failing_callback)
+        run_briefly(loop)
+    records = [r for r in caplog.records if r.name == "asyncio"]
+    assert len(records) == 1
+    msg = records[0].getMessage()
+    assert msg.startswith("Exception in callback ")
+    assert "failing_callback" in msg
+    assert "handle: <Handle" in msg
+    assert records[0].exc_info[0] is RuntimeError
+
+
+def test_error_in_custom_handler_falls_back_to_default(loop, caplog):
+    def handler(lp, ctx):
+        raise ValueError("handler broke")
+
+    def bad():
+        raise KeyError("original")
+    loop.set_exception_handler(handler)
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        loop.call_soon(bad)
+        run_briefly(loop)
+    msgs = [r.getMessage() for r in caplog.records if r.name == "asyncio"]
+    assert any(m.startswith("Unhandled error in exception handler") for m in msgs)
+
+
+def test_set_exception_handler_validation(loop):
+    with pytest.raises(TypeError, match="A callable object or None is expected"):
+        loop.set_exception_handler(42)
+    handler = lambda lp, ctx: None  # noqa: E731
+    loop.set_exception_handler(handler)
+    assert loop.get_exception_handler() is handler
+    loop.set_exception_handler(None)
+    assert loop.get_exception_handler() is None
+
+
+def test_call_exception_handler_direct(loop, caplog):
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        loop.call_exception_handler({"message": "custom message", "extra": 1})
+    msg = caplog.records[-1].getMessage()
+    assert msg == "custom message\nextra: 1"
+
+
+def test_call_soon_threadsafe_wakes_blocked_loop(loop):
+    # Nothing scheduled: the loop blocks in poll until the thread wakes it.
+    def other_thread():
+        time.sleep(0.05)
+        loop.call_soon_threadsafe(loop.stop)
+    t = threading.Thread(target=other_thread)
+    t0 = time.monotonic()
+    t.start()
+    loop.run_forever()
+    t.join()
+    assert time.monotonic() - t0 < 5
+
+
+def test_call_soon_threadsafe_many_threads(loop):
+    results = []
+    done = threading.Event()
+    n_threads, per_thread = 4, 500
+
+    def worker(k):
+        for i in range(per_thread):
+            loop.call_soon_threadsafe(results.append, (k, i))
+
+    def check():
+        if len(results) == n_threads * per_thread:
+            loop.stop()
+        else:
+            loop.call_later(0.001, check)
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(n_threads)]
+    for t in threads:
+        t.start()
+    loop.call_soon(check)
+    loop.run_forever()
+    for t in threads:
+        t.join()
+    done.set()
+    for k in range(n_threads):
+        assert [i for kk, i in results if kk == k] == list(range(per_thread))
+
+
+def test_debug_mode_checks_thread(loop):
+    loop.set_debug(True)
+    errors = []
+
+    def from_thread():
+        try:
+            loop.call_soon(print)
+        except RuntimeError as exc:
+            errors.append(str(exc))
+        loop.call_soon_threadsafe(loop.stop)
+
+    def start_thread():
+        threading.Thread(target=from_thread).start()
+    loop.call_soon(start_thread)
+    loop.run_forever()
+    assert errors == ["Non-thread-safe operation invoked on an event loop other than the "
+                      "current one"]
+
+
+def test_debug_mode_slow_callback_warning(loop, caplog):
+    loop.set_debug(True)
+    loop.slow_callback_duration = 0.01
+
+    def slow_callback():
+        time.sleep(0.03)
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        loop.call_soon(slow_callback)
+        run_briefly(loop)
+    msgs = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(m.startswith("Executing <Handle") and "slow_callback" in m and
+               "took" in m for m in msgs), msgs
+
+
+def test_debug_mode_source_traceback(loop):
+    loop.set_debug(True)
+    assert loop.get_debug()
+    h = loop.call_soon(print)
+    assert h._source_traceback
+    last = h._source_traceback[-1]
+    assert last[0] == __file__
+    assert last[2] == "test_debug_mode_source_traceback"
+    assert "created at" in repr(h)
+    h.cancel()
+    loop.set_debug(False)
+    h2 = loop.call_soon(print)
+    assert not h2._source_traceback
+    h2.cancel()
+
+
+def test_debug_exception_context_has_source_traceback(loop):
+    loop.set_debug(True)
+    contexts = []
+    loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
+
+    def bad():
+        raise ValueError
+    loop.call_soon(bad)
+    run_briefly(loop)
+    assert contexts[0]["source_traceback"]
+
+
+def test_handle_constructor(pyloop):
+    h = pyasync.Handle(print, ("x",), pyloop)
+    assert h._args == ("x",) and h._callback is print and h._loop is pyloop
+    t = pyasync.TimerHandle(5.0, print, (), pyloop)
+    assert t.when() == 5.0 and not t._scheduled
+    assert isinstance(t, pyasync.Handle)
+
+
+def test_million_cancelled_timers_are_compacted(pyloop):
+    handles = [pyloop.call_later(100, print) for _ in range(1_000_000)]
+    for h in handles:
+        h.cancel()
+    del handles
+    assert pyloop._timer_cancelled_count == 1_000_000
+    run_briefly(pyloop)
+    assert len(pyloop._scheduled) == 0
+    assert pyloop._timer_cancelled_count == 0
+    # Partial cancellation: live timers survive the compaction, in order.
+    calls = []
+    live = [pyloop.call_later(0.001 * (i % 5), calls.append, i) for i in range(300)]
+    for h in live[::3]:
+        h.cancel()
+    for h in live[1::3]:
+        h.cancel()
+    run_briefly(pyloop)
+    assert len(pyloop._scheduled) <= 100
+    pyloop.call_later(0.01, pyloop.stop)
+    pyloop.run_forever()
+    assert sorted(calls) == list(range(2, 300, 3))

@@ -1,0 +1,183 @@
+"""add_reader, add_writer, remove_reader, remove_writer."""
+import os
+import socket
+
+import pytest
+
+
+def run_until(loop, predicate, timeout=5.0):
+    deadline = loop.time() + timeout
+
+    def check():
+        if predicate() or loop.time() > deadline:
+            loop.stop()
+        else:
+            loop.call_later(0.001, check)
+    loop.call_soon(check)
+    loop.run_forever()
+    assert predicate(), "condition not reached in time"
+
+
+@pytest.fixture
+def pair():
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    yield a, b
+    a.close()
+    b.close()
+
+
+def test_reader_called_when_readable(loop, pair):
+    a, b = pair
+    got = []
+
+    def on_readable(sock):
+        got.append(sock.recv(100))
+    assert loop.add_reader(a.fileno(), on_readable, a) is None
+    b.send(b"hello")
+    run_until(loop, lambda: got)
+    assert got == [b"hello"]
+    assert loop.remove_reader(a.fileno()) is True
+    assert loop.remove_reader(a.fileno()) is False
+
+
+def test_reader_with_file_object(loop, pair):
+    a, b = pair
+    got = []
+    loop.add_reader(a, lambda: got.append(a.recv(10)))
+    b.send(b"x")
+    run_until(loop, lambda: got)
+    assert got == [b"x"]
+    assert loop.remove_reader(a) is True
+
+
+def test_reader_is_level_triggered(loop, pair):
+    a, b = pair
+    calls = []
+
+    def on_readable():
+        calls.append(1)
+        if len(calls) == 3:
+            a.recv(10)
+            loop.remove_reader(a)
+    loop.add_reader(a, on_readable)
+    b.send(b"data")
+    run_until(loop, lambda: len(calls) >= 3)
+    assert len(calls) == 3
+
+
+def test_writer_called_when_writable(loop, pair):
+    a, b = pair
+    calls = []
+    assert loop.add_writer(a.fileno(), lambda: calls.append("w")) is None
+    run_until(loop, lambda: calls)
+    assert loop.remove_writer(a.fileno()) is True
+    assert loop.remove_writer(a.fileno()) is False
+
+
+def test_reader_and_writer_on_same_fd(loop, pair):
+    a, b = pair
+    events = []
+    loop.add_writer(a, lambda: (events.append("w"), loop.remove_writer(a)))
+    loop.add_reader(a, lambda: (events.append(a.recv(10)), loop.remove_reader(a)))
+    b.send(b"r")
+    run_until(loop, lambda: len(events) == 2)
+    assert sorted(map(str, events)) == sorted(["w", str(b"r")])
+    assert loop.remove_reader(a) is False
+    assert loop.remove_writer(a) is False
+
+
+def test_replacing_reader_cancels_old_one(loop, pair):
+    a, b = pair
+    got = []
+    loop.add_reader(a, lambda: got.append("old"))
+    loop.add_reader(a, lambda: (got.append("new"), a.recv(10), loop.remove_reader(a)))
+    b.send(b"x")
+    run_until(loop, lambda: got)
+    assert got == ["new"]
+
+
+def test_remove_writer_keeps_reader(loop, pair):
+    a, b = pair
+    got = []
+    loop.add_reader(a, lambda: (got.append(a.recv(10)), loop.remove_reader(a)))
+    loop.add_writer(a, lambda: None)
+    assert loop.remove_writer(a) is True
+    b.send(b"still")
+    run_until(loop, lambda: got)
+    assert got == [b"still"]
+
+
+def test_invalid_file_objects(loop):
+    with pytest.raises(ValueError, match="Invalid file object"):
+        loop.add_reader(object(), print)
+    with pytest.raises(ValueError, match="Invalid file object"):
+        loop.remove_reader("not a file")
+    with pytest.raises(ValueError, match="Invalid file descriptor: -1"):
+        loop.add_reader(-1, print)
+    with pytest.raises(ValueError):
+        loop.add_writer(-5, print)
+
+
+def test_closed_loop(loop, pair):
+    a, _ = pair
+    loop.add_reader(a, print)
+    loop.close()
+    with pytest.raises(RuntimeError, match="Event loop is closed"):
+        loop.add_reader(a, print)
+    with pytest.raises(RuntimeError, match="Event loop is closed"):
+        loop.add_writer(a, print)
+    assert loop.remove_reader(a) is False
+    assert loop.remove_writer(a) is False
+
+
+def test_exception_in_reader_goes_to_handler(loop, pair):
+    a, b = pair
+    contexts = []
+    loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
+
+    def bad():
+        a.recv(10)
+        loop.remove_reader(a)
+        raise OSError("reader failed")
+    loop.add_reader(a, bad)
+    b.send(b"x")
+    run_until(loop, lambda: contexts)
+    assert isinstance(contexts[0]["exception"], OSError)
+
+
+def test_pipe_reader_sees_eof(loop):
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    chunks = []
+
+    def on_readable():
+        data = os.read(r, 100)
+        chunks.append(data)
+        if not data:
+            loop.remove_reader(r)
+    loop.add_reader(r, on_readable)
+    os.write(w, b"abc")
+    os.close(w)
+    try:
+        run_until(loop, lambda: chunks and chunks[-1] == b"")
+    finally:
+        os.close(r)
+    assert b"".join(chunks) == b"abc"
+
+
+def test_many_fds(loop):
+    pairs = [socket.socketpair() for _ in range(200)]
+    got = set()
+    try:
+        for i, (a, b) in enumerate(pairs):
+            a.setblocking(False)
+            loop.add_reader(a, lambda i=i, a=a: (got.add(i), a.recv(1), loop.remove_reader(a)))
+        for _, b in pairs:
+            b.send(b"z")
+        run_until(loop, lambda: len(got) == len(pairs))
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()

@@ -1,0 +1,101 @@
+"""add_signal_handler and remove_signal_handler."""
+import asyncio
+import os
+import signal
+import threading
+
+import pytest
+
+
+def test_signal_handler_runs_in_loop(loop):
+    got = []
+
+    def handler(*args):
+        got.append(args)
+        loop.stop()
+    loop.add_signal_handler(signal.SIGUSR1, handler, "arg")
+    try:
+        loop.call_soon(os.kill, os.getpid(), signal.SIGUSR1)
+        loop.call_later(5, loop.stop)
+        loop.run_forever()
+    finally:
+        assert loop.remove_signal_handler(signal.SIGUSR1) is True
+    assert got == [("arg",)]
+    assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
+
+
+def test_signal_wakes_loop_blocked_in_poll(loop):
+    got = []
+    loop.add_signal_handler(signal.SIGUSR2, lambda: (got.append(1), loop.stop()))
+    timer = threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGUSR2))
+    timer.start()
+    try:
+        loop.call_later(5, loop.stop)
+        loop.run_forever()
+    finally:
+        timer.join()
+        loop.remove_signal_handler(signal.SIGUSR2)
+    assert got == [1]
+
+
+def test_remove_unknown_signal_handler(loop):
+    assert loop.remove_signal_handler(signal.SIGUSR1) is False
+
+
+def test_sigint_handler_restored_to_default_int_handler(loop):
+    loop.add_signal_handler(signal.SIGINT, lambda: None)
+    assert loop.remove_signal_handler(signal.SIGINT) is True
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_signal_handler_errors(loop):
+    with pytest.raises(TypeError, match="sig must be an int"):
+        loop.add_signal_handler("SIGINT", print)
+    with pytest.raises(ValueError, match="invalid signal number"):
+        loop.add_signal_handler(0, print)
+    with pytest.raises(ValueError, match="invalid signal number"):
+        loop.remove_signal_handler(100000)
+    with pytest.raises(RuntimeError, match="cannot be caught"):
+        loop.add_signal_handler(signal.SIGKILL, print)
+
+    async def coro_func():
+        pass
+    with pytest.raises(TypeError, match="coroutines cannot be used with add_signal_handler"):
+        loop.add_signal_handler(signal.SIGUSR1, coro_func)
+
+
+def test_signal_handler_outside_main_thread(loop):
+    errors = []
+
+    def in_thread():
+        try:
+            loop.add_signal_handler(signal.SIGUSR1, print)
+        except RuntimeError as exc:
+            errors.append(exc)
+    t = threading.Thread(target=in_thread)
+    t.start()
+    t.join()
+    assert len(errors) == 1
+
+
+def test_signal_handler_on_closed_loop(loop):
+    loop.close()
+    with pytest.raises(RuntimeError, match="Event loop is closed"):
+        loop.add_signal_handler(signal.SIGUSR1, print)
+
+
+def test_close_removes_signal_handlers(loop):
+    loop.add_signal_handler(signal.SIGUSR1, print)
+    loop.close()
+    assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
+
+
+def test_keyboard_interrupt_while_blocked(loop):
+    # The default SIGINT handler raises KeyboardInterrupt out of the poll.
+    timer = threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(asyncio.sleep(5))
+    finally:
+        timer.join()
