@@ -12,7 +12,14 @@ import sys as _sys
 if _sys.platform == "win32":
     raise ImportError("pyasync needs epoll or poll(); Windows is not supported")
 
-from ._core import Handle, TimerHandle, pollers  # noqa: E402
+try:
+    from ._core import Handle, TimerHandle, pollers  # noqa: E402
+except ImportError as _exc:  # pragma: no cover - depends on how it was installed
+    raise ImportError(
+        "pyasync's C extension (pyasync._core) is not built for this interpreter. "
+        "Install pyasync with 'pip install .' and run Python from outside its source "
+        "tree, or build it in place with 'python setup.py build_ext --inplace'."
+    ) from _exc
 from ._loop import Loop  # noqa: E402
 from ._policy import EventLoopPolicy, install, new_event_loop  # noqa: E402
 from ._runner import run  # noqa: E402

@@ -8,6 +8,10 @@ import textwrap
 
 import pytest
 
+# Run children outside the repository root, whose pyasync/ source package
+# (without the built extension) would shadow the installed one.
+HERE = os.path.dirname(os.path.abspath(__file__))
+
 LEAK_SCRIPT = textwrap.dedent(r'''
     import asyncio, gc, os, resource, signal, socket, sys, tracemalloc
     import pyasync
@@ -73,7 +77,7 @@ LEAK_SCRIPT = textwrap.dedent(r'''
 
 def run_rounds(rounds):
     code = LEAK_SCRIPT.replace("ROUNDS", str(rounds))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=HERE,
                          timeout=300)
     assert out.returncode == 0, out.stderr
     fds0, fds1, rss0, rss1, grown, total0, total1 = out.stdout.split()

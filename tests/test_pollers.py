@@ -5,6 +5,10 @@ import sys
 
 import pytest
 
+# Run children outside the repository root, whose pyasync/ source package
+# (without the built extension) would shadow the installed one.
+HERE = os.path.dirname(os.path.abspath(__file__))
+
 import pyasync
 
 
@@ -24,7 +28,7 @@ def test_each_backend_runs_a_program(name):
             "    return asyncio.get_running_loop()._poller\n"
             "print(pyasync.run(main()))\n")
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYASYNC_POLLER": name},
-                         capture_output=True, text=True, timeout=60)
+                         capture_output=True, text=True, cwd=HERE, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == name
 
@@ -33,6 +37,6 @@ def test_unknown_backend_is_refused():
     code = "import pyasync; pyasync.new_event_loop()"
     out = subprocess.run([sys.executable, "-c", code],
                          env={**os.environ, "PYASYNC_POLLER": "kqueue"},
-                         capture_output=True, text=True, timeout=60)
+                         capture_output=True, text=True, cwd=HERE, timeout=60)
     assert out.returncode != 0
     assert "unknown poller in PYASYNC_POLLER: kqueue" in out.stderr
