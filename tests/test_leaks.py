@@ -12,6 +12,16 @@ import pytest
 # (without the built extension) would shadow the installed one.
 HERE = os.path.dirname(os.path.abspath(__file__))
 
+
+def _under_asan():
+    # AddressSanitizer's quarantine holds freed memory, so RSS says nothing
+    # about leaks there; fds and tracemalloc still do.
+    with open("/proc/self/maps") as f:
+        return "libasan" in f.read()
+
+
+UNDER_ASAN = _under_asan()
+
 LEAK_SCRIPT = textwrap.dedent(r'''
     import asyncio, gc, os, resource, signal, socket, sys, tracemalloc
     import pyasync
@@ -91,7 +101,7 @@ def test_no_leak_across_100_loops():
     # the like may keep a few KiB).
     assert grown < 64 * 1024, f"tracemalloc shows {grown} bytes kept"
     # RSS: a leak of one handle or loop per round would show as several MiB.
-    assert rss1 - rss0 < 4 * 1024, f"RSS grew from {rss0} KiB to {rss1} KiB"
+    assert UNDER_ASAN or rss1 - rss0 < 4 * 1024, f"RSS grew from {rss0} KiB to {rss1} KiB"
     if total0 != "None":
         assert int(total1) - int(total0) < 100, f"refcount total {total0} -> {total1}"
 
@@ -101,4 +111,4 @@ def test_rss_does_not_scale_with_rounds(rounds):
     # Steady state: ten times the rounds must not mean ten times the growth.
     fds0, fds1, rss0, rss1, *_ = run_rounds(rounds)
     assert fds1 == fds0
-    assert rss1 - rss0 < 4 * 1024
+    assert UNDER_ASAN or rss1 - rss0 < 4 * 1024
