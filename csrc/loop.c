@@ -198,6 +198,12 @@ parse_time_arg(PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames, cons
     if (*value == -1.0 && PyErr_Occurred()) {
         return -1;
     }
+    if (isnan(*value)) {
+        /* A NaN deadline compares false with everything: it would sit at the
+         * top of the heap forever, never due, and make the loop spin. */
+        PyErr_Format(PyExc_ValueError, "%s must not be NaN", argname);
+        return -1;
+    }
     return 0;
 }
 

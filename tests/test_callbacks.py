@@ -159,6 +159,23 @@ def test_call_at_bad_when(loop):
         loop.call_at(None, print)
 
 
+def test_nan_deadline_refused(pyloop):
+    # asyncio accepts NaN and then fails inside its selector; pyasync refuses
+    # it where it is given.
+    with pytest.raises(ValueError, match="delay must not be NaN"):
+        pyloop.call_later(float("nan"), print)
+    with pytest.raises(ValueError, match="when must not be NaN"):
+        pyloop.call_at(float("nan"), print)
+
+
+def test_infinite_delay_is_accepted(loop):
+    h = loop.call_later(float("inf"), print)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert not h.cancelled()
+    h.cancel()
+
+
 def test_call_at_non_number_when(pyloop):
     # asyncio accepts it and fails later, inside the loop, when the heap
     # compares deadlines; pyasync refuses it at once.
@@ -458,3 +475,23 @@ def test_million_cancelled_timers_are_compacted(pyloop):
     pyloop.call_later(0.01, pyloop.stop)
     pyloop.run_forever()
     assert sorted(calls) == list(range(2, 300, 3))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_timer_heap_order_randomized(pyloop, seed):
+    import random
+    rng = random.Random(seed)
+    base = pyloop.time() - 10  # all due: one iteration pops the whole heap
+    fired = []
+    expected = []
+    handles = []
+    for seq in range(3000):
+        when = base + rng.choice([rng.random(), rng.randint(0, 20) / 10])
+        handles.append((when, seq, pyloop.call_at(when, fired.append, (when, seq))))
+    for when, seq, h in handles:
+        if rng.random() < 0.4:
+            h.cancel()
+        else:
+            expected.append((when, seq))
+    run_briefly(pyloop)
+    assert fired == sorted(expected)
