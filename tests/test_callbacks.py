@@ -216,7 +216,9 @@ def test_handle_repr_names_callback(loop):
     assert "cancelled" in repr(h)
 
 
-def test_handle_get_context(loop):
+def test_handle_get_context(loop, loop_kind):
+    if loop_kind == "asyncio" and not hasattr(asyncio.Handle, "get_context"):
+        pytest.skip("asyncio.Handle.get_context() is 3.12+ (pyasync has it everywhere)")
     ctx = contextvars.copy_context()
     h = loop.call_soon(print, context=ctx)
     assert h.get_context() is ctx
