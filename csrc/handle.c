@@ -181,6 +181,46 @@ pa_handle_freelist_clear(pa_state *st)
     st->handle_freelist_len = 0;
 }
 
+/* A copy of the current context, as asyncio takes for every callback. When
+ * that copy is empty (no context variable set: the common case) we keep
+ * nothing and create the fresh empty context when the handle runs or is
+ * asked for it (materialize_context). The callback still gets a context of
+ * its own, but thousands of pending handles no longer pin thousands of
+ * GC-tracked Context objects, and the run-time ones come from CPython's
+ * context free list. */
+static int
+capture_context(HandleObject *h)
+{
+    PyObject *ctx = PyContext_CopyCurrent();
+    if (ctx == NULL) {
+        return -1;
+    }
+    Py_ssize_t size = PyObject_Length(ctx);
+    if (size < 0) {
+        Py_DECREF(ctx);
+        return -1;
+    }
+    if (size == 0) {
+        Py_DECREF(ctx);
+        h->context = NULL;
+    } else {
+        h->context = ctx;
+    }
+    return 0;
+}
+
+static int
+materialize_context(HandleObject *h)
+{
+    if (h->context == NULL) {
+        h->context = PyContext_New();
+        if (h->context == NULL) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 HandleObject *
 pa_handle_new(pa_state *st, PyTypeObject *type, PyObject *loop, PyObject *callback,
               PyObject *const *args, Py_ssize_t nargs, PyObject *context, int debug)
@@ -199,12 +239,11 @@ pa_handle_new(pa_state *st, PyTypeObject *type, PyObject *loop, PyObject *callba
     h->cancelled = 0;
     h->scheduled = 0;
     if (context == NULL || context == Py_None) {
-        h->context = PyContext_CopyCurrent();
+        if (capture_context(h) < 0) {
+            goto error;
+        }
     } else {
         h->context = Py_NewRef(context);
-    }
-    if (h->context == NULL) {
-        goto error;
     }
     if (nargs > 0) {
         h->args = PyTuple_New(nargs);
@@ -285,6 +324,9 @@ pa_handle_run(pa_state *st, HandleObject *h)
 {
     if (h->callback == NULL) {
         return 0; /* cancelled after it was queued */
+    }
+    if (materialize_context(h) < 0) {
+        return report_callback_error(st, h, h->callback, h->args);
     }
     /* The callback may cancel its own handle, which drops these fields:
      * hold our own references for the duration of the call. */
@@ -595,7 +637,10 @@ Handle_cancelled(HandleObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 Handle_get_context(HandleObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return Py_NewRef(self->context ? self->context : Py_None);
+    if (materialize_context(self) < 0) {
+        return NULL;
+    }
+    return Py_NewRef(self->context);
 }
 
 static PyObject *
@@ -672,7 +717,7 @@ Handle_get_repr_attr(HandleObject *self, void *closure)
 static PyObject *
 Handle_get_context_attr(HandleObject *self, void *closure)
 {
-    return get_or_none(self->context);
+    return Handle_get_context(self, NULL);
 }
 
 static PyObject *

@@ -15,7 +15,8 @@ typedef struct {
     PyObject_HEAD
     PyObject *callback;         /* NULL once cancelled */
     PyObject *args;             /* tuple, or NULL for no arguments */
-    PyObject *context;          /* contextvars.Context (or anything with .run) */
+    PyObject *context;          /* contextvars.Context (or anything with .run); NULL stands
+                                 * for a fresh empty one, created when first needed */
     PyObject *loop;
     PyObject *source_traceback; /* list of frame summaries in debug mode, else NULL */
     PyObject *repr;             /* repr kept at cancel time in debug mode */

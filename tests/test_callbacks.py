@@ -497,3 +497,46 @@ def test_timer_heap_order_randomized(pyloop, seed):
             expected.append((when, seq))
     run_briefly(pyloop)
     assert fired == sorted(expected)
+
+
+def test_callbacks_from_empty_context_are_isolated(loop):
+    # Scheduled from a context with no variable set, each callback still gets
+    # a context of its own: a write in one is invisible to the next, and
+    # get_context() returns the context the callback ran in.
+    def scenario():
+        lp = loop
+        seen = []
+        handles = []
+
+        def writer():
+            var.set("written")
+            seen.append(("writer", var.get()))
+
+        def reader():
+            seen.append(("reader", var.get()))
+        handles.append(lp.call_soon(writer))
+        handles.append(lp.call_soon(reader))
+        lp.call_soon(lp.stop)
+        lp.run_forever()
+        # _context: get_context() is 3.12+ in asyncio.
+        ctx0 = handles[0]._context
+        assert ctx0 is handles[0]._context
+        assert ctx0[var] == "written"
+        assert var not in handles[1]._context
+        return seen
+    # Run in a brand-new empty context, whatever the test runner set.
+    seen = contextvars.Context().run(scenario)
+    assert seen[1] == ("reader", "unset")
+    assert seen[0] == ("writer", "written")
+
+
+def test_get_context_during_run_is_running_context(loop):
+    found = []
+    handles = []
+
+    def cb():
+        var.set("inside")
+        found.append(handles[0]._context[var])
+    handles.append(loop.call_soon(cb))
+    run_briefly(loop)
+    assert found == ["inside"]
