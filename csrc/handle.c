@@ -474,7 +474,7 @@ handle_construct(PyTypeObject *type, int timer, PyObject *args, PyObject *kwds)
         return NULL;
     }
     pa_state *st = pa_state_from_type(type);
-    if (st == NULL) {
+    if (st == NULL || pa_check_ready(st) < 0) {
         return NULL;
     }
     double when_value = 0.0;

@@ -694,7 +694,7 @@ static PyObject *
 Loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     pa_state *st = pa_state_from_type(type);
-    if (st == NULL) {
+    if (st == NULL || pa_check_ready(st) < 0) {
         return NULL;
     }
     const pa_poller_ops *ops = pa_poller_lookup(NULL);

@@ -78,4 +78,18 @@ pa_state_of(PyObject *self)
     return pa_state_from_type(tp);
 }
 
+/* The helpers are installed by pyasync/__init__.py; using the types before
+ * that (a failed package import, or _core imported by hand) must raise, not
+ * call through NULL. */
+static inline int
+pa_check_ready(pa_state *st)
+{
+    if (st->format_callback_source == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "pyasync._core is not initialised: import pyasync first");
+        return -1;
+    }
+    return 0;
+}
+
 #endif /* PYASYNC_STATE_H */
