@@ -1,12 +1,13 @@
 """A plain asyncio program that never mentions pyasync: run it on pyasync
 unchanged with `python -m pyasync`.
 
-Run it (with pyasync installed, or with PYTHONPATH=. from a source checkout
-where the extension has been built):
+Run it from the examples/ directory, with pyasync installed (`python -m` puts
+the current directory first on sys.path, and at the repository root that is
+pyasync's source tree, which has no compiled extension):
 
-    python -m pyasync examples/run_unchanged.py
-    python -m pyasync examples/run_unchanged.py spam eggs
-    python examples/run_unchanged.py              # the same, on asyncio's loop
+    python -m pyasync run_unchanged.py
+    python -m pyasync run_unchanged.py spam eggs
+    python run_unchanged.py              # the same, on asyncio's loop
 
 `python -m pyasync` makes pyasync the loop of asyncio.run() and then runs the
 program as python would: same sys.argv, same __main__, same exit status.

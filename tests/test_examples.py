@@ -81,14 +81,16 @@ def run_commands(name):
 
 
 def run_example(argv):
-    """Run a docstring command line from the repository root."""
+    """Run a docstring command line from the examples directory (commands
+    written from the repository root, `python examples/x.py`, are mapped)."""
     assert argv[0] == "python"
-    argv = [sys.executable, *argv[1:]]
+    argv = [sys.executable] + [a[len("examples/"):] if a.startswith("examples/") else a
+                               for a in argv[1:]]
     env = dict(os.environ)
     path = env.get("PYTHONPATH")
     env["PYTHONPATH"] = PYASYNC_ROOT + (os.pathsep + path if path else "")
     env.pop("PYTHONASYNCIODEBUG", None)
-    return subprocess.run(argv, cwd=REPO, env=env, capture_output=True,
+    return subprocess.run(argv, cwd=EXAMPLES, env=env, capture_output=True,
                           text=True, timeout=TIMEOUT)
 
 
@@ -101,7 +103,7 @@ def test_example_output(name):
     commands = run_commands(name)
     assert commands, f"{name}: its docstring shows no `python ...` command"
     command = commands[0]
-    assert f"examples/{name}" in command
+    assert f"examples/{name}" in command or name in command
     proc = run_example(command)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
@@ -125,7 +127,7 @@ def test_run_unchanged_is_plain_asyncio():
     assert "import pyasync" not in source
     pyasync_cmd, args_cmd, plain_cmd = run_commands("run_unchanged.py")
     assert pyasync_cmd[:3] == ["python", "-m", "pyasync"]
-    assert plain_cmd[:2] == ["python", "examples/run_unchanged.py"]
+    assert plain_cmd[:2] == ["python", "run_unchanged.py"]
 
     ours = run_example(pyasync_cmd)
     plain = run_example(plain_cmd)
