@@ -71,4 +71,22 @@ pa_get_optional_attr(PyObject *obj, PyObject *name, PyObject **result)
 #endif
 }
 
+/* Whether the interpreter is shutting down (public only from 3.13). */
+static inline int
+pa_is_finalizing(void)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return Py_IsFinalizing();
+#else
+    return _Py_IsFinalizing();
+#endif
+}
+
+/* 3.13: a StopIteration given to Future.set_exception() is wrapped in a
+ * RuntimeError (and set); before, set_exception() raised TypeError. */
+#define PA_FUTURE_WRAPS_STOPITERATION (PY_VERSION_HEX >= 0x030D0000)
+
+/* 3.12: the (type, value, traceback) signature of throw() is deprecated. */
+#define PA_THROW_3ARGS_DEPRECATED (PY_VERSION_HEX >= 0x030C0000)
+
 #endif /* PYASYNC_COMPAT_H */

@@ -7,31 +7,63 @@
  * checks); the hot paths never call them.
  */
 #include "state.h"
+#include <stddef.h>
 #include "handle.h"
 #include "loop.h"
+#include "future.h"
 
 #if !defined(__linux__) && !defined(__unix__) && !defined(__APPLE__)
 #error "pyasync needs a POSIX system with poll() (epoll on Linux)"
 #endif
 
+/* The helpers _set_helpers() accepts, and where each one is kept. */
+static const struct {
+    const char *name;
+    size_t offset;
+} helper_slots[] = {
+    {"format_callback_source", offsetof(pa_state, format_callback_source)},
+    {"extract_stack", offsetof(pa_state, extract_stack)},
+    {"iscoroutinefunction", offsetof(pa_state, iscoroutinefunction)},
+    {"iscoroutine", offsetof(pa_state, iscoroutine)},
+    {"format_handle", offsetof(pa_state, format_handle)},
+    {"logger", offsetof(pa_state, logger)},
+    {"get_running_loop", offsetof(pa_state, get_running_loop)},
+    {"get_event_loop", offsetof(pa_state, get_event_loop)},
+    {"future_repr_info", offsetof(pa_state, future_repr_info)},
+    {"InvalidStateError", offsetof(pa_state, InvalidStateError)},
+    {"CancelledError", offsetof(pa_state, CancelledError)},
+};
+
+#define N_HELPERS (sizeof(helper_slots) / sizeof(helper_slots[0]))
+
+static PyObject **
+helper_field(pa_state *st, size_t i)
+{
+    return (PyObject **)((char *)st + helper_slots[i].offset);
+}
+
+/* _set_helpers(**helpers): every helper must be given, by keyword. */
 static PyObject *
 set_helpers(PyObject *module, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"format_callback_source", "extract_stack", "iscoroutinefunction",
-                             "iscoroutine", "format_handle", "logger", "get_running_loop", NULL};
-    PyObject *fcs, *es, *icf, *ic, *fh, *lg, *grl;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$OOOOOOO:_set_helpers", kwlist, &fcs, &es, &icf,
-                                     &ic, &fh, &lg, &grl)) {
+    if (PyTuple_GET_SIZE(args) != 0 || kwds == NULL ||
+        PyDict_GET_SIZE(kwds) != (Py_ssize_t)N_HELPERS) {
+        PyErr_Format(PyExc_TypeError, "_set_helpers() takes exactly %d keyword arguments",
+                     (int)N_HELPERS);
         return NULL;
     }
     pa_state *st = pa_get_state(module);
-    Py_XSETREF(st->format_callback_source, Py_NewRef(fcs));
-    Py_XSETREF(st->extract_stack, Py_NewRef(es));
-    Py_XSETREF(st->iscoroutinefunction, Py_NewRef(icf));
-    Py_XSETREF(st->iscoroutine, Py_NewRef(ic));
-    Py_XSETREF(st->format_handle, Py_NewRef(fh));
-    Py_XSETREF(st->logger, Py_NewRef(lg));
-    Py_XSETREF(st->get_running_loop, Py_NewRef(grl));
+    for (size_t i = 0; i < N_HELPERS; i++) {
+        PyObject *value = PyDict_GetItemString(kwds, helper_slots[i].name); /* borrowed */
+        if (value == NULL) {
+            PyErr_Format(PyExc_TypeError, "_set_helpers() missing %s", helper_slots[i].name);
+            return NULL;
+        }
+    }
+    for (size_t i = 0; i < N_HELPERS; i++) {
+        PyObject *value = PyDict_GetItemString(kwds, helper_slots[i].name);
+        Py_XSETREF(*helper_field(st, i), Py_NewRef(value));
+    }
     Py_RETURN_NONE;
 }
 
@@ -77,7 +109,15 @@ module_exec(PyObject *module)
     INTERN(str_exception, "exception");
     INTERN(str_handle, "handle");
     INTERN(str_source_traceback, "source_traceback");
-    if (pa_handle_register_types(module, st) < 0 || pa_loop_register_type(module, st) < 0) {
+    INTERN(str_call_soon, "call_soon");
+    INTERN(str_context, "context");
+    INTERN(str_future, "future");
+    st->kwnames_context = PyTuple_Pack(1, st->str_context);
+    if (st->kwnames_context == NULL) {
+        return -1;
+    }
+    if (pa_handle_register_types(module, st) < 0 || pa_loop_register_type(module, st) < 0 ||
+        pa_future_register_types(module, st) < 0) {
         return -1;
     }
     return 0;
@@ -90,13 +130,11 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->LoopType);
     Py_VISIT(st->HandleType);
     Py_VISIT(st->TimerHandleType);
-    Py_VISIT(st->format_callback_source);
-    Py_VISIT(st->extract_stack);
-    Py_VISIT(st->iscoroutinefunction);
-    Py_VISIT(st->iscoroutine);
-    Py_VISIT(st->format_handle);
-    Py_VISIT(st->logger);
-    Py_VISIT(st->get_running_loop);
+    Py_VISIT(st->FutureType);
+    Py_VISIT(st->FutureIterType);
+    for (size_t i = 0; i < N_HELPERS; i++) {
+        Py_VISIT(*helper_field(st, i));
+    }
     return 0;
 }
 
@@ -108,13 +146,11 @@ module_clear(PyObject *module)
     Py_CLEAR(st->LoopType);
     Py_CLEAR(st->HandleType);
     Py_CLEAR(st->TimerHandleType);
-    Py_CLEAR(st->format_callback_source);
-    Py_CLEAR(st->extract_stack);
-    Py_CLEAR(st->iscoroutinefunction);
-    Py_CLEAR(st->iscoroutine);
-    Py_CLEAR(st->format_handle);
-    Py_CLEAR(st->logger);
-    Py_CLEAR(st->get_running_loop);
+    Py_CLEAR(st->FutureType);
+    Py_CLEAR(st->FutureIterType);
+    for (size_t i = 0; i < N_HELPERS; i++) {
+        Py_CLEAR(*helper_field(st, i));
+    }
     Py_CLEAR(st->str_call_exception_handler);
     Py_CLEAR(st->str_run_forever_setup);
     Py_CLEAR(st->str_run_forever_cleanup);
@@ -128,6 +164,10 @@ module_clear(PyObject *module)
     Py_CLEAR(st->str_exception);
     Py_CLEAR(st->str_handle);
     Py_CLEAR(st->str_source_traceback);
+    Py_CLEAR(st->str_call_soon);
+    Py_CLEAR(st->str_context);
+    Py_CLEAR(st->str_future);
+    Py_CLEAR(st->kwnames_context);
     return 0;
 }
 

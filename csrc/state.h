@@ -24,6 +24,10 @@ typedef struct {
     PyObject *format_handle;          /* (handle) -> str, for slow-callback warnings */
     PyObject *logger;                 /* asyncio's logger */
     PyObject *get_running_loop;       /* asyncio.events._get_running_loop */
+    PyObject *get_event_loop;         /* asyncio.events.get_event_loop */
+    PyObject *future_repr_info;       /* asyncio.base_futures._future_repr_info */
+    PyObject *InvalidStateError;      /* asyncio.InvalidStateError */
+    PyObject *CancelledError;         /* asyncio.CancelledError */
 
     /* Free list of dead Handle/TimerHandle objects, linked through their
      * `callback` field. Reusing them skips the allocator and, above all, the
@@ -31,6 +35,9 @@ typedef struct {
      * young collections that walk the whole ready queue. */
     void *handle_freelist;
     int handle_freelist_len;
+
+    PyTypeObject *FutureType;
+    PyTypeObject *FutureIterType;
 
     /* Interned attribute names. */
     PyObject *str_call_exception_handler;
@@ -46,6 +53,10 @@ typedef struct {
     PyObject *str_exception;
     PyObject *str_handle;
     PyObject *str_source_traceback;
+    PyObject *str_call_soon;
+    PyObject *str_context;
+    PyObject *str_future;
+    PyObject *kwnames_context;        /* ("context",) for vectorcall */
 } pa_state;
 
 extern struct PyModuleDef pa_module_def;

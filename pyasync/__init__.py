@@ -13,7 +13,7 @@ if _sys.platform == "win32":
     raise ImportError("pyasync needs epoll or poll(); Windows is not supported")
 
 try:
-    from ._core import Handle, TimerHandle, pollers  # noqa: E402
+    from ._core import Future, Handle, TimerHandle, pollers  # noqa: E402
 except ImportError as _exc:  # pragma: no cover - depends on how it was installed
     raise ImportError(
         "pyasync's C extension (pyasync._core) is not built for this interpreter. "
@@ -28,6 +28,7 @@ __version__ = "0.1.0"
 
 __all__ = (
     "EventLoopPolicy",
+    "Future",
     "Handle",
     "Loop",
     "TimerHandle",

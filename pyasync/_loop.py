@@ -18,11 +18,12 @@ import warnings
 import weakref
 
 from asyncio import base_events as _base_events
-from asyncio import constants, coroutines, events, futures, tasks, timeouts
+from asyncio import base_futures, constants, coroutines, events, exceptions
+from asyncio import format_helpers, futures, tasks, timeouts
 from asyncio.log import logger
 
 from . import _compat
-from ._core import LoopBase
+from ._core import Handle, LoopBase
 
 
 def _run_until_complete_cb(fut):
@@ -430,7 +431,6 @@ class Loop(LoopBase, events.AbstractEventLoop):
             raise
 
     def _make_handle(self, callback, args):
-        from ._core import Handle
         return Handle(callback, args, self, None)
 
     def _handle_signal(self, sig):
@@ -472,12 +472,16 @@ def _install_helpers():
     from . import _core
     _core._set_helpers(
         format_callback_source=_compat.format_callback_source,
-        extract_stack=__import__('asyncio').format_helpers.extract_stack,
+        extract_stack=format_helpers.extract_stack,
         iscoroutinefunction=coroutines.iscoroutinefunction,
         iscoroutine=coroutines.iscoroutine,
         format_handle=_base_events._format_handle,
         logger=logger,
         get_running_loop=events._get_running_loop,
+        get_event_loop=events.get_event_loop,
+        future_repr_info=base_futures._future_repr_info,
+        InvalidStateError=exceptions.InvalidStateError,
+        CancelledError=exceptions.CancelledError,
     )
 
 

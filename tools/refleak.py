@@ -8,7 +8,8 @@ the extension built for it:
     python3.11-dbg setup.py build_ext --inplace
     PYTHONPATH=. python3.11-dbg tools/refleak.py tests/test_callbacks.py ...
 
-Fixtures supported: loop, pyloop, loop_kind, loop_factory, pair (socket pair).
+Fixtures supported: loop, pyloop, loop_kind, loop_factory, pair (socket pair),
+Future (pyasync.Future).
 Tests needing any other fixture are listed as skipped.
 """
 import gc
@@ -33,6 +34,8 @@ def make_fixtures(names, cleanups):
             values[name] = lp
         elif name == "loop_kind":
             values[name] = "pyasync"
+        elif name == "Future":
+            values[name] = pyasync.Future
         elif name == "loop_factory":
             def factory():
                 lp = pyasync.new_event_loop()

@@ -1,0 +1,1100 @@
+/*
+ * future.c - pyasync.Future and its await iterator.
+ *
+ * Semantics are asyncio.Future's (the C one CPython ships as
+ * _asyncio.Future): states PENDING -> CANCELLED | FINISHED, done-callbacks
+ * scheduled through the loop with their contexts, "exception was never
+ * retrieved" reported through the loop's exception handler when an unread
+ * exception dies with the future.
+ *
+ * Fast path: when the future belongs to a pyasync loop (and debug mode is
+ * off), done-callbacks are queued as handles directly, without a Python-level
+ * call_soon(). Any other loop gets loop.call_soon(callback, future,
+ * context=ctx), as asyncio does.
+ */
+#include "future.h"
+#include "handle.h"
+#include "loop.h"
+
+#include <structmember.h>
+
+/* ---------------------------------------------------------------- helpers */
+
+static inline int
+is_alive(FutureObject *fut)
+{
+    return fut->loop != NULL;
+}
+
+static int
+ensure_alive(FutureObject *fut)
+{
+    if (!is_alive(fut)) {
+        PyErr_SetString(PyExc_RuntimeError, "Future object is not initialized.");
+        return -1;
+    }
+    return 0;
+}
+
+/* Schedule callback(fut) on the future's loop in context ctx. */
+static int
+schedule_callback(pa_state *st, FutureObject *fut, PyObject *callback, PyObject *ctx)
+{
+    PyObject *loop = fut->loop;
+    if (pa_loop_check(st, loop) && !((LoopObject *)loop)->debug) {
+        LoopObject *lp = (LoopObject *)loop;
+        if (pa_loop_check_closed(lp) < 0 ||
+            pa_check_callback(st, callback, "call_soon", 0) < 0) {
+            return -1;
+        }
+        PyObject *arg = (PyObject *)fut;
+        HandleObject *h = pa_handle_new(st, st->HandleType, loop, callback, &arg, 1, ctx, 0);
+        if (h == NULL) {
+            return -1;
+        }
+        int rc = pa_loop_push_ready(lp, (PyObject *)h, 0);
+        Py_DECREF(h);
+        return rc;
+    }
+    /* Any other loop, or debug mode (whose checks live in call_soon). */
+    PyObject *meth = PyObject_GetAttr(loop, st->str_call_soon);
+    if (meth == NULL) {
+        return -1;
+    }
+    PyObject *args[3] = {callback, (PyObject *)fut, ctx};
+    PyObject *res = PyObject_Vectorcall(meth, args, 2, ctx ? st->kwnames_context : NULL);
+    Py_DECREF(meth);
+    if (res == NULL) {
+        return -1;
+    }
+    Py_DECREF(res);
+    return 0;
+}
+
+/* Hand every done-callback to the loop. The callbacks are moved out of the
+ * future first: scheduling may run code that adds new ones. On error the
+ * rest are dropped, as asyncio does. */
+static int
+schedule_callbacks(pa_state *st, FutureObject *fut)
+{
+    PyObject *cb0 = fut->callback0, *ctx0 = fut->context0, *list = fut->callbacks;
+    fut->callback0 = NULL;
+    fut->context0 = NULL;
+    fut->callbacks = NULL;
+    int rc = 0;
+    if (cb0 != NULL) {
+        rc = schedule_callback(st, fut, cb0, ctx0);
+    }
+    if (rc == 0 && list != NULL) {
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
+            PyObject *pair = PyList_GET_ITEM(list, i); /* borrowed; list is ours */
+            if (schedule_callback(st, fut, PyTuple_GET_ITEM(pair, 0), PyTuple_GET_ITEM(pair, 1)) <
+                0) {
+                rc = -1;
+                break;
+            }
+        }
+    }
+    Py_XDECREF(cb0);
+    Py_XDECREF(ctx0);
+    Py_XDECREF(list);
+    return rc;
+}
+
+static PyObject *
+raise_invalid_state(pa_state *st, const char *msg)
+{
+    PyErr_SetString(st->InvalidStateError, msg);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- operations */
+
+int
+pa_future_init(pa_state *st, FutureObject *fut, PyObject *loop)
+{
+    (void)pa_future_clear(fut);
+    fut->state = PA_FUT_PENDING;
+    fut->log_tb = 0;
+    fut->blocking = 0;
+    if (loop == NULL || loop == Py_None) {
+        loop = PyObject_CallNoArgs(st->get_event_loop);
+        if (loop == NULL) {
+            return -1;
+        }
+    } else {
+        Py_INCREF(loop);
+    }
+    fut->loop = loop;
+    int debug;
+    if (pa_loop_check(st, loop)) {
+        debug = ((LoopObject *)loop)->debug;
+    } else {
+        PyObject *res = PyObject_CallMethodNoArgs(loop, st->str_get_debug);
+        if (res == NULL) {
+            return -1;
+        }
+        debug = PyObject_IsTrue(res);
+        Py_DECREF(res);
+        if (debug < 0) {
+            return -1;
+        }
+    }
+    if (debug && !pa_is_finalizing()) {
+        PyFrameObject *frame = PyEval_GetFrame(); /* borrowed */
+        fut->source_tb = frame ? PyObject_CallOneArg(st->extract_stack, (PyObject *)frame)
+                               : PyList_New(0);
+        if (fut->source_tb == NULL) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int
+pa_future_set_result(pa_state *st, FutureObject *fut, PyObject *result)
+{
+    if (ensure_alive(fut) < 0) {
+        return -1;
+    }
+    if (fut->state != PA_FUT_PENDING) {
+        raise_invalid_state(st, "invalid state");
+        return -1;
+    }
+    Py_XSETREF(fut->result, Py_NewRef(result));
+    fut->state = PA_FUT_FINISHED;
+    return schedule_callbacks(st, fut);
+}
+
+int
+pa_future_set_exception(pa_state *st, FutureObject *fut, PyObject *exc)
+{
+    if (ensure_alive(fut) < 0) {
+        return -1;
+    }
+    if (fut->state != PA_FUT_PENDING) {
+        raise_invalid_state(st, "invalid state");
+        return -1;
+    }
+    PyObject *value;
+    if (PyExceptionClass_Check(exc)) {
+        value = PyObject_CallNoArgs(exc);
+        if (value == NULL) {
+            return -1;
+        }
+        if (fut->state != PA_FUT_PENDING) { /* the constructor may have run anything */
+            Py_DECREF(value);
+            raise_invalid_state(st, "invalid state");
+            return -1;
+        }
+    } else {
+        value = Py_NewRef(exc);
+    }
+    if (!PyExceptionInstance_Check(value)) {
+        Py_DECREF(value);
+        PyErr_SetString(PyExc_TypeError, "invalid exception object");
+        return -1;
+    }
+    if (PyErr_GivenExceptionMatches(value, PyExc_StopIteration)) {
+#if PA_FUTURE_WRAPS_STOPITERATION
+        PyObject *wrapped = PyObject_CallFunction(
+            PyExc_RuntimeError, "s",
+            "StopIteration interacts badly with generators and cannot be raised into a Future");
+        if (wrapped == NULL) {
+            Py_DECREF(value);
+            return -1;
+        }
+        PyException_SetCause(wrapped, Py_NewRef(value));
+        PyException_SetContext(wrapped, value); /* steals value */
+        value = wrapped;
+#else
+        Py_DECREF(value);
+        PyErr_SetString(PyExc_TypeError, "StopIteration interacts badly with generators and "
+                                         "cannot be raised into a Future");
+        return -1;
+#endif
+    }
+    Py_XSETREF(fut->exception, value);
+    Py_XSETREF(fut->exception_tb, PyException_GetTraceback(value));
+    fut->state = PA_FUT_FINISHED;
+    if (schedule_callbacks(st, fut) < 0) {
+        return -1;
+    }
+    fut->log_tb = 1;
+    return 0;
+}
+
+int
+pa_future_cancel(pa_state *st, FutureObject *fut, PyObject *msg)
+{
+    if (ensure_alive(fut) < 0) {
+        return -1;
+    }
+    fut->log_tb = 0;
+    if (fut->state != PA_FUT_PENDING) {
+        return 0;
+    }
+    fut->state = PA_FUT_CANCELLED;
+    Py_XSETREF(fut->cancel_msg, Py_XNewRef(msg == Py_None ? NULL : msg));
+    return schedule_callbacks(st, fut) < 0 ? -1 : 1;
+}
+
+int
+pa_future_add_done_callback(pa_state *st, FutureObject *fut, PyObject *fn, PyObject *ctx)
+{
+    if (!is_alive(fut)) {
+        PyErr_SetString(PyExc_RuntimeError, "uninitialized Future object");
+        return -1;
+    }
+    if (fut->state != PA_FUT_PENDING) {
+        return schedule_callback(st, fut, fn, ctx);
+    }
+    if (fut->callback0 == NULL && fut->callbacks == NULL) {
+        fut->callback0 = Py_NewRef(fn);
+        fut->context0 = Py_NewRef(ctx);
+        return 0;
+    }
+    PyObject *pair = PyTuple_Pack(2, fn, ctx);
+    if (pair == NULL) {
+        return -1;
+    }
+    if (fut->callbacks == NULL) {
+        fut->callbacks = PyList_New(0);
+        if (fut->callbacks == NULL) {
+            Py_DECREF(pair);
+            return -1;
+        }
+    }
+    int rc = PyList_Append(fut->callbacks, pair);
+    Py_DECREF(pair);
+    return rc;
+}
+
+PyObject *
+pa_future_make_cancelled_error(pa_state *st, FutureObject *fut)
+{
+    if (fut->cancelled_exc != NULL) {
+        PyObject *exc = fut->cancelled_exc; /* ownership moves to the caller */
+        fut->cancelled_exc = NULL;
+        return exc;
+    }
+    if (fut->cancel_msg == NULL || fut->cancel_msg == Py_None) {
+        return PyObject_CallNoArgs(st->CancelledError);
+    }
+    return PyObject_CallOneArg(st->CancelledError, fut->cancel_msg);
+}
+
+static void
+raise_cancelled(pa_state *st, FutureObject *fut)
+{
+    PyObject *exc = pa_future_make_cancelled_error(st, fut);
+    if (exc != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    }
+}
+
+/* The result, or NULL with the future's exception (or CancelledError)
+ * raised. Marks the exception as retrieved. */
+static PyObject *
+future_result(pa_state *st, FutureObject *fut)
+{
+    if (!is_alive(fut)) {
+        return raise_invalid_state(st, "Future object is not initialized.");
+    }
+    if (fut->state == PA_FUT_CANCELLED) {
+        raise_cancelled(st, fut);
+        return NULL;
+    }
+    if (fut->state != PA_FUT_FINISHED) {
+        return raise_invalid_state(st, "Result is not ready.");
+    }
+    fut->log_tb = 0;
+    if (fut->exception != NULL) {
+        /* Raise with the traceback it had when set, not one that grew each
+         * time result() raised it. */
+        if (PyException_SetTraceback(fut->exception,
+                                     fut->exception_tb ? fut->exception_tb : Py_None) < 0) {
+            return NULL;
+        }
+        PyErr_SetObject((PyObject *)Py_TYPE(fut->exception), fut->exception);
+        return NULL;
+    }
+    return Py_NewRef(fut->result);
+}
+
+/* ---------------------------------------------------------------- methods */
+
+static PyObject *
+Future_result(FutureObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return future_result(pa_state_of((PyObject *)self), self);
+}
+
+static PyObject *
+Future_exception(FutureObject *self, PyObject *Py_UNUSED(ignored))
+{
+    pa_state *st = pa_state_of((PyObject *)self);
+    if (!is_alive(self)) {
+        return raise_invalid_state(st, "Future object is not initialized.");
+    }
+    if (self->state == PA_FUT_CANCELLED) {
+        raise_cancelled(st, self);
+        return NULL;
+    }
+    if (self->state != PA_FUT_FINISHED) {
+        return raise_invalid_state(st, "Exception is not set.");
+    }
+    self->log_tb = 0;
+    return Py_NewRef(self->exception ? self->exception : Py_None);
+}
+
+static PyObject *
+Future_set_result(FutureObject *self, PyObject *result)
+{
+    if (pa_future_set_result(pa_state_of((PyObject *)self), self, result) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Future_set_exception(FutureObject *self, PyObject *exc)
+{
+    if (pa_future_set_exception(pa_state_of((PyObject *)self), self, exc) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Future_add_done_callback(FutureObject *self, PyObject *const *args, Py_ssize_t nargsf,
+                         PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *ctx = NULL;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs != 1) {
+        PyErr_Format(PyExc_TypeError, "add_done_callback() takes exactly 1 positional argument "
+                                      "(%zd given)",
+                     nargs);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, i);
+        if (PyUnicode_CompareWithASCIIString(name, "context") != 0) {
+            PyErr_Format(PyExc_TypeError,
+                         "add_done_callback() got an unexpected keyword argument '%U'", name);
+            return NULL;
+        }
+        ctx = args[nargs + i];
+    }
+    pa_state *st = pa_state_of((PyObject *)self);
+    int rc;
+    if (ctx == NULL || ctx == Py_None) {
+        PyObject *copy = PyContext_CopyCurrent();
+        if (copy == NULL) {
+            return NULL;
+        }
+        rc = pa_future_add_done_callback(st, self, args[0], copy);
+        Py_DECREF(copy);
+    } else {
+        rc = pa_future_add_done_callback(st, self, args[0], ctx);
+    }
+    if (rc < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Future_remove_done_callback(FutureObject *self, PyObject *fn)
+{
+    if (ensure_alive(self) < 0) {
+        return NULL;
+    }
+    Py_ssize_t removed = 0;
+    if (self->callback0 != NULL) {
+        int eq = PyObject_RichCompareBool(self->callback0, fn, Py_EQ);
+        if (eq < 0) {
+            return NULL;
+        }
+        if (eq) {
+            Py_CLEAR(self->callback0);
+            Py_CLEAR(self->context0);
+            removed++;
+        }
+    }
+    if (self->callbacks != NULL) {
+        /* Work on a copy: a comparison may run code that changes the list. */
+        PyObject *old = PyList_GetSlice(self->callbacks, 0, PyList_GET_SIZE(self->callbacks));
+        PyObject *kept = old ? PyList_New(0) : NULL;
+        if (kept == NULL) {
+            Py_XDECREF(old);
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(old); i++) {
+            PyObject *pair = PyList_GET_ITEM(old, i);
+            int eq = PyObject_RichCompareBool(PyTuple_GET_ITEM(pair, 0), fn, Py_EQ);
+            if (eq < 0 || (!eq && PyList_Append(kept, pair) < 0)) {
+                Py_DECREF(old);
+                Py_DECREF(kept);
+                return NULL;
+            }
+            removed += eq;
+        }
+        Py_DECREF(old);
+        if (PyList_GET_SIZE(kept) == 0) {
+            Py_DECREF(kept);
+            kept = NULL;
+        }
+        Py_XSETREF(self->callbacks, kept);
+    }
+    return PyLong_FromSsize_t(removed);
+}
+
+static PyObject *
+Future_cancel(FutureObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+{
+    static const char *const kwlist[] = {"msg", NULL};
+    (void)kwlist;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *msg = Py_None;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs > 1 || nargs + nkw > 1) {
+        PyErr_SetString(PyExc_TypeError, "cancel() takes at most 1 argument");
+        return NULL;
+    }
+    if (nargs == 1) {
+        msg = args[0];
+    } else if (nkw == 1) {
+        if (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "msg") != 0) {
+            PyErr_Format(PyExc_TypeError, "cancel() got an unexpected keyword argument '%U'",
+                         PyTuple_GET_ITEM(kwnames, 0));
+            return NULL;
+        }
+        msg = args[0];
+    }
+    int r = pa_future_cancel(pa_state_of((PyObject *)self), self, msg);
+    if (r < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(r);
+}
+
+static PyObject *
+Future_cancelled(FutureObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(is_alive(self) && self->state == PA_FUT_CANCELLED);
+}
+
+static PyObject *
+Future_done(FutureObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(is_alive(self) && self->state != PA_FUT_PENDING);
+}
+
+static PyObject *
+Future_get_loop(FutureObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (ensure_alive(self) < 0) {
+        return NULL;
+    }
+    return Py_NewRef(self->loop);
+}
+
+static PyObject *
+Future_make_cancelled_error(FutureObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return pa_future_make_cancelled_error(pa_state_of((PyObject *)self), self);
+}
+
+static PyObject *
+Future_repr_info(FutureObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyObject_CallOneArg(pa_state_of((PyObject *)self)->future_repr_info, (PyObject *)self);
+}
+
+static PyObject *
+Future_repr(FutureObject *self)
+{
+    pa_state *st = pa_state_of((PyObject *)self);
+    PyObject *info = PyObject_CallOneArg(st->future_repr_info, (PyObject *)self);
+    if (info == NULL) {
+        return NULL;
+    }
+    PyObject *sep = PyUnicode_FromString(" ");
+    PyObject *joined = sep ? PyUnicode_Join(sep, info) : NULL;
+    PyObject *name = joined ? PyType_GetName(Py_TYPE(self)) : NULL;
+    PyObject *res = name ? PyUnicode_FromFormat("<%U %U>", name, joined) : NULL;
+    Py_XDECREF(name);
+    Py_XDECREF(joined);
+    Py_XDECREF(sep);
+    Py_DECREF(info);
+    return res;
+}
+
+/* ---------------------------------------------------------------- attributes */
+
+static PyObject *
+get_or_none(PyObject *value)
+{
+    return Py_NewRef(value ? value : Py_None);
+}
+
+static PyObject *
+Future_get_blocking(FutureObject *self, void *closure)
+{
+    return PyBool_FromLong(is_alive(self) && self->blocking);
+}
+
+static int
+Future_set_blocking(FutureObject *self, PyObject *value, void *closure)
+{
+    if (ensure_alive(self) < 0) {
+        return -1;
+    }
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete attribute");
+        return -1;
+    }
+    int r = PyObject_IsTrue(value);
+    if (r < 0) {
+        return -1;
+    }
+    self->blocking = (char)r;
+    return 0;
+}
+
+static PyObject *
+Future_get_log_traceback(FutureObject *self, void *closure)
+{
+    if (ensure_alive(self) < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(self->log_tb);
+}
+
+static int
+Future_set_log_traceback(FutureObject *self, PyObject *value, void *closure)
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete attribute");
+        return -1;
+    }
+    int r = PyObject_IsTrue(value);
+    if (r < 0) {
+        return -1;
+    }
+    if (r) {
+        PyErr_SetString(PyExc_ValueError, "_log_traceback can only be set to False");
+        return -1;
+    }
+    self->log_tb = 0;
+    return 0;
+}
+
+static PyObject *
+Future_get_loop_attr(FutureObject *self, void *closure)
+{
+    return get_or_none(self->loop);
+}
+
+static PyObject *
+Future_get_callbacks(FutureObject *self, void *closure)
+{
+    if (self->callback0 == NULL && self->callbacks == NULL) {
+        Py_RETURN_NONE;
+    }
+    PyObject *list = PyList_New(0);
+    if (list == NULL) {
+        return NULL;
+    }
+    if (self->callback0 != NULL) {
+        PyObject *pair = PyTuple_Pack(2, self->callback0, self->context0);
+        if (pair == NULL || PyList_Append(list, pair) < 0) {
+            Py_XDECREF(pair);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(pair);
+    }
+    if (self->callbacks != NULL) {
+        Py_ssize_t n = PyList_GET_SIZE(list);
+        if (PyList_SetSlice(list, n, n, self->callbacks) < 0) {
+            Py_DECREF(list);
+            return NULL;
+        }
+    }
+    return list;
+}
+
+static PyObject *
+Future_get_result_attr(FutureObject *self, void *closure)
+{
+    return get_or_none(self->result);
+}
+
+static PyObject *
+Future_get_exception_attr(FutureObject *self, void *closure)
+{
+    return get_or_none(self->exception);
+}
+
+static PyObject *
+Future_get_source_traceback(FutureObject *self, void *closure)
+{
+    return get_or_none(self->source_tb);
+}
+
+static PyObject *
+Future_get_cancel_message(FutureObject *self, void *closure)
+{
+    return get_or_none(self->cancel_msg);
+}
+
+static int
+Future_set_cancel_message(FutureObject *self, PyObject *value, void *closure)
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete attribute");
+        return -1;
+    }
+    Py_XSETREF(self->cancel_msg, Py_NewRef(value));
+    return 0;
+}
+
+static PyObject *
+Future_get_state(FutureObject *self, void *closure)
+{
+    if (!is_alive(self)) {
+        Py_RETURN_NONE;
+    }
+    switch (self->state) {
+    case PA_FUT_PENDING:
+        return PyUnicode_FromString("PENDING");
+    case PA_FUT_CANCELLED:
+        return PyUnicode_FromString("CANCELLED");
+    default:
+        return PyUnicode_FromString("FINISHED");
+    }
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+int
+pa_future_traverse(FutureObject *fut, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(fut));
+    Py_VISIT(fut->loop);
+    Py_VISIT(fut->callback0);
+    Py_VISIT(fut->context0);
+    Py_VISIT(fut->callbacks);
+    Py_VISIT(fut->result);
+    Py_VISIT(fut->exception);
+    Py_VISIT(fut->exception_tb);
+    Py_VISIT(fut->source_tb);
+    Py_VISIT(fut->cancel_msg);
+    Py_VISIT(fut->cancelled_exc);
+    Py_VISIT(fut->dict);
+    return 0;
+}
+
+int
+pa_future_clear(FutureObject *fut)
+{
+    Py_CLEAR(fut->loop);
+    Py_CLEAR(fut->callback0);
+    Py_CLEAR(fut->context0);
+    Py_CLEAR(fut->callbacks);
+    Py_CLEAR(fut->result);
+    Py_CLEAR(fut->exception);
+    Py_CLEAR(fut->exception_tb);
+    Py_CLEAR(fut->source_tb);
+    Py_CLEAR(fut->cancel_msg);
+    Py_CLEAR(fut->cancelled_exc);
+    return 0;
+}
+
+static int
+Future_tp_clear(FutureObject *fut)
+{
+    (void)pa_future_clear(fut);
+    Py_CLEAR(fut->dict);
+    return 0;
+}
+
+static int
+Future_tp_init(FutureObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"loop", NULL};
+    PyObject *loop = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$O:Future", kwlist, &loop)) {
+        return -1;
+    }
+    pa_state *st = pa_state_of((PyObject *)self);
+    if (st == NULL || pa_check_ready(st) < 0) {
+        return -1;
+    }
+    return pa_future_init(st, self, loop);
+}
+
+/* An exception nobody retrieved is reported when the future dies, through
+ * the loop's exception handler (asyncio's Future.__del__). */
+static void
+Future_finalize(FutureObject *self)
+{
+    if (!self->log_tb || self->loop == NULL) {
+        return;
+    }
+    self->log_tb = 0;
+    PyObject *saved = pa_err_take();
+    pa_state *st = pa_state_of((PyObject *)self);
+    PyObject *ctx = NULL, *name = NULL, *msg = NULL, *res = NULL;
+    if (st == NULL) {
+        goto done;
+    }
+    name = PyType_GetName(Py_TYPE(self));
+    msg = name ? PyUnicode_FromFormat("%U exception was never retrieved", name) : NULL;
+    ctx = msg ? PyDict_New() : NULL;
+    if (ctx == NULL || PyDict_SetItem(ctx, st->str_message, msg) < 0 ||
+        PyDict_SetItem(ctx, st->str_exception, self->exception ? self->exception : Py_None) <
+            0 ||
+        PyDict_SetItem(ctx, st->str_future, (PyObject *)self) < 0) {
+        goto done;
+    }
+    if (self->source_tb != NULL &&
+        PyDict_SetItem(ctx, st->str_source_traceback, self->source_tb) < 0) {
+        goto done;
+    }
+    res = PyObject_CallMethodOneArg(self->loop, st->str_call_exception_handler, ctx);
+
+done:
+    if (res == NULL) {
+        PyErr_WriteUnraisable((PyObject *)self);
+    }
+    Py_XDECREF(res);
+    Py_XDECREF(ctx);
+    Py_XDECREF(msg);
+    Py_XDECREF(name);
+    pa_err_restore(saved);
+}
+
+static void
+Future_dealloc(FutureObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0) {
+        return; /* resurrected by the exception handler */
+    }
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    (void)Future_tp_clear(self);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+/* ---------------------------------------------------------------- await iterator */
+
+typedef struct {
+    PyObject_HEAD
+    FutureObject *future; /* NULL once exhausted */
+} FutureIterObject;
+
+static PyObject *
+new_future_iter(FutureObject *fut)
+{
+    pa_state *st = pa_state_of((PyObject *)fut);
+    if (st == NULL) {
+        return NULL;
+    }
+    if (ensure_alive(fut) < 0) {
+        return NULL;
+    }
+    FutureIterObject *it = PyObject_GC_New(FutureIterObject, st->FutureIterType);
+    if (it == NULL) {
+        return NULL;
+    }
+    it->future = (FutureObject *)Py_NewRef(fut);
+    PyObject_GC_Track(it);
+    return (PyObject *)it;
+}
+
+/* One step of `await future`: yield the future itself while it is pending
+ * (the Task sees _asyncio_future_blocking and waits on it), then return its
+ * result or raise its exception. */
+static PySendResult
+FutureIter_am_send(FutureIterObject *it, PyObject *Py_UNUSED(arg), PyObject **result)
+{
+    *result = NULL;
+    FutureObject *fut = it->future;
+    if (fut == NULL) {
+        *result = Py_NewRef(Py_None);
+        return PYGEN_RETURN;
+    }
+    if (fut->state == PA_FUT_PENDING) {
+        if (!fut->blocking) {
+            fut->blocking = 1;
+            *result = Py_NewRef(fut);
+            return PYGEN_NEXT;
+        }
+        PyErr_SetString(PyExc_RuntimeError, "await wasn't used with future");
+        return PYGEN_ERROR;
+    }
+    it->future = NULL;
+    PyObject *res = future_result(pa_state_of((PyObject *)fut), fut);
+    Py_DECREF(fut);
+    if (res == NULL) {
+        return PYGEN_ERROR;
+    }
+    *result = res;
+    return PYGEN_RETURN;
+}
+
+static PyObject *
+FutureIter_iternext(FutureIterObject *it)
+{
+    PyObject *res;
+    switch (FutureIter_am_send(it, Py_None, &res)) {
+    case PYGEN_NEXT:
+        return res;
+    case PYGEN_RETURN:
+        if (res != Py_None) {
+            /* StopIteration(value): built explicitly so that a tuple value is
+             * not taken as the exception's arguments. */
+            PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, res);
+            if (stop != NULL) {
+                PyErr_SetObject(PyExc_StopIteration, stop);
+                Py_DECREF(stop);
+            }
+        }
+        Py_DECREF(res);
+        return NULL;
+    default:
+        return NULL;
+    }
+}
+
+static PyObject *
+FutureIter_send(FutureIterObject *it, PyObject *Py_UNUSED(value))
+{
+    /* Future.__await__ ignores what is sent to it. */
+    return FutureIter_iternext(it);
+}
+
+static PyObject *
+FutureIter_throw(FutureIterObject *it, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 3) {
+        PyErr_Format(PyExc_TypeError, "throw expected 1 to 3 arguments, got %zd", nargs);
+        return NULL;
+    }
+#if PA_THROW_3ARGS_DEPRECATED
+    if (nargs > 1 &&
+        PyErr_WarnEx(PyExc_DeprecationWarning,
+                     "the (type, exc, tb) signature of throw() is deprecated, "
+                     "use the single-arg signature instead.",
+                     1) < 0) {
+        return NULL;
+    }
+#endif
+    PyObject *type = args[0];
+    PyObject *val = nargs > 1 ? args[1] : NULL;
+    PyObject *tb = nargs > 2 ? args[2] : NULL;
+    if (val == Py_None) {
+        val = NULL;
+    }
+    if (tb == Py_None) {
+        tb = NULL;
+    } else if (tb != NULL && !PyTraceBack_Check(tb)) {
+        PyErr_SetString(PyExc_TypeError, "throw() third argument must be a traceback");
+        return NULL;
+    }
+    PyObject *exc;
+    if (PyExceptionClass_Check(type)) {
+        if (val != NULL && PyObject_TypeCheck(val, (PyTypeObject *)type)) {
+            exc = Py_NewRef(val);
+        } else if (val == NULL) {
+            exc = PyObject_CallNoArgs(type);
+        } else if (PyTuple_Check(val)) {
+            exc = PyObject_Call(type, val, NULL);
+        } else {
+            exc = PyObject_CallOneArg(type, val);
+        }
+        if (exc == NULL) {
+            return NULL;
+        }
+        if (!PyExceptionInstance_Check(exc)) {
+            PyErr_Format(PyExc_TypeError,
+                         "calling %R should have returned an instance of BaseException, not %s",
+                         type, Py_TYPE(exc)->tp_name);
+            Py_DECREF(exc);
+            return NULL;
+        }
+    } else if (PyExceptionInstance_Check(type)) {
+        if (val != NULL) {
+            PyErr_SetString(PyExc_TypeError, "instance exception may not have a separate value");
+            return NULL;
+        }
+        exc = Py_NewRef(type);
+    } else {
+        PyErr_SetString(PyExc_TypeError,
+                        "exceptions must be classes deriving BaseException or "
+                        "instances of such a class");
+        return NULL;
+    }
+    if (tb != NULL && PyException_SetTraceback(exc, tb) < 0) {
+        Py_DECREF(exc);
+        return NULL;
+    }
+    Py_CLEAR(it->future);
+    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    Py_DECREF(exc);
+    return NULL;
+}
+
+static PyObject *
+FutureIter_close(FutureIterObject *it, PyObject *Py_UNUSED(ignored))
+{
+    Py_CLEAR(it->future);
+    Py_RETURN_NONE;
+}
+
+static int
+FutureIter_traverse(FutureIterObject *it, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(it));
+    Py_VISIT(it->future);
+    return 0;
+}
+
+static int
+FutureIter_clear(FutureIterObject *it)
+{
+    Py_CLEAR(it->future);
+    return 0;
+}
+
+static void
+FutureIter_dealloc(FutureIterObject *it)
+{
+    PyTypeObject *tp = Py_TYPE(it);
+    PyObject_GC_UnTrack(it);
+    Py_CLEAR(it->future);
+    tp->tp_free(it);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef FutureIter_methods[] = {
+    {"send", (PyCFunction)FutureIter_send, METH_O, NULL},
+    {"throw", (PyCFunction)(void (*)(void))FutureIter_throw, METH_FASTCALL, NULL},
+    {"close", (PyCFunction)FutureIter_close, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot FutureIter_slots[] = {
+    {Py_tp_dealloc, FutureIter_dealloc},
+    {Py_tp_traverse, FutureIter_traverse},
+    {Py_tp_clear, FutureIter_clear},
+    {Py_tp_iter, PyObject_SelfIter},
+    {Py_tp_iternext, FutureIter_iternext},
+    {Py_tp_methods, FutureIter_methods},
+    {Py_am_send, FutureIter_am_send},
+    {0, NULL},
+};
+
+static PyType_Spec FutureIter_spec = {
+    .name = "pyasync.FutureIter",
+    .basicsize = sizeof(FutureIterObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = FutureIter_slots,
+};
+
+/* ---------------------------------------------------------------- Future type */
+
+static PyObject *
+Future_iter(FutureObject *self)
+{
+    return new_future_iter(self);
+}
+
+static PyMethodDef Future_methods[] = {
+    {"result", (PyCFunction)Future_result, METH_NOARGS, "Return the result, or raise."},
+    {"exception", (PyCFunction)Future_exception, METH_NOARGS, "Return the exception, or None."},
+    {"set_result", (PyCFunction)Future_set_result, METH_O, "Mark done with a result."},
+    {"set_exception", (PyCFunction)Future_set_exception, METH_O, "Mark done with an exception."},
+    {"add_done_callback", (PyCFunction)(void (*)(void))Future_add_done_callback,
+     METH_FASTCALL | METH_KEYWORDS, "add_done_callback(fn, *, context=None)"},
+    {"remove_done_callback", (PyCFunction)Future_remove_done_callback, METH_O,
+     "Remove every registration of fn; return how many."},
+    {"cancel", (PyCFunction)(void (*)(void))Future_cancel, METH_FASTCALL | METH_KEYWORDS,
+     "cancel(msg=None): cancel and schedule the callbacks."},
+    {"cancelled", (PyCFunction)Future_cancelled, METH_NOARGS, NULL},
+    {"done", (PyCFunction)Future_done, METH_NOARGS, NULL},
+    {"get_loop", (PyCFunction)Future_get_loop, METH_NOARGS, NULL},
+    {"_make_cancelled_error", (PyCFunction)Future_make_cancelled_error, METH_NOARGS, NULL},
+    {"_repr_info", (PyCFunction)Future_repr_info, METH_NOARGS, NULL},
+    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS, "See PEP 585"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Future_getset[] = {
+    {"_asyncio_future_blocking", (getter)Future_get_blocking, (setter)Future_set_blocking, NULL,
+     NULL},
+    {"_log_traceback", (getter)Future_get_log_traceback, (setter)Future_set_log_traceback, NULL,
+     NULL},
+    {"_loop", (getter)Future_get_loop_attr, NULL, NULL, NULL},
+    {"_callbacks", (getter)Future_get_callbacks, NULL, NULL, NULL},
+    {"_result", (getter)Future_get_result_attr, NULL, NULL, NULL},
+    {"_exception", (getter)Future_get_exception_attr, NULL, NULL, NULL},
+    {"_source_traceback", (getter)Future_get_source_traceback, NULL, NULL, NULL},
+    {"_cancel_message", (getter)Future_get_cancel_message, (setter)Future_set_cancel_message, NULL,
+     NULL},
+    {"_state", (getter)Future_get_state, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMemberDef Future_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(FutureObject, weakreflist), READONLY, NULL},
+    {"__dictoffset__", T_PYSSIZET, offsetof(FutureObject, dict), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot Future_slots[] = {
+    {Py_tp_init, Future_tp_init},
+    {Py_tp_dealloc, Future_dealloc},
+    {Py_tp_traverse, pa_future_traverse},
+    {Py_tp_clear, Future_tp_clear},
+    {Py_tp_finalize, Future_finalize},
+    {Py_tp_repr, Future_repr},
+    {Py_tp_iter, Future_iter},
+    {Py_am_await, Future_iter},
+    {Py_tp_methods, Future_methods},
+    {Py_tp_getset, Future_getset},
+    {Py_tp_members, Future_members},
+    {Py_tp_doc, "An asyncio-compatible Future, in C."},
+    {0, NULL},
+};
+
+static PyType_Spec Future_spec = {
+    .name = "pyasync.Future",
+    .basicsize = sizeof(FutureObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .slots = Future_slots,
+};
+
+int
+pa_future_register_types(PyObject *module, pa_state *st)
+{
+    st->FutureIterType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &FutureIter_spec, NULL);
+    if (st->FutureIterType == NULL) {
+        return -1;
+    }
+    st->FutureType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &Future_spec, NULL);
+    if (st->FutureType == NULL || PyModule_AddType(module, st->FutureType) < 0) {
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,70 @@
+/*
+ * future.h - pyasync.Future, asyncio's Future in C.
+ *
+ * The first done-callback is stored inline (callback0/context0): most futures
+ * have exactly one (the task awaiting them), so the common case allocates no
+ * list. A future is "alive" once initialised (loop != NULL); every method
+ * checks that, since a subclass may skip __init__.
+ *
+ * PA_FUTURE_HEAD is the layout Task extends (task.h puts its fields after it).
+ */
+#ifndef PYASYNC_FUTURE_H
+#define PYASYNC_FUTURE_H
+
+#include "state.h"
+
+typedef enum {
+    PA_FUT_PENDING,
+    PA_FUT_CANCELLED,
+    PA_FUT_FINISHED,
+} pa_fut_state;
+
+#define PA_FUTURE_HEAD                                                                             \
+    PyObject_HEAD                                                                                  \
+    PyObject *loop;                                                                                \
+    PyObject *callback0;     /* first done-callback, or NULL */                                    \
+    PyObject *context0;      /* its context */                                                     \
+    PyObject *callbacks;     /* list of (callback, context) after the first, or NULL */            \
+    PyObject *result;                                                                              \
+    PyObject *exception;                                                                           \
+    PyObject *exception_tb;                                                                        \
+    PyObject *source_tb;     /* creation stack in debug mode */                                    \
+    PyObject *cancel_msg;                                                                          \
+    PyObject *cancelled_exc; /* the CancelledError to re-raise, set by Task */                     \
+    PyObject *dict;                                                                                \
+    PyObject *weakreflist;                                                                         \
+    pa_fut_state state;                                                                            \
+    char log_tb;             /* an exception nobody retrieved yet */                               \
+    char blocking;           /* _asyncio_future_blocking */
+
+typedef struct {
+    PA_FUTURE_HEAD
+} FutureObject;
+
+int pa_future_register_types(PyObject *module, pa_state *st);
+
+static inline int
+pa_future_check(pa_state *st, PyObject *obj)
+{
+    return PyObject_TypeCheck(obj, st->FutureType);
+}
+
+/* Initialise (or re-initialise) a future bound to loop (NULL: the current
+ * event loop, like asyncio). -1 with an exception on error. */
+int pa_future_init(pa_state *st, FutureObject *fut, PyObject *loop);
+
+/* The operations behind the methods, for the Task and the loop's fast paths.
+ * All return -1 with an exception set on error. */
+int pa_future_set_result(pa_state *st, FutureObject *fut, PyObject *result);
+int pa_future_set_exception(pa_state *st, FutureObject *fut, PyObject *exc);
+/* 1 if cancelled now, 0 if it was already done. */
+int pa_future_cancel(pa_state *st, FutureObject *fut, PyObject *msg);
+int pa_future_add_done_callback(pa_state *st, FutureObject *fut, PyObject *fn, PyObject *ctx);
+/* The CancelledError to raise for a cancelled future (new reference). */
+PyObject *pa_future_make_cancelled_error(pa_state *st, FutureObject *fut);
+
+/* Shared by Task's type slots. */
+int pa_future_traverse(FutureObject *fut, visitproc visit, void *arg);
+int pa_future_clear(FutureObject *fut);
+
+#endif /* PYASYNC_FUTURE_H */
