@@ -89,4 +89,11 @@ pa_is_finalizing(void)
 /* 3.12: the (type, value, traceback) signature of throw() is deprecated. */
 #define PA_THROW_3ARGS_DEPRECATED (PY_VERSION_HEX >= 0x030C0000)
 
+/* 3.12: Task(..., eager_start=...) and eager task factories. */
+#define PA_HAS_EAGER_TASKS (PY_VERSION_HEX >= 0x030C0000)
+
+/* 3.13: Task.uncancel() clears a pending cancellation when the count of
+ * requests drops to zero. */
+#define PA_UNCANCEL_CLEARS_MUST_CANCEL (PY_VERSION_HEX >= 0x030D0000)
+
 #endif /* PYASYNC_COMPAT_H */

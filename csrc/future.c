@@ -40,35 +40,8 @@ ensure_alive(FutureObject *fut)
 static int
 schedule_callback(pa_state *st, FutureObject *fut, PyObject *callback, PyObject *ctx)
 {
-    PyObject *loop = fut->loop;
-    if (pa_loop_check(st, loop) && !((LoopObject *)loop)->debug) {
-        LoopObject *lp = (LoopObject *)loop;
-        if (pa_loop_check_closed(lp) < 0 ||
-            pa_check_callback(st, callback, "call_soon", 0) < 0) {
-            return -1;
-        }
-        PyObject *arg = (PyObject *)fut;
-        HandleObject *h = pa_handle_new(st, st->HandleType, loop, callback, &arg, 1, ctx, 0);
-        if (h == NULL) {
-            return -1;
-        }
-        int rc = pa_loop_push_ready(lp, (PyObject *)h, 0);
-        Py_DECREF(h);
-        return rc;
-    }
-    /* Any other loop, or debug mode (whose checks live in call_soon). */
-    PyObject *meth = PyObject_GetAttr(loop, st->str_call_soon);
-    if (meth == NULL) {
-        return -1;
-    }
-    PyObject *args[3] = {callback, (PyObject *)fut, ctx};
-    PyObject *res = PyObject_Vectorcall(meth, args, 2, ctx ? st->kwnames_context : NULL);
-    Py_DECREF(meth);
-    if (res == NULL) {
-        return -1;
-    }
-    Py_DECREF(res);
-    return 0;
+    PyObject *arg = (PyObject *)fut;
+    return pa_call_soon(st, fut->loop, callback, &arg, 1, ctx);
 }
 
 /* Hand every done-callback to the loop. The callbacks are moved out of the
@@ -296,8 +269,8 @@ raise_cancelled(pa_state *st, FutureObject *fut)
 
 /* The result, or NULL with the future's exception (or CancelledError)
  * raised. Marks the exception as retrieved. */
-static PyObject *
-future_result(pa_state *st, FutureObject *fut)
+PyObject *
+pa_future_result(pa_state *st, FutureObject *fut)
 {
     if (!is_alive(fut)) {
         return raise_invalid_state(st, "Future object is not initialized.");
@@ -328,7 +301,7 @@ future_result(pa_state *st, FutureObject *fut)
 static PyObject *
 Future_result(FutureObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return future_result(pa_state_of((PyObject *)self), self);
+    return pa_future_result(pa_state_of((PyObject *)self), self);
 }
 
 static PyObject *
@@ -844,7 +817,7 @@ FutureIter_am_send(FutureIterObject *it, PyObject *Py_UNUSED(arg), PyObject **re
         return PYGEN_ERROR;
     }
     it->future = NULL;
-    PyObject *res = future_result(pa_state_of((PyObject *)fut), fut);
+    PyObject *res = pa_future_result(pa_state_of((PyObject *)fut), fut);
     Py_DECREF(fut);
     if (res == NULL) {
         return PYGEN_ERROR;

@@ -95,6 +95,49 @@ pa_loop_push_ready(LoopObject *loop, PyObject *handle, int threadsafe)
 
 /* ---------------------------------------------------------------- scheduling */
 
+int
+pa_call_soon(pa_state *st, PyObject *loop, PyObject *callback, PyObject *const *args,
+             Py_ssize_t nargs, PyObject *context)
+{
+    if (pa_loop_check(st, loop) && !((LoopObject *)loop)->debug) {
+        LoopObject *lp = (LoopObject *)loop;
+        if (pa_loop_check_closed(lp) < 0 || pa_check_callback(st, callback, "call_soon", 0) < 0) {
+            return -1;
+        }
+        HandleObject *h =
+            pa_handle_new(st, st->HandleType, loop, callback, args, nargs, context, 0);
+        if (h == NULL) {
+            return -1;
+        }
+        int rc = pa_loop_push_ready(lp, (PyObject *)h, 0);
+        Py_DECREF(h);
+        return rc;
+    }
+    /* Any other loop, or debug mode (whose checks live in call_soon). */
+    PyObject *stack[4];
+    if (nargs > 2) {
+        PyErr_SetString(PyExc_SystemError, "pa_call_soon: too many arguments");
+        return -1;
+    }
+    stack[0] = callback;
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        stack[1 + i] = args[i];
+    }
+    stack[1 + nargs] = context;
+    PyObject *meth = PyObject_GetAttr(loop, st->str_call_soon);
+    if (meth == NULL) {
+        return -1;
+    }
+    PyObject *res =
+        PyObject_Vectorcall(meth, stack, 1 + nargs, context ? st->kwnames_context : NULL);
+    Py_DECREF(meth);
+    if (res == NULL) {
+        return -1;
+    }
+    Py_DECREF(res);
+    return 0;
+}
+
 static PyObject *
 schedule_soon(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames,
               const char *method, int threadsafe)

@@ -60,6 +60,12 @@ int pa_loop_check_closed(LoopObject *loop);
  * and `threadsafe` asks for it. */
 int pa_loop_push_ready(LoopObject *loop, PyObject *handle, int threadsafe);
 
+/* loop.call_soon(callback, *args, context=context) for any loop: queued
+ * directly as a handle on a pyasync loop outside debug mode (no Python call),
+ * through the loop's call_soon() method otherwise. At most 2 args. */
+int pa_call_soon(pa_state *st, PyObject *loop, PyObject *callback, PyObject *const *args,
+                 Py_ssize_t nargs, PyObject *context);
+
 /* Watcher methods, implemented in iowatch.c. */
 PyObject *pa_loop_add_reader(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *pa_loop_add_writer(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);

@@ -11,6 +11,7 @@
 #include "handle.h"
 #include "loop.h"
 #include "future.h"
+#include "task.h"
 
 #if !defined(__linux__) && !defined(__unix__) && !defined(__APPLE__)
 #error "pyasync needs a POSIX system with poll() (epoll on Linux)"
@@ -32,6 +33,15 @@ static const struct {
     {"future_repr_info", offsetof(pa_state, future_repr_info)},
     {"InvalidStateError", offsetof(pa_state, InvalidStateError)},
     {"CancelledError", offsetof(pa_state, CancelledError)},
+    {"enter_task", offsetof(pa_state, enter_task)},
+    {"leave_task", offsetof(pa_state, leave_task)},
+    {"register_task", offsetof(pa_state, register_task)},
+    {"swap_current_task", offsetof(pa_state, swap_current_task)},
+    {"register_eager_task", offsetof(pa_state, register_eager_task)},
+    {"unregister_eager_task", offsetof(pa_state, unregister_eager_task)},
+    {"task_repr_info", offsetof(pa_state, task_repr_info)},
+    {"task_get_stack", offsetof(pa_state, task_get_stack)},
+    {"task_print_stack", offsetof(pa_state, task_print_stack)},
 };
 
 #define N_HELPERS (sizeof(helper_slots) / sizeof(helper_slots[0]))
@@ -112,12 +122,24 @@ module_exec(PyObject *module)
     INTERN(str_call_soon, "call_soon");
     INTERN(str_context, "context");
     INTERN(str_future, "future");
+    INTERN(str_throw, "throw");
+    INTERN(str_value, "value");
+    INTERN(str_task, "task");
+    INTERN(str_asyncio_future_blocking, "_asyncio_future_blocking");
+    INTERN(str_add_done_callback, "add_done_callback");
+    INTERN(str_cancel, "cancel");
+    INTERN(str_get_loop, "get_loop");
+    INTERN(str_loop_attr, "_loop");
     st->kwnames_context = PyTuple_Pack(1, st->str_context);
     if (st->kwnames_context == NULL) {
         return -1;
     }
+    st->kwnames_msg = Py_BuildValue("(s)", "msg");
+    if (st->kwnames_msg == NULL) {
+        return -1;
+    }
     if (pa_handle_register_types(module, st) < 0 || pa_loop_register_type(module, st) < 0 ||
-        pa_future_register_types(module, st) < 0) {
+        pa_future_register_types(module, st) < 0 || pa_task_register_type(module, st) < 0) {
         return -1;
     }
     return 0;
@@ -132,6 +154,7 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->TimerHandleType);
     Py_VISIT(st->FutureType);
     Py_VISIT(st->FutureIterType);
+    Py_VISIT(st->TaskType);
     for (size_t i = 0; i < N_HELPERS; i++) {
         Py_VISIT(*helper_field(st, i));
     }
@@ -148,6 +171,7 @@ module_clear(PyObject *module)
     Py_CLEAR(st->TimerHandleType);
     Py_CLEAR(st->FutureType);
     Py_CLEAR(st->FutureIterType);
+    Py_CLEAR(st->TaskType);
     for (size_t i = 0; i < N_HELPERS; i++) {
         Py_CLEAR(*helper_field(st, i));
     }
@@ -168,6 +192,15 @@ module_clear(PyObject *module)
     Py_CLEAR(st->str_context);
     Py_CLEAR(st->str_future);
     Py_CLEAR(st->kwnames_context);
+    Py_CLEAR(st->kwnames_msg);
+    Py_CLEAR(st->str_throw);
+    Py_CLEAR(st->str_value);
+    Py_CLEAR(st->str_task);
+    Py_CLEAR(st->str_asyncio_future_blocking);
+    Py_CLEAR(st->str_add_done_callback);
+    Py_CLEAR(st->str_cancel);
+    Py_CLEAR(st->str_get_loop);
+    Py_CLEAR(st->str_loop_attr);
     return 0;
 }
 

@@ -28,6 +28,15 @@ typedef struct {
     PyObject *future_repr_info;       /* asyncio.base_futures._future_repr_info */
     PyObject *InvalidStateError;      /* asyncio.InvalidStateError */
     PyObject *CancelledError;         /* asyncio.CancelledError */
+    PyObject *enter_task;             /* asyncio.tasks._enter_task */
+    PyObject *leave_task;             /* asyncio.tasks._leave_task */
+    PyObject *register_task;          /* asyncio.tasks._register_task */
+    PyObject *swap_current_task;      /* asyncio.tasks._swap_current_task (3.12+), else None */
+    PyObject *register_eager_task;    /* asyncio.tasks._register_eager_task (3.12+), else None */
+    PyObject *unregister_eager_task;  /* asyncio.tasks._unregister_eager_task (3.12+), else None */
+    PyObject *task_repr_info;         /* asyncio.base_tasks._task_repr_info */
+    PyObject *task_get_stack;         /* asyncio.base_tasks._task_get_stack */
+    PyObject *task_print_stack;       /* asyncio.base_tasks._task_print_stack */
 
     /* Free list of dead Handle/TimerHandle objects, linked through their
      * `callback` field. Reusing them skips the allocator and, above all, the
@@ -38,6 +47,8 @@ typedef struct {
 
     PyTypeObject *FutureType;
     PyTypeObject *FutureIterType;
+    PyTypeObject *TaskType;
+    unsigned long long task_name_counter;
 
     /* Interned attribute names. */
     PyObject *str_call_exception_handler;
@@ -57,6 +68,15 @@ typedef struct {
     PyObject *str_context;
     PyObject *str_future;
     PyObject *kwnames_context;        /* ("context",) for vectorcall */
+    PyObject *kwnames_msg;            /* ("msg",) */
+    PyObject *str_throw;
+    PyObject *str_value;
+    PyObject *str_task;
+    PyObject *str_asyncio_future_blocking;
+    PyObject *str_add_done_callback;
+    PyObject *str_cancel;
+    PyObject *str_get_loop;
+    PyObject *str_loop_attr;
 } pa_state;
 
 extern struct PyModuleDef pa_module_def;

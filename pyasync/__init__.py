@@ -13,7 +13,7 @@ if _sys.platform == "win32":
     raise ImportError("pyasync needs epoll or poll(); Windows is not supported")
 
 try:
-    from ._core import Future, Handle, TimerHandle, pollers  # noqa: E402
+    from ._core import Future, Handle, Task, TimerHandle, pollers  # noqa: E402
 except ImportError as _exc:  # pragma: no cover - depends on how it was installed
     raise ImportError(
         "pyasync's C extension (pyasync._core) is not built for this interpreter. "
@@ -31,6 +31,7 @@ __all__ = (
     "Future",
     "Handle",
     "Loop",
+    "Task",
     "TimerHandle",
     "install",
     "new_event_loop",

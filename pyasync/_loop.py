@@ -18,7 +18,7 @@ import warnings
 import weakref
 
 from asyncio import base_events as _base_events
-from asyncio import base_futures, constants, coroutines, events, exceptions
+from asyncio import base_futures, base_tasks, constants, coroutines, events, exceptions
 from asyncio import format_helpers, futures, tasks, timeouts
 from asyncio.log import logger
 
@@ -482,6 +482,15 @@ def _install_helpers():
         future_repr_info=base_futures._future_repr_info,
         InvalidStateError=exceptions.InvalidStateError,
         CancelledError=exceptions.CancelledError,
+        enter_task=tasks._enter_task,
+        leave_task=tasks._leave_task,
+        register_task=tasks._register_task,
+        swap_current_task=getattr(tasks, "_swap_current_task", None),
+        register_eager_task=getattr(tasks, "_register_eager_task", None),
+        unregister_eager_task=getattr(tasks, "_unregister_eager_task", None),
+        task_repr_info=base_tasks._task_repr_info,
+        task_get_stack=base_tasks._task_get_stack,
+        task_print_stack=base_tasks._task_print_stack,
     )
 
 

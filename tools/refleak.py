@@ -9,7 +9,7 @@ the extension built for it:
     PYTHONPATH=. python3.11-dbg tools/refleak.py tests/test_callbacks.py ...
 
 Fixtures supported: loop, pyloop, loop_kind, loop_factory, pair (socket pair),
-Future (pyasync.Future).
+Future, Task (pyasync's).
 Tests needing any other fixture are listed as skipped.
 """
 import gc
@@ -36,6 +36,8 @@ def make_fixtures(names, cleanups):
             values[name] = "pyasync"
         elif name == "Future":
             values[name] = pyasync.Future
+        elif name == "Task":
+            values[name] = pyasync.Task
         elif name == "loop_factory":
             def factory():
                 lp = pyasync.new_event_loop()

@@ -1,0 +1,897 @@
+/*
+ * task.c - pyasync.Task: a Future that drives a coroutine.
+ *
+ * The step logic follows asyncio.Task.__step and __wakeup of each supported
+ * CPython version: send into (or throw into) the coroutine, then act on what
+ * it yielded:
+ *   - one of our futures, blocking: wait on it (wakeup_cb as its callback);
+ *   - any object following the asyncio future protocol: the same, through
+ *     _asyncio_future_blocking / add_done_callback / cancel;
+ *   - None (a bare yield): run again at the next iteration;
+ *   - anything else: schedule a step that throws asyncio's RuntimeError.
+ * The current task is entered and left through asyncio's own _enter_task /
+ * _leave_task, and tasks are registered with asyncio's _register_task, so
+ * asyncio.current_task() and asyncio.all_tasks() see them.
+ *
+ * Ownership: the task holds step_cb and wakeup_cb, which hold the task; the
+ * cycle is cut as soon as the task is done (clear_callables), and the GC
+ * collects an abandoned pending task (reporting it, like asyncio).
+ */
+#include "task.h"
+#include "handle.h"
+#include "loop.h"
+
+#include <structmember.h>
+
+static PyObject *task_step(pa_state *st, TaskObject *task, PyObject *exc);
+
+/* ---------------------------------------------------------------- helpers */
+
+static inline int
+is_exact_future_or_task(pa_state *st, PyObject *obj)
+{
+    return Py_IS_TYPE(obj, st->FutureType) || Py_IS_TYPE(obj, st->TaskType);
+}
+
+static int
+call_helper2(PyObject *func, PyObject *a, PyObject *b, PyObject **result)
+{
+    PyObject *args[2] = {a, b};
+    PyObject *res = PyObject_Vectorcall(func, args, 2, NULL);
+    if (res == NULL) {
+        return -1;
+    }
+    if (result != NULL) {
+        *result = res;
+    } else {
+        Py_DECREF(res);
+    }
+    return 0;
+}
+
+static int
+call_helper1(PyObject *func, PyObject *arg)
+{
+    PyObject *res = PyObject_CallOneArg(func, arg);
+    if (res == NULL) {
+        return -1;
+    }
+    Py_DECREF(res);
+    return 0;
+}
+
+static int
+schedule_step(pa_state *st, TaskObject *task, PyObject *exc)
+{
+    return pa_call_soon(st, task->loop, task->step_cb, exc ? &exc : NULL, exc ? 1 : 0,
+                        task->context);
+}
+
+/* Schedule a step that throws RuntimeError(message) into the coroutine. */
+static int
+schedule_error(pa_state *st, TaskObject *task, PyObject *message)
+{
+    if (message == NULL) {
+        return -1;
+    }
+    PyObject *exc = PyObject_CallOneArg(PyExc_RuntimeError, message);
+    Py_DECREF(message);
+    if (exc == NULL) {
+        return -1;
+    }
+    int rc = schedule_step(st, task, exc);
+    Py_DECREF(exc);
+    return rc;
+}
+
+/* The step and wakeup callables hold the task: drop them once it is done so
+ * that a finished task is freed by reference counting alone. */
+static void
+clear_callables(TaskObject *task)
+{
+    Py_CLEAR(task->step_cb);
+    Py_CLEAR(task->wakeup_cb);
+}
+
+/* future.cancel(msg=msg) for the future a task waits on: direct for our
+ * exact types, the method otherwise. 1 if it was cancelled, 0 if not. */
+static int task_cancel(pa_state *st, TaskObject *task, PyObject *msg);
+
+static int
+cancel_waiter(pa_state *st, PyObject *waiter, PyObject *msg)
+{
+    if (Py_IS_TYPE(waiter, st->FutureType)) {
+        return pa_future_cancel(st, (FutureObject *)waiter, msg);
+    }
+    if (Py_IS_TYPE(waiter, st->TaskType)) {
+        return task_cancel(st, (TaskObject *)waiter, msg);
+    }
+    PyObject *meth = PyObject_GetAttr(waiter, st->str_cancel);
+    if (meth == NULL) {
+        return -1;
+    }
+    PyObject *args[1] = {msg ? msg : Py_None};
+    PyObject *res = PyObject_Vectorcall(meth, args, 0, st->kwnames_msg);
+    Py_DECREF(meth);
+    if (res == NULL) {
+        return -1;
+    }
+    int r = PyObject_IsTrue(res);
+    Py_DECREF(res);
+    return r;
+}
+
+/* asyncio.futures._get_loop(): get_loop() if there is one, else _loop. */
+static PyObject *
+future_loop(pa_state *st, PyObject *fut)
+{
+    if (pa_future_check(st, fut)) {
+        PyObject *loop = ((FutureObject *)fut)->loop;
+        return Py_NewRef(loop ? loop : Py_None);
+    }
+    PyObject *getloop;
+    int r = pa_get_optional_attr(fut, st->str_get_loop, &getloop);
+    if (r < 0) {
+        return NULL;
+    }
+    if (r > 0) {
+        PyObject *res = PyObject_CallNoArgs(getloop);
+        Py_DECREF(getloop);
+        return res;
+    }
+    return PyObject_GetAttr(fut, st->str_loop_attr);
+}
+
+/* ---------------------------------------------------------------- the step */
+
+/* Start waiting on a future the coroutine yielded with blocking set. */
+static int
+wait_on(pa_state *st, TaskObject *task, PyObject *fut)
+{
+    if (fut == (PyObject *)task) {
+        return schedule_error(st, task, PyUnicode_FromFormat("Task cannot await on itself: %R",
+                                                             task));
+    }
+    if (pa_future_check(st, fut)) {
+        ((FutureObject *)fut)->blocking = 0;
+        if (pa_future_add_done_callback(st, (FutureObject *)fut, task->wakeup_cb,
+                                        task->context) < 0) {
+            return -1;
+        }
+    } else {
+        if (PyObject_SetAttr(fut, st->str_asyncio_future_blocking, Py_False) < 0) {
+            return -1;
+        }
+        PyObject *meth = PyObject_GetAttr(fut, st->str_add_done_callback);
+        if (meth == NULL) {
+            return -1;
+        }
+        PyObject *args[2] = {task->wakeup_cb, task->context};
+        PyObject *res = PyObject_Vectorcall(meth, args, 1, st->kwnames_context);
+        Py_DECREF(meth);
+        if (res == NULL) {
+            return -1;
+        }
+        Py_DECREF(res);
+    }
+    Py_XSETREF(task->fut_waiter, Py_NewRef(fut));
+    if (task->must_cancel) {
+        int r = cancel_waiter(st, fut, task->cancel_msg);
+        if (r < 0) {
+            return -1;
+        }
+        if (r) {
+            task->must_cancel = 0;
+        }
+    }
+    return 0;
+}
+
+/* Act on what the coroutine yielded. */
+static int
+handle_yield(pa_state *st, TaskObject *task, PyObject *result)
+{
+    PyObject *blocking = NULL;
+    int is_ours = pa_future_check(st, result);
+    if (!is_ours) {
+        if (result == Py_None) {
+            /* A bare yield gives up the loop for one iteration. */
+            return schedule_step(st, task, NULL);
+        }
+        if (pa_get_optional_attr(result, st->str_asyncio_future_blocking, &blocking) < 0) {
+            return -1;
+        }
+        if (blocking == Py_None) {
+            Py_CLEAR(blocking);
+        }
+    }
+    if (is_ours || blocking != NULL) {
+        PyObject *loop = future_loop(st, result);
+        if (loop == NULL) {
+            Py_XDECREF(blocking);
+            return -1;
+        }
+        int same_loop = loop == task->loop;
+        Py_DECREF(loop);
+        if (!same_loop) {
+            Py_XDECREF(blocking);
+            return schedule_error(
+                st, task,
+                PyUnicode_FromFormat("Task %R got Future %R attached to a different loop", task,
+                                     result));
+        }
+        int is_blocking = is_ours ? ((FutureObject *)result)->blocking : PyObject_IsTrue(blocking);
+        Py_XDECREF(blocking);
+        if (is_blocking < 0) {
+            return -1;
+        }
+        if (is_blocking) {
+            return wait_on(st, task, result);
+        }
+        return schedule_error(
+            st, task,
+            PyUnicode_FromFormat("yield was used instead of yield from in task %R with %R", task,
+                                 result));
+    }
+    if (PyGen_Check(result)) {
+        return schedule_error(st, task,
+                              PyUnicode_FromFormat("yield was used instead of yield from for "
+                                                   "generator in task %R with %R",
+                                                   task, result));
+    }
+    return schedule_error(st, task, PyUnicode_FromFormat("Task got bad yield: %R", result));
+}
+
+/* Send exc (or None) into the coroutine and settle the outcome. Returns -1
+ * with an exception set only for what must leave the loop (KeyboardInterrupt,
+ * SystemExit) or for internal errors. */
+static int
+run_and_handle_result(pa_state *st, TaskObject *task, PyObject *exc)
+{
+    PyObject *coro = Py_NewRef(task->coro);
+    PyObject *result = NULL;
+    PySendResult status;
+    if (exc == NULL) {
+        status = PyIter_Send(coro, Py_None, &result);
+    } else {
+        result = PyObject_CallMethodOneArg(coro, st->str_throw, exc);
+        if (result != NULL) {
+            status = PYGEN_NEXT;
+        } else if (PyErr_ExceptionMatches(PyExc_StopIteration)) {
+            PyObject *stop = pa_err_take();
+            result = PyObject_GetAttr(stop, st->str_value);
+            Py_DECREF(stop);
+            status = result ? PYGEN_RETURN : PYGEN_ERROR;
+        } else {
+            status = PYGEN_ERROR;
+        }
+    }
+    Py_DECREF(coro);
+
+    FutureObject *fut = (FutureObject *)task;
+    int rc;
+    switch (status) {
+    case PYGEN_RETURN:
+        if (task->must_cancel) {
+            /* Cancelled right before the coroutine returned. */
+            task->must_cancel = 0;
+            rc = pa_future_cancel(st, fut, task->cancel_msg) < 0 ? -1 : 0;
+        } else {
+            rc = pa_future_set_result(st, fut, result);
+        }
+        Py_DECREF(result);
+        return rc;
+    case PYGEN_NEXT:
+        rc = handle_yield(st, task, result);
+        Py_DECREF(result);
+        return rc;
+    default:
+        break;
+    }
+    if (PyErr_ExceptionMatches(st->CancelledError)) {
+        /* Keep the original CancelledError: it is what result() raises. */
+        Py_XSETREF(fut->cancelled_exc, pa_err_take());
+        return pa_future_cancel(st, fut, NULL) < 0 ? -1 : 0;
+    }
+    int fatal = PyErr_ExceptionMatches(PyExc_KeyboardInterrupt) ||
+                PyErr_ExceptionMatches(PyExc_SystemExit);
+    PyObject *error = pa_err_take();
+    rc = pa_future_set_exception(st, fut, error);
+    if (rc == 0 && fatal) {
+        pa_err_restore(error);
+        return -1;
+    }
+    Py_DECREF(error);
+    return rc;
+}
+
+static PyObject *
+task_step(pa_state *st, TaskObject *task, PyObject *exc)
+{
+    if (task->state != PA_FUT_PENDING) {
+        PyErr_Format(st->InvalidStateError, "_step(): already done: %R, %R", task,
+                     exc ? exc : Py_None);
+        return NULL;
+    }
+    PyObject *own_exc = NULL;
+    if (task->must_cancel) {
+        int is_cancel = exc ? PyObject_IsInstance(exc, st->CancelledError) : 0;
+        if (is_cancel < 0) {
+            return NULL;
+        }
+        if (!is_cancel) {
+            own_exc = pa_future_make_cancelled_error(st, (FutureObject *)task);
+            if (own_exc == NULL) {
+                return NULL;
+            }
+            exc = own_exc;
+        }
+        task->must_cancel = 0;
+    }
+    Py_CLEAR(task->fut_waiter);
+    if (call_helper2(st->enter_task, task->loop, (PyObject *)task, NULL) < 0) {
+        Py_XDECREF(own_exc);
+        return NULL;
+    }
+    int rc = run_and_handle_result(st, task, exc);
+    Py_XDECREF(own_exc);
+    PyObject *pending = rc < 0 ? pa_err_take() : NULL;
+    if (call_helper2(st->leave_task, task->loop, (PyObject *)task, NULL) < 0) {
+        if (pending != NULL) {
+            PyObject *leave_exc = pa_err_take();
+            PyException_SetContext(leave_exc, pending);
+            pa_err_restore(leave_exc);
+        }
+        return NULL;
+    }
+    if (task->state != PA_FUT_PENDING) {
+        clear_callables(task);
+    }
+    if (pending != NULL) {
+        pa_err_restore(pending);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* step_cb: step(exc=None). */
+static PyObject *
+task_step_entry(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "_step() takes at most 1 argument");
+        return NULL;
+    }
+    PyObject *exc = nargs == 1 && args[0] != Py_None ? args[0] : NULL;
+    return task_step(pa_state_of(self), (TaskObject *)self, exc);
+}
+
+/* wakeup_cb: the done-callback of the future the task waits on. */
+static PyObject *
+task_wakeup_entry(PyObject *self, PyObject *fut)
+{
+    pa_state *st = pa_state_of(self);
+    PyObject *res;
+    if (is_exact_future_or_task(st, fut)) {
+        res = pa_future_result(st, (FutureObject *)fut);
+    } else {
+        res = PyObject_CallMethod(fut, "result", NULL);
+    }
+    if (res == NULL) {
+        PyObject *exc = pa_err_take();
+        PyObject *r = task_step(st, (TaskObject *)self, exc);
+        Py_DECREF(exc);
+        return r;
+    }
+    Py_DECREF(res);
+    return task_step(st, (TaskObject *)self, NULL);
+}
+
+static PyMethodDef task_step_def = {"_step", (PyCFunction)(void (*)(void))task_step_entry,
+                                    METH_FASTCALL, NULL};
+static PyMethodDef task_wakeup_def = {"_wakeup", (PyCFunction)task_wakeup_entry, METH_O, NULL};
+
+/* ---------------------------------------------------------------- cancellation */
+
+static int
+task_cancel(pa_state *st, TaskObject *task, PyObject *msg)
+{
+    task->log_tb = 0;
+    if (task->state != PA_FUT_PENDING) {
+        return 0;
+    }
+    task->num_cancels_requested++;
+    if (task->fut_waiter != NULL) {
+        /* Keep fut_waiter: it may be a task that ignores the request, and
+         * then we have to cancel it again later. */
+        PyObject *waiter = Py_NewRef(task->fut_waiter);
+        int r = cancel_waiter(st, waiter, msg);
+        Py_DECREF(waiter);
+        if (r != 0) {
+            return r;
+        }
+    }
+    task->must_cancel = 1;
+    Py_XSETREF(task->cancel_msg, Py_XNewRef(msg == Py_None ? NULL : msg));
+    return 1;
+}
+
+/* ---------------------------------------------------------------- eager start */
+
+#if PA_HAS_EAGER_TASKS
+/* Run the first step now, inside Task(), as asyncio's eager tasks do. */
+static int
+eager_start(pa_state *st, TaskObject *task)
+{
+    PyObject *prev;
+    if (call_helper2(st->swap_current_task, task->loop, (PyObject *)task, &prev) < 0) {
+        return -1;
+    }
+    int rc = call_helper1(st->register_eager_task, (PyObject *)task);
+    if (rc == 0) {
+        if (PyContext_Enter(task->context) < 0) {
+            rc = -1;
+        } else {
+            rc = run_and_handle_result(st, task, NULL);
+            PyObject *pending = rc < 0 ? pa_err_take() : NULL;
+            if (PyContext_Exit(task->context) < 0) {
+                rc = -1;
+            }
+            if (pending != NULL) {
+                pa_err_restore(pending);
+            }
+        }
+        PyObject *pending = rc < 0 ? pa_err_take() : NULL;
+        if (call_helper1(st->unregister_eager_task, (PyObject *)task) < 0) {
+            rc = -1;
+        }
+        if (pending != NULL) {
+            PyErr_Clear();
+            pa_err_restore(pending);
+        }
+    }
+    PyObject *pending = rc < 0 ? pa_err_take() : NULL;
+    PyObject *cur = NULL;
+    int swap = call_helper2(st->swap_current_task, task->loop, prev, &cur);
+    Py_DECREF(prev);
+    Py_XDECREF(cur);
+    if (pending != NULL) {
+        if (swap < 0) {
+            PyErr_Clear();
+        }
+        pa_err_restore(pending);
+        return -1;
+    }
+    if (swap < 0) {
+        return -1;
+    }
+    if (task->state != PA_FUT_PENDING) {
+        clear_callables(task);
+        Py_CLEAR(task->coro);
+        return 0;
+    }
+    return call_helper1(st->register_task, (PyObject *)task);
+}
+#endif
+
+/* ---------------------------------------------------------------- type slots */
+
+static int
+Task_tp_init(TaskObject *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *coro, *loop = Py_None, *name = Py_None, *context = Py_None;
+#if PA_HAS_EAGER_TASKS
+    int eager = 0;
+    static char *kwlist[] = {"coro", "loop", "name", "context", "eager_start", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$OOOp:Task", kwlist, &coro, &loop, &name,
+                                     &context, &eager)) {
+        return -1;
+    }
+#else
+    static char *kwlist[] = {"coro", "loop", "name", "context", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$OOO:Task", kwlist, &coro, &loop, &name,
+                                     &context)) {
+        return -1;
+    }
+#endif
+    pa_state *st = pa_state_of((PyObject *)self);
+    if (st == NULL || pa_check_ready(st) < 0) {
+        return -1;
+    }
+    self->log_destroy_pending = 0;
+    if (pa_future_init(st, (FutureObject *)self, loop) < 0) {
+        return -1;
+    }
+    int is_coro = PyCoro_CheckExact(coro);
+    if (!is_coro) {
+        PyObject *res = PyObject_CallOneArg(st->iscoroutine, coro);
+        if (res == NULL) {
+            return -1;
+        }
+        is_coro = PyObject_IsTrue(res);
+        Py_DECREF(res);
+        if (is_coro < 0) {
+            return -1;
+        }
+    }
+    if (!is_coro) {
+        PyErr_Format(PyExc_TypeError, "a coroutine was expected, got %R", coro);
+        return -1;
+    }
+    Py_CLEAR(self->name);
+    if (name == Py_None) {
+        self->name_number = ++st->task_name_counter;
+    } else {
+        self->name = PyUnicode_Check(name) ? Py_NewRef(name) : PyObject_Str(name);
+        if (self->name == NULL) {
+            return -1;
+        }
+    }
+    Py_XSETREF(self->context, context == Py_None ? PyContext_CopyCurrent() : Py_NewRef(context));
+    if (self->context == NULL) {
+        return -1;
+    }
+    Py_XSETREF(self->coro, Py_NewRef(coro));
+    Py_CLEAR(self->fut_waiter);
+    self->num_cancels_requested = 0;
+    self->must_cancel = 0;
+    Py_XSETREF(self->step_cb, PyCFunction_New(&task_step_def, (PyObject *)self));
+    Py_XSETREF(self->wakeup_cb, PyCFunction_New(&task_wakeup_def, (PyObject *)self));
+    if (self->step_cb == NULL || self->wakeup_cb == NULL) {
+        return -1;
+    }
+    self->log_destroy_pending = 1;
+#if PA_HAS_EAGER_TASKS
+    if (eager) {
+        PyObject *running = PyObject_CallMethod(self->loop, "is_running", NULL);
+        int r = running ? PyObject_IsTrue(running) : -1;
+        Py_XDECREF(running);
+        if (r < 0) {
+            return -1;
+        }
+        if (r) {
+            return eager_start(st, self);
+        }
+    }
+#endif
+    if (schedule_step(st, self, NULL) < 0) {
+        return -1;
+    }
+    return call_helper1(st->register_task, (PyObject *)self);
+}
+
+static int
+Task_tp_traverse(TaskObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->coro);
+    Py_VISIT(self->context);
+    Py_VISIT(self->name);
+    Py_VISIT(self->fut_waiter);
+    Py_VISIT(self->step_cb);
+    Py_VISIT(self->wakeup_cb);
+    return pa_future_traverse((FutureObject *)self, visit, arg);
+}
+
+static int
+Task_tp_clear(TaskObject *self)
+{
+    Py_CLEAR(self->coro);
+    Py_CLEAR(self->context);
+    Py_CLEAR(self->name);
+    Py_CLEAR(self->fut_waiter);
+    clear_callables(self);
+    (void)pa_future_clear((FutureObject *)self);
+    Py_CLEAR(self->dict);
+    return 0;
+}
+
+/* "Task was destroyed but it is pending!", then the Future's own report of
+ * an exception never retrieved. */
+static void
+Task_finalize(TaskObject *self)
+{
+    pa_state *st = pa_state_of((PyObject *)self);
+    if (st != NULL && self->loop != NULL && self->state == PA_FUT_PENDING &&
+        self->log_destroy_pending) {
+        PyObject *saved = pa_err_take();
+        PyObject *ctx = PyDict_New(), *res = NULL;
+        PyObject *msg = PyUnicode_FromString("Task was destroyed but it is pending!");
+        if (ctx != NULL && msg != NULL && PyDict_SetItem(ctx, st->str_task, (PyObject *)self) == 0 &&
+            PyDict_SetItem(ctx, st->str_message, msg) == 0 &&
+            (self->source_tb == NULL ||
+             PyDict_SetItem(ctx, st->str_source_traceback, self->source_tb) == 0)) {
+            res = PyObject_CallMethodOneArg(self->loop, st->str_call_exception_handler, ctx);
+        }
+        if (res == NULL) {
+            PyErr_WriteUnraisable((PyObject *)self);
+        }
+        Py_XDECREF(res);
+        Py_XDECREF(msg);
+        Py_XDECREF(ctx);
+        pa_err_restore(saved);
+    }
+    /* The Future part: its finalizer is the base type's tp_finalize. */
+    destructor base_finalize = (destructor)PyType_GetSlot(st ? st->FutureType : Py_TYPE(self)->tp_base,
+                                                          Py_tp_finalize);
+    if (base_finalize != NULL) {
+        base_finalize((PyObject *)self);
+    }
+}
+
+static void
+Task_dealloc(TaskObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0) {
+        return; /* resurrected */
+    }
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    (void)Task_tp_clear(self);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static PyObject *
+Task_repr(TaskObject *self)
+{
+    pa_state *st = pa_state_of((PyObject *)self);
+    PyObject *info = PyObject_CallOneArg(st->task_repr_info, (PyObject *)self);
+    if (info == NULL) {
+        return NULL;
+    }
+    PyObject *sep = PyUnicode_FromString(" ");
+    PyObject *joined = sep ? PyUnicode_Join(sep, info) : NULL;
+    PyObject *name = joined ? PyType_GetName(Py_TYPE(self)) : NULL;
+    PyObject *res = name ? PyUnicode_FromFormat("<%U %U>", name, joined) : NULL;
+    Py_XDECREF(name);
+    Py_XDECREF(joined);
+    Py_XDECREF(sep);
+    Py_DECREF(info);
+    return res;
+}
+
+/* ---------------------------------------------------------------- methods */
+
+static PyObject *
+Task_cancel(TaskObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    PyObject *msg = Py_None;
+    if (nargs + nkw > 1) {
+        PyErr_SetString(PyExc_TypeError, "cancel() takes at most 1 argument");
+        return NULL;
+    }
+    if (nkw == 1 && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "msg") != 0) {
+        PyErr_Format(PyExc_TypeError, "cancel() got an unexpected keyword argument '%U'",
+                     PyTuple_GET_ITEM(kwnames, 0));
+        return NULL;
+    }
+    if (nargs + nkw == 1) {
+        msg = args[0];
+    }
+    int r = task_cancel(pa_state_of((PyObject *)self), self, msg);
+    return r < 0 ? NULL : PyBool_FromLong(r);
+}
+
+static PyObject *
+Task_cancelling(TaskObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromSsize_t(self->num_cancels_requested);
+}
+
+static PyObject *
+Task_uncancel(TaskObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->num_cancels_requested > 0) {
+        self->num_cancels_requested--;
+#if PA_UNCANCEL_CLEARS_MUST_CANCEL
+        if (self->num_cancels_requested == 0) {
+            self->must_cancel = 0;
+        }
+#endif
+    }
+    return PyLong_FromSsize_t(self->num_cancels_requested);
+}
+
+static PyObject *
+Task_get_coro(TaskObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(self->coro ? self->coro : Py_None);
+}
+
+static PyObject *
+Task_get_context(TaskObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(self->context ? self->context : Py_None);
+}
+
+static PyObject *
+Task_get_name(TaskObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->name == NULL) {
+        self->name = PyUnicode_FromFormat("Task-%llu", self->name_number);
+        if (self->name == NULL) {
+            return NULL;
+        }
+    }
+    return Py_NewRef(self->name);
+}
+
+static PyObject *
+Task_set_name(TaskObject *self, PyObject *value)
+{
+    PyObject *name = PyUnicode_Check(value) ? Py_NewRef(value) : PyObject_Str(value);
+    if (name == NULL) {
+        return NULL;
+    }
+    Py_XSETREF(self->name, name);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Task_get_stack(TaskObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"limit", NULL};
+    PyObject *limit = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$O:get_stack", kwlist, &limit)) {
+        return NULL;
+    }
+    pa_state *st = pa_state_of((PyObject *)self);
+    PyObject *res;
+    return call_helper2(st->task_get_stack, (PyObject *)self, limit, &res) < 0 ? NULL : res;
+}
+
+static PyObject *
+Task_print_stack(TaskObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"limit", "file", NULL};
+    PyObject *limit = Py_None, *file = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OO:print_stack", kwlist, &limit, &file)) {
+        return NULL;
+    }
+    pa_state *st = pa_state_of((PyObject *)self);
+    PyObject *argv[3] = {(PyObject *)self, limit, file};
+    return PyObject_Vectorcall(st->task_print_stack, argv, 3, NULL);
+}
+
+static PyObject *
+Task_repr_info(TaskObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyObject_CallOneArg(pa_state_of((PyObject *)self)->task_repr_info, (PyObject *)self);
+}
+
+static PyObject *
+Task_set_result(TaskObject *self, PyObject *Py_UNUSED(result))
+{
+    PyErr_SetString(PyExc_RuntimeError, "Task does not support set_result() operation");
+    return NULL;
+}
+
+static PyObject *
+Task_set_exception(TaskObject *self, PyObject *Py_UNUSED(exc))
+{
+    PyErr_SetString(PyExc_RuntimeError, "Task does not support set_exception() operation");
+    return NULL;
+}
+
+static PyObject *
+Task_get_coro_attr(TaskObject *self, void *closure)
+{
+    return Py_NewRef(self->coro ? self->coro : Py_None);
+}
+
+static PyObject *
+Task_get_fut_waiter(TaskObject *self, void *closure)
+{
+    return Py_NewRef(self->fut_waiter ? self->fut_waiter : Py_None);
+}
+
+static PyObject *
+Task_get_must_cancel(TaskObject *self, void *closure)
+{
+    return PyBool_FromLong(self->must_cancel);
+}
+
+static int
+set_flag(char *flag, PyObject *value)
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete attribute");
+        return -1;
+    }
+    int r = PyObject_IsTrue(value);
+    if (r < 0) {
+        return -1;
+    }
+    *flag = (char)r;
+    return 0;
+}
+
+static int
+Task_set_must_cancel(TaskObject *self, PyObject *value, void *closure)
+{
+    return set_flag(&self->must_cancel, value);
+}
+
+static PyObject *
+Task_get_log_destroy_pending(TaskObject *self, void *closure)
+{
+    return PyBool_FromLong(self->log_destroy_pending);
+}
+
+static int
+Task_set_log_destroy_pending(TaskObject *self, PyObject *value, void *closure)
+{
+    return set_flag(&self->log_destroy_pending, value);
+}
+
+static PyObject *
+Task_get_num_cancels(TaskObject *self, void *closure)
+{
+    return PyLong_FromSsize_t(self->num_cancels_requested);
+}
+
+static PyMethodDef Task_methods[] = {
+    {"cancel", (PyCFunction)(void (*)(void))Task_cancel, METH_FASTCALL | METH_KEYWORDS,
+     "Request that the task cancel itself."},
+    {"cancelling", (PyCFunction)Task_cancelling, METH_NOARGS,
+     "The number of pending cancellation requests."},
+    {"uncancel", (PyCFunction)Task_uncancel, METH_NOARGS,
+     "Decrement the cancellation requests; return what remains."},
+    {"get_coro", (PyCFunction)Task_get_coro, METH_NOARGS, NULL},
+    {"get_context", (PyCFunction)Task_get_context, METH_NOARGS, NULL},
+    {"get_name", (PyCFunction)Task_get_name, METH_NOARGS, NULL},
+    {"set_name", (PyCFunction)Task_set_name, METH_O, NULL},
+    {"get_stack", (PyCFunction)(void (*)(void))Task_get_stack, METH_VARARGS | METH_KEYWORDS,
+     NULL},
+    {"print_stack", (PyCFunction)(void (*)(void))Task_print_stack, METH_VARARGS | METH_KEYWORDS,
+     NULL},
+    {"set_result", (PyCFunction)Task_set_result, METH_O, NULL},
+    {"set_exception", (PyCFunction)Task_set_exception, METH_O, NULL},
+    {"_repr_info", (PyCFunction)Task_repr_info, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Task_getset[] = {
+    {"_coro", (getter)Task_get_coro_attr, NULL, NULL, NULL},
+    {"_fut_waiter", (getter)Task_get_fut_waiter, NULL, NULL, NULL},
+    {"_must_cancel", (getter)Task_get_must_cancel, (setter)Task_set_must_cancel, NULL, NULL},
+    {"_log_destroy_pending", (getter)Task_get_log_destroy_pending,
+     (setter)Task_set_log_destroy_pending, NULL, NULL},
+    {"_num_cancels_requested", (getter)Task_get_num_cancels, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot Task_slots[] = {
+    {Py_tp_init, Task_tp_init},
+    {Py_tp_dealloc, Task_dealloc},
+    {Py_tp_traverse, Task_tp_traverse},
+    {Py_tp_clear, Task_tp_clear},
+    {Py_tp_finalize, Task_finalize},
+    {Py_tp_repr, Task_repr},
+    {Py_tp_methods, Task_methods},
+    {Py_tp_getset, Task_getset},
+    {Py_tp_doc, "A coroutine wrapped in a Future, in C."},
+    {0, NULL},
+};
+
+static PyType_Spec Task_spec = {
+    .name = "pyasync.Task",
+    .basicsize = sizeof(TaskObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .slots = Task_slots,
+};
+
+int
+pa_task_register_type(PyObject *module, pa_state *st)
+{
+    st->TaskType =
+        (PyTypeObject *)PyType_FromModuleAndSpec(module, &Task_spec, (PyObject *)st->FutureType);
+    if (st->TaskType == NULL || PyModule_AddType(module, st->TaskType) < 0) {
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,250 @@
+"""pyasync.Task against asyncio.Task (the reference), on both loops."""
+import asyncio
+import contextvars
+import gc
+import sys
+
+import pytest
+
+import pyasync
+
+
+@pytest.fixture(params=["asyncio.Task", "pyasync.Task"])
+def Task(request):
+    return asyncio.Task if request.param == "asyncio.Task" else pyasync.Task
+
+
+async def double(x):
+    await asyncio.sleep(0)
+    return x * 2
+
+
+def test_result_and_name(Task, loop):
+    task = Task(double(21), loop=loop, name="doubler")
+    assert task.get_name() == "doubler"
+    task.set_name(42)
+    assert task.get_name() == "42"
+    assert loop.run_until_complete(task) == 42
+    assert task.done() and not task.cancelled()
+    assert Task[int].__origin__ is Task
+
+
+def test_default_names_are_numbered(Task, loop):
+    a = Task(double(1), loop=loop)
+    b = Task(double(1), loop=loop)
+    assert a.get_name().startswith("Task-") and b.get_name().startswith("Task-")
+    assert a.get_name() != b.get_name()
+    loop.run_until_complete(asyncio.gather(a, b))
+
+
+def test_rejects_non_coroutine(Task, loop):
+    with pytest.raises(TypeError, match="a coroutine was expected"):
+        Task(42, loop=loop)
+    with pytest.raises(TypeError):
+        Task(double, loop=loop)
+
+
+def test_exception_propagates(Task, loop):
+    async def fail():
+        await asyncio.sleep(0)
+        raise KeyError("inner")
+    task = Task(fail(), loop=loop)
+    with pytest.raises(KeyError):
+        loop.run_until_complete(task)
+    assert isinstance(task.exception(), KeyError)
+
+
+def test_cancel_with_message_and_counts(Task, loop):
+    started = []
+
+    async def sleeper():
+        started.append(True)
+        await asyncio.sleep(10)
+    task = Task(sleeper(), loop=loop)
+    loop.run_until_complete(asyncio.sleep(0))
+    assert task.cancel("go away")
+    assert task.cancelling() == 1
+    with pytest.raises(asyncio.CancelledError, match="go away"):
+        loop.run_until_complete(task)
+    assert task.cancelled()
+    assert not task.cancel()
+    assert task.uncancel() == 0
+
+
+def test_cancel_before_start(Task, loop):
+    ran = []
+
+    async def body():
+        ran.append(True)
+    task = Task(body(), loop=loop)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        loop.run_until_complete(task)
+    assert ran == []
+
+
+def test_cancellation_can_be_caught(Task, loop):
+    async def stubborn():
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            asyncio.current_task().uncancel()
+            return "survived"
+    task = Task(stubborn(), loop=loop)
+    loop.run_until_complete(asyncio.sleep(0))
+    task.cancel()
+    assert loop.run_until_complete(task) == "survived"
+
+
+def test_bare_yield_and_bad_yields(Task, loop):
+    import types
+
+    @types.coroutine
+    def bare():
+        yield
+
+    @types.coroutine
+    def bad():
+        yield 42
+
+    async def yields_bare():
+        await bare()
+        return "ok"
+
+    async def yields_bad():
+        await bad()
+    assert loop.run_until_complete(Task(yields_bare(), loop=loop)) == "ok"
+    with pytest.raises(RuntimeError, match="Task got bad yield: 42"):
+        loop.run_until_complete(Task(yields_bad(), loop=loop))
+
+
+def test_await_itself(Task, loop):
+    async def selfish():
+        await task
+    task = Task(selfish(), loop=loop)
+    with pytest.raises(RuntimeError, match="Task cannot await on itself"):
+        loop.run_until_complete(task)
+
+
+def test_future_of_another_loop(Task, loop, loop_factory):
+    other = loop_factory()
+
+    async def wrong():
+        await other.create_future()
+    with pytest.raises(RuntimeError, match="attached to a different loop"):
+        loop.run_until_complete(Task(wrong(), loop=loop))
+
+
+def test_current_task_and_all_tasks(Task, loop):
+    async def probe():
+        return asyncio.current_task(), asyncio.all_tasks()
+    task = Task(probe(), loop=loop)
+    current, everything = loop.run_until_complete(task)
+    assert current is task
+    assert task in everything
+
+
+def test_context(Task, loop):
+    var = contextvars.ContextVar("v", default="default")
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "in ctx")
+
+    async def read():
+        return var.get()
+    task = Task(read(), loop=loop, context=ctx)
+    assert loop.run_until_complete(task) == "in ctx"
+
+
+def test_set_result_refused(Task, loop):
+    task = Task(double(1), loop=loop)
+    with pytest.raises(RuntimeError, match="does not support set_result"):
+        task.set_result(1)
+    with pytest.raises(RuntimeError, match="does not support set_exception"):
+        task.set_exception(ValueError())
+    loop.run_until_complete(task)
+
+
+def test_repr_and_stack(Task, loop):
+    async def waiting():
+        await asyncio.sleep(10)
+    task = Task(waiting(), loop=loop, name="w")
+    loop.run_until_complete(asyncio.sleep(0))
+    r = repr(task)
+    assert r.startswith("<Task pending name='w' coro=<") and "wait_for=" in r
+    frames = task.get_stack()
+    assert frames and frames[0].f_code.co_name == "waiting"
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        loop.run_until_complete(task)
+
+
+def test_destroyed_pending_task_is_reported(Task, loop):
+    contexts = []
+    loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
+
+    async def forever():
+        await loop.create_future()
+    task = Task(forever(), loop=loop)
+    loop.run_until_complete(asyncio.sleep(0))
+    del task
+    gc.collect()
+    messages = [c["message"] for c in contexts]
+    assert "Task was destroyed but it is pending!" in messages
+
+
+def test_unretrieved_exception_is_reported(Task, loop):
+    contexts = []
+    loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
+
+    async def fail():
+        raise ValueError("lost")
+    task = Task(fail(), loop=loop)
+    loop.run_until_complete(asyncio.sleep(0))
+    assert task.done()
+    del task
+    gc.collect()
+    assert [c["message"] for c in contexts] == ["Task exception was never retrieved"]
+
+
+def test_keyboard_interrupt_leaves_loop(Task, loop):
+    async def interrupt():
+        raise KeyboardInterrupt
+    task = Task(interrupt(), loop=loop)
+    with pytest.raises(KeyboardInterrupt):
+        loop.run_until_complete(task)
+    assert task.done()
+
+
+def test_stdlib_combinators_with_our_tasks(Task, loop):
+    async def main():
+        tasks = [Task(double(i)) for i in range(10)]
+        assert await asyncio.gather(*tasks) == [i * 2 for i in range(10)]
+        done, pending = await asyncio.wait([Task(double(1))])
+        assert not pending
+        slow = Task(asyncio.sleep(10))
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(slow, 0.001)
+        assert slow.cancelled()
+        shielded = Task(double(5))
+        assert await asyncio.shield(shielded) == 10
+        async with asyncio.timeout(0.001):
+            await asyncio.sleep(0)
+        return "ok"
+    assert loop.run_until_complete(Task(main(), loop=loop)) == "ok"
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="eager tasks are 3.12+")
+def test_eager_start(Task, loop):
+    order = []
+
+    async def body():
+        order.append("body")
+        return 1
+
+    async def main():
+        task = Task(body(), loop=loop, eager_start=True)
+        order.append("after")
+        assert task.done()
+        return await task
+    assert loop.run_until_complete(Task(main(), loop=loop)) == 1
+    assert order == ["body", "after"]
