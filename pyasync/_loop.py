@@ -23,7 +23,7 @@ from asyncio import format_helpers, futures, tasks, timeouts
 from asyncio.log import logger
 
 from . import _compat
-from ._core import Handle, LoopBase
+from ._core import Future, Handle, LoopBase, Task
 
 
 def _run_until_complete_cb(fut):
@@ -143,14 +143,14 @@ class Loop(LoopBase, events.AbstractEventLoop):
     # ------------------------------------------------------------ futures and tasks
 
     def create_future(self):
-        """Create a Future attached to this loop."""
-        return futures.Future(loop=self)
+        """Create a pyasync.Future attached to this loop."""
+        return Future(loop=self)
 
     def create_task(self, coro, *, name=None, context=None):
         """Schedule a coroutine; return its Task."""
         self._check_closed()
         if self._task_factory is None:
-            task = tasks.Task(coro, loop=self, name=name, context=context)
+            task = Task(coro, loop=self, name=name, context=context)
             if task._source_traceback:
                 del task._source_traceback[-1]
         else:
