@@ -19,6 +19,9 @@ else:
         # Before 3.13 asyncio always shows the arguments.
         return _format_helpers._format_callback_source(func, args)
 
+# Task(..., eager_start=True) and asyncio's eager task factories.
+HAS_EAGER_TASKS = PY312
+
 # shutdown_default_executor() gained its timeout parameter in 3.12.
 SHUTDOWN_EXECUTOR_HAS_TIMEOUT = PY312
 

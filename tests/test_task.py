@@ -248,3 +248,59 @@ def test_eager_start(Task, loop):
         return await task
     assert loop.run_until_complete(Task(main(), loop=loop)) == 1
     assert order == ["body", "after"]
+
+
+EAGER = pytest.mark.skipif(sys.version_info < (3, 12), reason="eager tasks are 3.12+")
+
+
+@pytest.fixture(params=["asyncio", "pyasync"])
+def eager_factory(request):
+    if sys.version_info < (3, 12):
+        pytest.skip("eager tasks are 3.12+")
+    if request.param == "asyncio":
+        return asyncio.eager_task_factory
+    return pyasync.eager_task_factory
+
+
+@EAGER
+def test_eager_task_factory(loop, eager_factory):
+    loop.set_task_factory(eager_factory)
+    order = []
+
+    async def quick():
+        order.append("quick ran")
+        return "quick"
+
+    async def slow():
+        order.append("slow started")
+        await asyncio.sleep(0)
+        order.append("slow resumed")
+        return "slow"
+
+    async def main():
+        t1 = asyncio.create_task(quick(), name="q")
+        order.append("after quick")
+        assert t1.done() and t1.result() == "quick" and t1.get_name() == "q"
+        t2 = asyncio.create_task(slow())
+        order.append("after slow")
+        assert not t2.done()
+        assert t2 in asyncio.all_tasks()
+        return await t2
+    assert loop.run_until_complete(main()) == "slow"
+    assert order == ["quick ran", "after quick", "slow started", "after slow", "slow resumed"]
+
+
+@EAGER
+def test_pyasync_eager_factory_makes_pyasync_tasks(pyloop):
+    pyloop.set_task_factory(pyasync.eager_task_factory)
+
+    async def main():
+        return type(asyncio.current_task())
+    assert pyloop.run_until_complete(main()) is pyasync.Task
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="before 3.12 only")
+def test_eager_factory_needs_312():
+    assert pyasync.eager_task_factory is None
+    with pytest.raises(RuntimeError, match="3.12"):
+        pyasync.create_eager_task_factory()
