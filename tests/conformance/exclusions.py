@@ -1,0 +1,202 @@
+"""Tests the conformance runner does not hold pyasync to, with the reason.
+
+Keys are "MODULE.CLASS.METHOD" (e.g. "test_events.PyasyncEventLoopTests.
+test_add_fds_after_closing"); a key may use fnmatch wildcards (* ? [..]),
+which match whole ids only.
+
+EXCLUDED: tests that check the standard library's internals rather than
+    loop behaviour (private attributes of BaseEventLoop or the selector
+    loop, mocked selectors, stdlib class identity ...). They are skipped
+    with the reason "excluded: ..." and reported in their own column.
+    They apply to every --impl.
+
+EXPECTED_FAILURES: tests that fail on pyasync, with a reason of one of
+    three kinds:
+      "later issue: ..."  the feature is not implemented yet;
+      "DIFFERENCE (...)"  a deliberate difference listed in
+                          docs/differences.md;
+      "BUG: ..."          a known pyasync bug, reported, not yet fixed.
+    They run as unittest expected failures, so one that starts passing shows
+    up as an "unexpected success" and fails the run: remove it from the list.
+    They apply to --impl pyasync only.
+
+Each dict has a part common to all versions and parts per Python version
+("3.11", "3.12", "3.13") and per pyasync poller ("epoll", "poll").
+"""
+import fnmatch
+
+# ---------------------------------------------------------------- reasons
+
+R_NET = "later issue: networking (create_connection/create_server/sock_*)"
+R_UNIX = "later issue: Unix sockets (create_unix_connection/server)"
+R_DGRAM = "later issue: datagram endpoints"
+R_SSL = "later issue: TLS"
+R_PIPE = "later issue: pipes (connect_read_pipe/connect_write_pipe)"
+R_SUBP = "later issue: subprocesses (subprocess_exec/subprocess_shell)"
+R_WHEN = ("DIFFERENCE (docs/differences.md, Representation): "
+          "TimerHandle.when() is always a float, so TimerHandle(123, ...) "
+          "shows when=123.0 in its repr; asyncio keeps the object given (123)")
+
+# ---------------------------------------------------------------- excluded
+
+EXCLUDED_COMMON = {
+    "test_events.PyasyncEventLoopTests.test_timeout_rounding":
+        "counts loop iterations by replacing BaseEventLoop._run_once(); "
+        "pyasync's iteration is C code with no _run_once() to hook",
+    "test_events.PyasyncTimerTests.test_timer":
+        "asserts the identity of the private _args tuple (h._args is args); "
+        "pyasync stores the arguments inline in the C handle and builds a "
+        "new, equal tuple on access (the rest of the test was checked by "
+        "hand: _callback, cancel() clearing _callback/_args)",
+}
+
+EXCLUDED_BY_VERSION = {
+    "3.11": {},
+    "3.12": {},
+    "3.13": {
+        "test_runners.RunTests.test_loop_factory_default_event_loop":
+            "runs asyncio.run(loop_factory=asyncio.EventLoop) and checks the "
+            "loop is the stdlib SelectorEventLoop: tests the stdlib class, "
+            "never touches pyasync",
+    },
+}
+
+EXCLUDED_BY_POLLER = {
+    "epoll": {},
+    "poll": {},
+}
+
+# ---------------------------------------------------------------- expected failures
+
+EXPECTED_FAILURES_COMMON = {
+    # TCP: create_connection/create_server/connect_accepted_socket
+    "test_events.PyasyncEventLoopTests.test_connect_accepted_socket": R_NET,
+    "test_events.PyasyncEventLoopTests.test_create_connection": R_NET,
+    "test_events.PyasyncEventLoopTests.test_create_connection_local_addr": R_NET,
+    "test_events.PyasyncEventLoopTests.test_create_connection_local_addr_in_use": R_NET,
+    "test_events.PyasyncEventLoopTests.test_create_connection_local_addr_nomatch_family": R_NET,
+    "test_events.PyasyncEventLoopTests.test_create_connection_local_addr_skip_different_family": R_NET,
+    "test_events.PyasyncEventLoopTests.test_create_server": R_NET,
+    "test_events.PyasyncEventLoopTests.test_create_server_addr_in_use": R_NET,
+    "test_events.PyasyncEventLoopTests.test_create_server_dual_stack": R_NET,
+    "test_events.PyasyncEventLoopTests.test_create_server_multiple_hosts_ipv4": R_NET,
+    "test_events.PyasyncEventLoopTests.test_create_server_multiple_hosts_ipv6": R_NET,
+    "test_events.PyasyncEventLoopTests.test_create_server_reuse_port": R_NET,
+    "test_events.PyasyncEventLoopTests.test_create_server_sock": R_NET,
+    "test_events.PyasyncEventLoopTests.test_server_close": R_NET,
+    "test_events.PyasyncEventLoopTests.test_prompt_cancellation": R_NET,  # sock_recv
+    "test_events.TestServer.test_get_loop": R_NET,
+    # TLS over TCP
+    "test_events.PyasyncEventLoopTests.test_connect_accepted_socket_ssl_timeout_for_plain_socket": R_SSL,
+    "test_events.PyasyncEventLoopTests.test_create_server_ssl": R_SSL,
+    "test_events.PyasyncEventLoopTests.test_create_server_ssl_match_failed": R_SSL,
+    "test_events.PyasyncEventLoopTests.test_create_server_ssl_verified": R_SSL,
+    "test_events.PyasyncEventLoopTests.test_create_server_ssl_verify_failed": R_SSL,
+    "test_events.PyasyncEventLoopTests.test_create_ssl_connection": R_SSL,
+    "test_events.PyasyncEventLoopTests.test_ssl_connect_accepted_socket": R_SSL,
+    # Unix sockets
+    "test_events.PyasyncEventLoopTests.test_create_unix_connection": R_UNIX,
+    "test_events.PyasyncEventLoopTests.test_create_unix_server": R_UNIX,
+    "test_events.PyasyncEventLoopTests.test_create_unix_server_path_socket_error": R_UNIX,
+    # TLS over Unix sockets
+    "test_events.PyasyncEventLoopTests.test_create_ssl_unix_connection": R_SSL,
+    "test_events.PyasyncEventLoopTests.test_create_unix_server_ssl": R_SSL,
+    "test_events.PyasyncEventLoopTests.test_create_unix_server_ssl_verified": R_SSL,
+    "test_events.PyasyncEventLoopTests.test_create_unix_server_ssl_verify_failed": R_SSL,
+    # UDP
+    "test_events.PyasyncEventLoopTests.test_create_datagram_endpoint": R_DGRAM,
+    "test_events.PyasyncEventLoopTests.test_create_datagram_endpoint_ipv6": R_DGRAM,
+    "test_events.PyasyncEventLoopTests.test_create_datagram_endpoint_sock": R_DGRAM,
+    # pipes and ptys
+    "test_events.PyasyncEventLoopTests.test_read_pipe": R_PIPE,
+    "test_events.PyasyncEventLoopTests.test_write_pipe": R_PIPE,
+    "test_events.PyasyncEventLoopTests.test_write_pipe_disconnect_on_close": R_PIPE,
+    "test_events.PyasyncEventLoopTests.test_unclosed_pipe_transport": R_PIPE,
+    "test_events.PyasyncEventLoopTests.test_read_pty_output": R_PIPE,
+    "test_events.PyasyncEventLoopTests.test_write_pty": R_PIPE,
+    "test_events.PyasyncEventLoopTests.test_bidirectional_pty": R_PIPE,
+    # subprocesses
+    "test_events.PyasyncEventLoopTests.test_subprocess_close_after_finish": R_SUBP,
+    "test_events.PyasyncEventLoopTests.test_subprocess_close_client_stream": R_SUBP,
+    "test_events.PyasyncEventLoopTests.test_subprocess_exec": R_SUBP,
+    "test_events.PyasyncEventLoopTests.test_subprocess_exec_invalid_args": R_SUBP,
+    "test_events.PyasyncEventLoopTests.test_subprocess_exitcode": R_SUBP,
+    "test_events.PyasyncEventLoopTests.test_subprocess_interactive": R_SUBP,
+    "test_events.PyasyncEventLoopTests.test_subprocess_kill": R_SUBP,
+    "test_events.PyasyncEventLoopTests.test_subprocess_send_signal": R_SUBP,
+    "test_events.PyasyncEventLoopTests.test_subprocess_shell": R_SUBP,
+    "test_events.PyasyncEventLoopTests.test_subprocess_shell_invalid_args": R_SUBP,
+    "test_events.PyasyncEventLoopTests.test_subprocess_stderr": R_SUBP,
+    "test_events.PyasyncEventLoopTests.test_subprocess_stderr_redirect_to_stdout": R_SUBP,
+    "test_events.PyasyncEventLoopTests.test_subprocess_terminate": R_SUBP,
+    "test_events.PyasyncEventLoopTests.test_subprocess_wait_no_same_group": R_SUBP,
+    # documented differences
+    "test_events.PyasyncTimerTests.test_timer_repr": R_WHEN,
+    "test_events.PyasyncTimerTests.test_timer_repr_debug": R_WHEN,
+}
+
+EXPECTED_FAILURES_BY_VERSION = {
+    "3.11": {},
+    "3.12": {
+        "test_events.PyasyncEventLoopTests.test_create_server_trsock": R_NET,
+    },
+    "3.13": {
+        "test_events.PyasyncEventLoopTests.test_create_server_trsock": R_NET,
+        "test_events.PyasyncEventLoopTests.test_datagram_send_to_non_listening_address":
+            R_DGRAM,
+    },
+}
+
+EXPECTED_FAILURES_BY_POLLER = {
+    "epoll": {},
+    "poll": {},
+}
+
+
+# ---------------------------------------------------------------- lookup
+
+class Table:
+    """A merged {key-or-pattern: reason} with whole-id matching."""
+
+    def __init__(self, entries):
+        self.entries = dict(entries)
+        self.exact = {k: v for k, v in self.entries.items()
+                      if not any(c in k for c in "*?[")}
+        self.patterns = [(k, v) for k, v in self.entries.items()
+                         if k not in self.exact]
+        self.used = set()
+
+    def lookup(self, test_id):
+        if test_id in self.exact:
+            self.used.add(test_id)
+            return self.exact[test_id]
+        for pat, reason in self.patterns:
+            if fnmatch.fnmatchcase(test_id, pat):
+                self.used.add(pat)
+                return reason
+        return None
+
+    def unused(self, module=None):
+        """Keys that matched no test (of `module`, if given)."""
+        keys = [k for k in self.entries if k not in self.used]
+        if module is not None:
+            keys = [k for k in keys if k.split(".", 1)[0] == module]
+        return keys
+
+
+def _merge(common, by_version, by_poller, version, poller):
+    out = dict(common)
+    out.update(by_version.get(version, {}))
+    if poller:
+        out.update(by_poller.get(poller, {}))
+    return out
+
+
+def excluded(version, poller=None):
+    return Table(_merge(EXCLUDED_COMMON, EXCLUDED_BY_VERSION,
+                        EXCLUDED_BY_POLLER, version, poller))
+
+
+def expected_failures(version, poller=None):
+    return Table(_merge(EXPECTED_FAILURES_COMMON, EXPECTED_FAILURES_BY_VERSION,
+                        EXPECTED_FAILURES_BY_POLLER, version, poller))
