@@ -15,6 +15,7 @@
 #include "future.h"
 #include "handle.h"
 #include "loop.h"
+#include "task.h"
 
 #include <structmember.h>
 
@@ -36,12 +37,33 @@ ensure_alive(FutureObject *fut)
     return 0;
 }
 
-/* Schedule callback(fut) on the future's loop in context ctx. */
+/* Schedule callback(fut) on the future's loop in context ctx; a task that
+ * registered itself (ctx is the wakeup marker) is woken instead. */
 static int
 schedule_callback(pa_state *st, FutureObject *fut, PyObject *callback, PyObject *ctx)
 {
+    if (ctx == st->wakeup_marker) {
+        return pa_task_schedule_wakeup(st, (TaskObject *)callback, (PyObject *)fut);
+    }
     PyObject *arg = (PyObject *)fut;
     return pa_call_soon(st, fut->loop, callback, &arg, 1, ctx);
+}
+
+/* What _callbacks shows for one registration: a task's own registration is
+ * shown as its bound wakeup callable and its context, as in asyncio. */
+static PyObject *
+callback_pair(pa_state *st, PyObject *callback, PyObject *ctx)
+{
+    if (ctx != st->wakeup_marker) {
+        return PyTuple_Pack(2, callback, ctx);
+    }
+    PyObject *wakeup = pa_task_wakeup_callable((TaskObject *)callback);
+    if (wakeup == NULL) {
+        return NULL;
+    }
+    PyObject *pair = PyTuple_Pack(2, wakeup, ((TaskObject *)callback)->context);
+    Py_DECREF(wakeup);
+    return pair;
 }
 
 /* Hand every done-callback to the loop. The callbacks are moved out of the
@@ -387,7 +409,10 @@ Future_remove_done_callback(FutureObject *self, PyObject *fn)
         return NULL;
     }
     Py_ssize_t removed = 0;
-    if (self->callback0 != NULL) {
+    PyObject *marker = pa_state_of((PyObject *)self)->wakeup_marker;
+    /* A task's own registration (context is the marker) is never removed:
+     * nobody outside holds its callable, as with asyncio's fresh ones. */
+    if (self->callback0 != NULL && self->context0 != marker) {
         int eq = PyObject_RichCompareBool(self->callback0, fn, Py_EQ);
         if (eq < 0) {
             return NULL;
@@ -408,7 +433,9 @@ Future_remove_done_callback(FutureObject *self, PyObject *fn)
         }
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(old); i++) {
             PyObject *pair = PyList_GET_ITEM(old, i);
-            int eq = PyObject_RichCompareBool(PyTuple_GET_ITEM(pair, 0), fn, Py_EQ);
+            int eq = PyTuple_GET_ITEM(pair, 1) == marker
+                         ? 0
+                         : PyObject_RichCompareBool(PyTuple_GET_ITEM(pair, 0), fn, Py_EQ);
             if (eq < 0 || (!eq && PyList_Append(kept, pair) < 0)) {
                 Py_DECREF(old);
                 Py_DECREF(kept);
@@ -583,8 +610,9 @@ Future_get_callbacks(FutureObject *self, void *closure)
     if (list == NULL) {
         return NULL;
     }
+    pa_state *st = pa_state_of((PyObject *)self);
     if (self->callback0 != NULL) {
-        PyObject *pair = PyTuple_Pack(2, self->callback0, self->context0);
+        PyObject *pair = callback_pair(st, self->callback0, self->context0);
         if (pair == NULL || PyList_Append(list, pair) < 0) {
             Py_XDECREF(pair);
             Py_DECREF(list);
@@ -592,12 +620,16 @@ Future_get_callbacks(FutureObject *self, void *closure)
         }
         Py_DECREF(pair);
     }
-    if (self->callbacks != NULL) {
-        Py_ssize_t n = PyList_GET_SIZE(list);
-        if (PyList_SetSlice(list, n, n, self->callbacks) < 0) {
+    for (Py_ssize_t i = 0; self->callbacks != NULL && i < PyList_GET_SIZE(self->callbacks); i++) {
+        PyObject *stored = PyList_GET_ITEM(self->callbacks, i);
+        PyObject *pair =
+            callback_pair(st, PyTuple_GET_ITEM(stored, 0), PyTuple_GET_ITEM(stored, 1));
+        if (pair == NULL || PyList_Append(list, pair) < 0) {
+            Py_XDECREF(pair);
             Py_DECREF(list);
             return NULL;
         }
+        Py_DECREF(pair);
     }
     return list;
 }

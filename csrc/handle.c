@@ -320,6 +320,12 @@ done:
 }
 
 int
+pa_handle_report_error(pa_state *st, HandleObject *h)
+{
+    return report_callback_error(st, h, h->callback, h->args);
+}
+
+int
 pa_handle_run(pa_state *st, HandleObject *h)
 {
     if (h->callback == NULL) {

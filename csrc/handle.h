@@ -42,6 +42,10 @@ void pa_handle_freelist_clear(pa_state *st);
  * KeyboardInterrupt, or an error raised by the exception handler itself). */
 int pa_handle_run(pa_state *st, HandleObject *h);
 
+/* Report the raised exception as the failure of h's callback, through the
+ * loop's exception handler (-1 if it must stop the loop instead). */
+int pa_handle_report_error(pa_state *st, HandleObject *h);
+
 /* Mark cancelled and drop the callback (no loop bookkeeping). */
 int pa_handle_cancel_plain(pa_state *st, HandleObject *h, int debug);
 

@@ -18,6 +18,7 @@
 #include "loop.h"
 #include "clock.h"
 #include "handle.h"
+#include "task.h"
 
 #include <errno.h>
 #include <math.h>
@@ -415,14 +416,21 @@ run_handle_debug(LoopObject *self, HandleObject *h)
 static int
 run_ready(LoopObject *self)
 {
+    pa_state *st = self->state;
     size_t ntodo = self->ready.count;
     for (size_t i = 0; i < ntodo && self->ready.count > 0; i++) {
-        HandleObject *h = (HandleObject *)pa_readyqueue_pop(&self->ready);
+        PyObject *entry = pa_readyqueue_pop(&self->ready);
         int rc = 0;
-        if (!h->cancelled) {
-            rc = self->debug ? run_handle_debug(self, h) : pa_handle_run(self->state, h);
+        if (pa_task_check(st, entry)) {
+            /* A task step or wakeup queued without a handle. */
+            rc = pa_task_run_pending(st, (TaskObject *)entry);
+        } else {
+            HandleObject *h = (HandleObject *)entry;
+            if (!h->cancelled) {
+                rc = self->debug ? run_handle_debug(self, h) : pa_handle_run(st, h);
+            }
         }
-        Py_DECREF(h);
+        Py_DECREF(entry);
         if (rc < 0) {
             return -1;
         }
@@ -551,7 +559,13 @@ Loop_time(LoopObject *self, PyObject *Py_UNUSED(ignored))
 static void
 release_queues(LoopObject *self)
 {
-    pa_readyqueue_clear(&self->ready);
+    while (self->ready.count > 0) {
+        PyObject *entry = pa_readyqueue_pop(&self->ready);
+        if (pa_task_check(self->state, entry)) {
+            pa_task_drop_pending((TaskObject *)entry);
+        }
+        Py_DECREF(entry);
+    }
     while (self->timers.count > 0) {
         timer_unschedule(pa_timerheap_pop(&self->timers));
     }

@@ -138,6 +138,10 @@ module_exec(PyObject *module)
     if (st->kwnames_msg == NULL) {
         return -1;
     }
+    st->wakeup_marker = PyObject_CallNoArgs((PyObject *)&PyBaseObject_Type);
+    if (st->wakeup_marker == NULL) {
+        return -1;
+    }
     if (pa_handle_register_types(module, st) < 0 || pa_loop_register_type(module, st) < 0 ||
         pa_future_register_types(module, st) < 0 || pa_task_register_type(module, st) < 0) {
         return -1;
@@ -193,6 +197,7 @@ module_clear(PyObject *module)
     Py_CLEAR(st->str_future);
     Py_CLEAR(st->kwnames_context);
     Py_CLEAR(st->kwnames_msg);
+    Py_CLEAR(st->wakeup_marker);
     Py_CLEAR(st->str_throw);
     Py_CLEAR(st->str_value);
     Py_CLEAR(st->str_task);

@@ -69,6 +69,7 @@ typedef struct {
     PyObject *str_future;
     PyObject *kwnames_context;        /* ("context",) for vectorcall */
     PyObject *kwnames_msg;            /* ("msg",) */
+    PyObject *wakeup_marker;          /* stands for the context of a task's wakeup callback */
     PyObject *str_throw;
     PyObject *str_value;
     PyObject *str_task;

@@ -13,9 +13,10 @@
  * _leave_task, and tasks are registered with asyncio's _register_task, so
  * asyncio.current_task() and asyncio.all_tasks() see them.
  *
- * Ownership: the task holds step_cb and wakeup_cb, which hold the task; the
- * cycle is cut as soon as the task is done (clear_callables), and the GC
- * collects an abandoned pending task (reporting it, like asyncio).
+ * Ownership: a queued task is owned by the ready queue like any handle; its
+ * pending_arg (exception or future) is owned by the task until the entry
+ * runs. A task holds no callable bound to itself, so a finished task is freed
+ * by reference counting alone.
  */
 #include "task.h"
 #include "handle.h"
@@ -60,11 +61,78 @@ call_helper1(PyObject *func, PyObject *arg)
     return 0;
 }
 
+static PyMethodDef task_step_def;
+static PyMethodDef task_wakeup_def;
+
+/* Whether an entry for `task` can go straight into its loop's ready queue. */
+static inline int
+can_queue_directly(pa_state *st, TaskObject *task, PyObject *loop)
+{
+    return task->pending == PA_TASK_NONE && pa_loop_check(st, loop) &&
+           !((LoopObject *)loop)->debug;
+}
+
+/* Queue the task itself; `arg` is a new reference or NULL. */
+static int
+queue_task(pa_state *st, TaskObject *task, int kind, PyObject *arg)
+{
+    LoopObject *lp = (LoopObject *)task->loop;
+    if (pa_loop_check_closed(lp) < 0) {
+        Py_XDECREF(arg);
+        return -1;
+    }
+    task->pending = (char)kind;
+    task->pending_arg = arg;
+    if (pa_loop_push_ready(lp, (PyObject *)task, 0) < 0) {
+        pa_task_drop_pending(task);
+        return -1;
+    }
+    return 0;
+}
+
+/* loop.call_soon(<bound C callable>, *args, context=task's context). */
+static int
+call_soon_bound(pa_state *st, TaskObject *task, PyMethodDef *def, PyObject *arg)
+{
+    PyObject *callable = PyCFunction_New(def, (PyObject *)task);
+    if (callable == NULL) {
+        return -1;
+    }
+    int rc = pa_call_soon(st, task->loop, callable, arg ? &arg : NULL, arg ? 1 : 0,
+                          task->context);
+    Py_DECREF(callable);
+    return rc;
+}
+
 static int
 schedule_step(pa_state *st, TaskObject *task, PyObject *exc)
 {
-    return pa_call_soon(st, task->loop, task->step_cb, exc ? &exc : NULL, exc ? 1 : 0,
-                        task->context);
+    if (can_queue_directly(st, task, task->loop)) {
+        return queue_task(st, task, PA_TASK_STEP, Py_XNewRef(exc));
+    }
+    return call_soon_bound(st, task, &task_step_def, exc);
+}
+
+int
+pa_task_schedule_wakeup(pa_state *st, TaskObject *task, PyObject *fut)
+{
+    if (can_queue_directly(st, task, task->loop)) {
+        return queue_task(st, task, PA_TASK_WAKEUP, Py_NewRef(fut));
+    }
+    return call_soon_bound(st, task, &task_wakeup_def, fut);
+}
+
+PyObject *
+pa_task_wakeup_callable(TaskObject *task)
+{
+    return PyCFunction_New(&task_wakeup_def, (PyObject *)task);
+}
+
+void
+pa_task_drop_pending(TaskObject *task)
+{
+    task->pending = PA_TASK_NONE;
+    Py_CLEAR(task->pending_arg);
 }
 
 /* Schedule a step that throws RuntimeError(message) into the coroutine. */
@@ -82,15 +150,6 @@ schedule_error(pa_state *st, TaskObject *task, PyObject *message)
     int rc = schedule_step(st, task, exc);
     Py_DECREF(exc);
     return rc;
-}
-
-/* The step and wakeup callables hold the task: drop them once it is done so
- * that a finished task is freed by reference counting alone. */
-static void
-clear_callables(TaskObject *task)
-{
-    Py_CLEAR(task->step_cb);
-    Py_CLEAR(task->wakeup_cb);
 }
 
 /* future.cancel(msg=msg) for the future a task waits on: direct for our
@@ -153,9 +212,11 @@ wait_on(pa_state *st, TaskObject *task, PyObject *fut)
                                                              task));
     }
     if (pa_future_check(st, fut)) {
+        /* Our future: register the task itself; the marker tells the future
+         * to wake it rather than call it. */
         ((FutureObject *)fut)->blocking = 0;
-        if (pa_future_add_done_callback(st, (FutureObject *)fut, task->wakeup_cb,
-                                        task->context) < 0) {
+        if (pa_future_add_done_callback(st, (FutureObject *)fut, (PyObject *)task,
+                                        st->wakeup_marker) < 0) {
             return -1;
         }
     } else {
@@ -163,11 +224,14 @@ wait_on(pa_state *st, TaskObject *task, PyObject *fut)
             return -1;
         }
         PyObject *meth = PyObject_GetAttr(fut, st->str_add_done_callback);
-        if (meth == NULL) {
+        PyObject *wakeup = meth ? pa_task_wakeup_callable(task) : NULL;
+        if (wakeup == NULL) {
+            Py_XDECREF(meth);
             return -1;
         }
-        PyObject *args[2] = {task->wakeup_cb, task->context};
+        PyObject *args[2] = {wakeup, task->context};
         PyObject *res = PyObject_Vectorcall(meth, args, 1, st->kwnames_context);
+        Py_DECREF(wakeup);
         Py_DECREF(meth);
         if (res == NULL) {
             return -1;
@@ -344,9 +408,6 @@ task_step(pa_state *st, TaskObject *task, PyObject *exc)
         }
         return NULL;
     }
-    if (task->state != PA_FUT_PENDING) {
-        clear_callables(task);
-    }
     if (pending != NULL) {
         pa_err_restore(pending);
         return NULL;
@@ -366,11 +427,10 @@ task_step_entry(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return task_step(pa_state_of(self), (TaskObject *)self, exc);
 }
 
-/* wakeup_cb: the done-callback of the future the task waits on. */
+/* The future the task waits on is done: step with its outcome. */
 static PyObject *
-task_wakeup_entry(PyObject *self, PyObject *fut)
+task_wakeup(pa_state *st, TaskObject *task, PyObject *fut)
 {
-    pa_state *st = pa_state_of(self);
     PyObject *res;
     if (is_exact_future_or_task(st, fut)) {
         res = pa_future_result(st, (FutureObject *)fut);
@@ -379,12 +439,70 @@ task_wakeup_entry(PyObject *self, PyObject *fut)
     }
     if (res == NULL) {
         PyObject *exc = pa_err_take();
-        PyObject *r = task_step(st, (TaskObject *)self, exc);
+        PyObject *r = task_step(st, task, exc);
         Py_DECREF(exc);
         return r;
     }
     Py_DECREF(res);
-    return task_step(st, (TaskObject *)self, NULL);
+    return task_step(st, task, NULL);
+}
+
+static PyObject *
+task_wakeup_entry(PyObject *self, PyObject *fut)
+{
+    return task_wakeup(pa_state_of(self), (TaskObject *)self, fut);
+}
+
+int
+pa_task_run_pending(pa_state *st, TaskObject *task)
+{
+    int kind = task->pending;
+    PyObject *arg = task->pending_arg; /* owned from here on */
+    task->pending = PA_TASK_NONE;
+    task->pending_arg = NULL;
+    if (kind == PA_TASK_NONE) {
+        Py_XDECREF(arg);
+        return 0;
+    }
+    PyObject *ctx = Py_NewRef(task->context);
+    PyObject *res = NULL;
+    if (PyContext_Enter(ctx) == 0) {
+        res = kind == PA_TASK_STEP ? task_step(st, task, arg) : task_wakeup(st, task, arg);
+        if (PyContext_Exit(ctx) < 0) {
+            Py_CLEAR(res);
+        }
+    }
+    Py_DECREF(ctx);
+    int rc = 0;
+    if (res == NULL) {
+        /* Report it as asyncio would report its Handle: build one now. */
+        if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
+            PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+            rc = -1;
+        } else {
+            PyObject *exc = pa_err_take();
+            PyObject *callable =
+                PyCFunction_New(kind == PA_TASK_STEP ? &task_step_def : &task_wakeup_def,
+                                (PyObject *)task);
+            HandleObject *h = callable ? pa_handle_new(st, st->HandleType, task->loop, callable,
+                                                       arg ? &arg : NULL, arg ? 1 : 0,
+                                                       task->context, 0)
+                                       : NULL;
+            Py_XDECREF(callable);
+            if (h == NULL) {
+                Py_DECREF(exc);
+                rc = -1;
+            } else {
+                pa_err_restore(exc);
+                rc = pa_handle_report_error(st, h);
+                Py_DECREF(h);
+            }
+        }
+    } else {
+        Py_DECREF(res);
+    }
+    Py_XDECREF(arg);
+    return rc;
 }
 
 static PyMethodDef task_step_def = {"_step", (PyCFunction)(void (*)(void))task_step_entry,
@@ -466,7 +584,6 @@ eager_start(pa_state *st, TaskObject *task)
         return -1;
     }
     if (task->state != PA_FUT_PENDING) {
-        clear_callables(task);
         Py_CLEAR(task->coro);
         return 0;
     }
@@ -535,11 +652,6 @@ Task_tp_init(TaskObject *self, PyObject *args, PyObject *kwds)
     Py_CLEAR(self->fut_waiter);
     self->num_cancels_requested = 0;
     self->must_cancel = 0;
-    Py_XSETREF(self->step_cb, PyCFunction_New(&task_step_def, (PyObject *)self));
-    Py_XSETREF(self->wakeup_cb, PyCFunction_New(&task_wakeup_def, (PyObject *)self));
-    if (self->step_cb == NULL || self->wakeup_cb == NULL) {
-        return -1;
-    }
     self->log_destroy_pending = 1;
 #if PA_HAS_EAGER_TASKS
     if (eager) {
@@ -567,8 +679,7 @@ Task_tp_traverse(TaskObject *self, visitproc visit, void *arg)
     Py_VISIT(self->context);
     Py_VISIT(self->name);
     Py_VISIT(self->fut_waiter);
-    Py_VISIT(self->step_cb);
-    Py_VISIT(self->wakeup_cb);
+    Py_VISIT(self->pending_arg);
     return pa_future_traverse((FutureObject *)self, visit, arg);
 }
 
@@ -579,7 +690,7 @@ Task_tp_clear(TaskObject *self)
     Py_CLEAR(self->context);
     Py_CLEAR(self->name);
     Py_CLEAR(self->fut_waiter);
-    clear_callables(self);
+    pa_task_drop_pending(self);
     (void)pa_future_clear((FutureObject *)self);
     Py_CLEAR(self->dict);
     return 0;

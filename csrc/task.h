@@ -6,9 +6,13 @@
  * coroutine yields decides what happens next (wait on a future, yield to the
  * loop for one iteration, or fail with asyncio's RuntimeErrors).
  *
- * step_cb and wakeup_cb are C callables bound to the task, made once at
- * creation: scheduling a step or waiting on a future allocates no method
- * object, and on a pyasync loop no Python-level call_soon() runs.
+ * Fast path on a pyasync loop (outside debug mode): a step or a wakeup is
+ * queued as the Task object itself in the ready queue, with what it needs in
+ * `pending`/`pending_arg` - no Handle, no method object, no Python call. A
+ * task waits on one of our futures by registering itself as the callback,
+ * marked by st->wakeup_marker in place of a context. Anywhere else (another
+ * loop, debug mode, a second pending step) a bound C callable is made for
+ * that one use and scheduled through call_soon(), as CPython's Task does.
  */
 #ifndef PYASYNC_TASK_H
 #define PYASYNC_TASK_H
@@ -21,14 +25,39 @@ typedef struct {
     PyObject *context;
     PyObject *name;          /* NULL until asked for: "Task-<name_number>" */
     PyObject *fut_waiter;    /* the future this task waits on, or NULL */
-    PyObject *step_cb;       /* bound C callable: step(exc=None) */
-    PyObject *wakeup_cb;     /* bound C callable: wakeup(future) */
+    PyObject *pending_arg;   /* PA_TASK_STEP: exception to throw in, or NULL;
+                              * PA_TASK_WAKEUP: the future that completed */
     unsigned long long name_number;
     Py_ssize_t num_cancels_requested;
     char must_cancel;
     char log_destroy_pending;
+    char pending;            /* what this task's ready-queue entry does */
 } TaskObject;
 
+enum { PA_TASK_NONE = 0, PA_TASK_STEP = 1, PA_TASK_WAKEUP = 2 };
+
 int pa_task_register_type(PyObject *module, pa_state *st);
+
+static inline int
+pa_task_check(pa_state *st, PyObject *obj)
+{
+    return PyObject_TypeCheck(obj, st->TaskType);
+}
+
+/* Run the step or wakeup a ready-queue entry stands for, in the task's
+ * context. Errors go to the loop's exception handler; returns -1 only for
+ * what must stop the loop (SystemExit, KeyboardInterrupt). */
+int pa_task_run_pending(pa_state *st, TaskObject *task);
+
+/* Forget a queued entry that will not run (the loop is closing). */
+void pa_task_drop_pending(TaskObject *task);
+
+/* Wake `task` because `fut` (which it waits on) is done: the done-callback
+ * registered with st->wakeup_marker. */
+int pa_task_schedule_wakeup(pa_state *st, TaskObject *task, PyObject *fut);
+
+/* A bound C callable doing the task's wakeup(fut), for display and for loops
+ * without the fast path. */
+PyObject *pa_task_wakeup_callable(TaskObject *task);
 
 #endif /* PYASYNC_TASK_H */
