@@ -318,6 +318,20 @@ pa_future_result(pa_state *st, FutureObject *fut)
     return Py_NewRef(fut->result);
 }
 
+PyObject *
+pa_future_new(pa_state *st, PyObject *loop)
+{
+    FutureObject *fut = (FutureObject *)st->FutureType->tp_alloc(st->FutureType, 0);
+    if (fut == NULL) {
+        return NULL;
+    }
+    if (pa_future_init(st, fut, loop) < 0) {
+        Py_DECREF(fut);
+        return NULL;
+    }
+    return (PyObject *)fut;
+}
+
 /* ---------------------------------------------------------------- methods */
 
 static PyObject *

@@ -53,6 +53,9 @@ pa_future_check(pa_state *st, PyObject *obj)
  * event loop, like asyncio). -1 with an exception on error. */
 int pa_future_init(pa_state *st, FutureObject *fut, PyObject *loop);
 
+/* Future(loop=loop) without the Python call. */
+PyObject *pa_future_new(pa_state *st, PyObject *loop);
+
 /* The operations behind the methods, for the Task and the loop's fast paths.
  * All return -1 with an exception set on error. */
 int pa_future_set_result(pa_state *st, FutureObject *fut, PyObject *result);

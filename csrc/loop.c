@@ -18,6 +18,7 @@
 #include "loop.h"
 #include "clock.h"
 #include "handle.h"
+#include "future.h"
 #include "task.h"
 
 #include <errno.h>
@@ -274,6 +275,85 @@ Loop_call_at(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObjec
         return NULL;
     }
     return schedule_at(self, when, args + 1, PyVectorcall_NARGS(nargsf) - 1, context);
+}
+
+/* ---------------------------------------------------------------- futures and tasks */
+
+static PyObject *
+Loop_create_future(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return pa_future_new(self->state, (PyObject *)self);
+}
+
+/* create_task(coro, *, name=None, context=None): our Task, or what the task
+ * factory makes (called as factory(loop, coro[, context=context]), named
+ * afterwards), as asyncio does. */
+static PyObject *
+Loop_create_task(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *name = NULL, *context = NULL;
+    if (nargs != 1) {
+        PyErr_Format(PyExc_TypeError, "create_task() takes exactly 1 positional argument (%zd "
+                                      "given)",
+                     nargs);
+        return NULL;
+    }
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+        if (PyUnicode_CompareWithASCIIString(key, "name") == 0) {
+            name = args[nargs + i];
+        } else if (PyUnicode_CompareWithASCIIString(key, "context") == 0) {
+            context = args[nargs + i];
+        } else {
+            PyErr_Format(PyExc_TypeError, "create_task() got an unexpected keyword argument '%U'",
+                         key);
+            return NULL;
+        }
+    }
+    if (name == Py_None) {
+        name = NULL;
+    }
+    if (context == Py_None) {
+        context = NULL;
+    }
+    if (pa_loop_check_closed(self) < 0) {
+        return NULL;
+    }
+    pa_state *st = self->state;
+    if (self->task_factory == NULL) {
+        return pa_task_new(st, args[0], (PyObject *)self, name, context);
+    }
+    PyObject *factory = Py_NewRef(self->task_factory);
+    PyObject *fargs[3] = {(PyObject *)self, args[0], context};
+    PyObject *task = PyObject_Vectorcall(factory, fargs, 2, context ? st->kwnames_context : NULL);
+    Py_DECREF(factory);
+    if (task != NULL && name != NULL) {
+        PyObject *res = PyObject_CallMethod(task, "set_name", "O", name);
+        if (res == NULL) {
+            Py_CLEAR(task);
+        }
+        Py_XDECREF(res);
+    }
+    return task;
+}
+
+static PyObject *
+Loop_set_task_factory(LoopObject *self, PyObject *factory)
+{
+    if (factory != Py_None && !PyCallable_Check(factory)) {
+        PyErr_SetString(PyExc_TypeError, "task factory must be a callable or None");
+        return NULL;
+    }
+    Py_XSETREF(self->task_factory, factory == Py_None ? NULL : Py_NewRef(factory));
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Loop_get_task_factory(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(self->task_factory ? self->task_factory : Py_None);
 }
 
 /* ---------------------------------------------------------------- run loop */
@@ -796,6 +876,7 @@ Loop_traverse(LoopObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->module);
+    Py_VISIT(self->task_factory);
     for (size_t i = 0; i < self->ready.count; i++) {
         Py_VISIT(pa_readyqueue_peek_at(&self->ready, i));
     }
@@ -808,6 +889,7 @@ Loop_traverse(LoopObject *self, visitproc visit, void *arg)
 static int
 Loop_clear(LoopObject *self)
 {
+    Py_CLEAR(self->task_factory);
     if (self->ready.items != NULL) {
         release_queues(self);
     }
@@ -840,6 +922,13 @@ static PyMethodDef Loop_methods[] = {
      "call_later(delay, callback, *args, context=None)"},
     {"call_at", (PyCFunction)(void (*)(void))Loop_call_at, METH_FASTCALL | METH_KEYWORDS,
      "call_at(when, callback, *args, context=None)"},
+    {"create_future", (PyCFunction)Loop_create_future, METH_NOARGS,
+     "Create a pyasync.Future attached to this loop."},
+    {"create_task", (PyCFunction)(void (*)(void))Loop_create_task, METH_FASTCALL | METH_KEYWORDS,
+     "create_task(coro, *, name=None, context=None): schedule a coroutine as a Task."},
+    {"set_task_factory", (PyCFunction)Loop_set_task_factory, METH_O,
+     "Set the factory create_task() uses (None for pyasync.Task)."},
+    {"get_task_factory", (PyCFunction)Loop_get_task_factory, METH_NOARGS, NULL},
     {"run_forever", (PyCFunction)Loop_run_forever, METH_NOARGS, "Run until stop() is called."},
     {"stop", (PyCFunction)Loop_stop, METH_NOARGS, "Stop after the current iteration."},
     {"is_running", (PyCFunction)Loop_is_running, METH_NOARGS, NULL},
@@ -886,6 +975,7 @@ static PyGetSetDef Loop_getset[] = {
     {"_ready_count", (getter)Loop_get_ready_count, NULL, NULL, NULL},
     {"_wakeup_fd", (getter)Loop_get_wakeup_fd, NULL, "Write end of the self-pipe.", NULL},
     {"_poller", (getter)Loop_get_poller, NULL, "Name of the poller backend.", NULL},
+    {"_task_factory", (getter)Loop_get_task_factory, NULL, NULL, NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -36,6 +36,7 @@ typedef struct {
     int wake_pending;                 /* a wakeup byte is in the pipe, not yet drained */
     unsigned long thread_id;          /* thread running the loop, valid while running */
     PyObject *current_handle;         /* borrowed, set while a handle runs */
+    PyObject *task_factory;           /* set_task_factory(), or NULL */
     Py_ssize_t timer_cancelled_count; /* cancelled timers still in the heap */
     double clock_resolution;
     double slow_callback_duration;

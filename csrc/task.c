@@ -593,28 +593,11 @@ eager_start(pa_state *st, TaskObject *task)
 
 /* ---------------------------------------------------------------- type slots */
 
+/* Initialise a task: everything Task.__init__ does after parsing. */
 static int
-Task_tp_init(TaskObject *self, PyObject *args, PyObject *kwds)
+task_init(pa_state *st, TaskObject *self, PyObject *coro, PyObject *loop, PyObject *name,
+          PyObject *context, int eager)
 {
-    PyObject *coro, *loop = Py_None, *name = Py_None, *context = Py_None;
-#if PA_HAS_EAGER_TASKS
-    int eager = 0;
-    static char *kwlist[] = {"coro", "loop", "name", "context", "eager_start", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$OOOp:Task", kwlist, &coro, &loop, &name,
-                                     &context, &eager)) {
-        return -1;
-    }
-#else
-    static char *kwlist[] = {"coro", "loop", "name", "context", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$OOO:Task", kwlist, &coro, &loop, &name,
-                                     &context)) {
-        return -1;
-    }
-#endif
-    pa_state *st = pa_state_of((PyObject *)self);
-    if (st == NULL || pa_check_ready(st) < 0) {
-        return -1;
-    }
     self->log_destroy_pending = 0;
     if (pa_future_init(st, (FutureObject *)self, loop) < 0) {
         return -1;
@@ -636,7 +619,7 @@ Task_tp_init(TaskObject *self, PyObject *args, PyObject *kwds)
         return -1;
     }
     Py_CLEAR(self->name);
-    if (name == Py_None) {
+    if (name == NULL || name == Py_None) {
         self->name_number = ++st->task_name_counter;
     } else {
         self->name = PyUnicode_Check(name) ? Py_NewRef(name) : PyObject_Str(name);
@@ -644,32 +627,80 @@ Task_tp_init(TaskObject *self, PyObject *args, PyObject *kwds)
             return -1;
         }
     }
-    Py_XSETREF(self->context, context == Py_None ? PyContext_CopyCurrent() : Py_NewRef(context));
+    Py_XSETREF(self->context, context == NULL || context == Py_None ? PyContext_CopyCurrent()
+                                                                    : Py_NewRef(context));
     if (self->context == NULL) {
         return -1;
     }
     Py_XSETREF(self->coro, Py_NewRef(coro));
     Py_CLEAR(self->fut_waiter);
+    pa_task_drop_pending(self);
     self->num_cancels_requested = 0;
     self->must_cancel = 0;
     self->log_destroy_pending = 1;
 #if PA_HAS_EAGER_TASKS
     if (eager) {
-        PyObject *running = PyObject_CallMethod(self->loop, "is_running", NULL);
-        int r = running ? PyObject_IsTrue(running) : -1;
-        Py_XDECREF(running);
-        if (r < 0) {
-            return -1;
+        int running;
+        if (pa_loop_check(st, self->loop)) {
+            running = ((LoopObject *)self->loop)->running;
+        } else {
+            PyObject *res = PyObject_CallMethod(self->loop, "is_running", NULL);
+            running = res ? PyObject_IsTrue(res) : -1;
+            Py_XDECREF(res);
+            if (running < 0) {
+                return -1;
+            }
         }
-        if (r) {
+        if (running) {
             return eager_start(st, self);
         }
     }
+#else
+    (void)eager;
 #endif
     if (schedule_step(st, self, NULL) < 0) {
         return -1;
     }
     return call_helper1(st->register_task, (PyObject *)self);
+}
+
+PyObject *
+pa_task_new(pa_state *st, PyObject *coro, PyObject *loop, PyObject *name, PyObject *context)
+{
+    TaskObject *task = (TaskObject *)st->TaskType->tp_alloc(st->TaskType, 0);
+    if (task == NULL) {
+        return NULL;
+    }
+    if (task_init(st, task, coro, loop, name, context, 0) < 0) {
+        Py_DECREF(task);
+        return NULL;
+    }
+    return (PyObject *)task;
+}
+
+static int
+Task_tp_init(TaskObject *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *coro, *loop = Py_None, *name = Py_None, *context = Py_None;
+    int eager = 0;
+#if PA_HAS_EAGER_TASKS
+    static char *kwlist[] = {"coro", "loop", "name", "context", "eager_start", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$OOOp:Task", kwlist, &coro, &loop, &name,
+                                     &context, &eager)) {
+        return -1;
+    }
+#else
+    static char *kwlist[] = {"coro", "loop", "name", "context", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$OOO:Task", kwlist, &coro, &loop, &name,
+                                     &context)) {
+        return -1;
+    }
+#endif
+    pa_state *st = pa_state_of((PyObject *)self);
+    if (st == NULL || pa_check_ready(st) < 0) {
+        return -1;
+    }
+    return task_init(st, self, coro, loop, name, context, eager);
 }
 
 static int

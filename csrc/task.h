@@ -44,6 +44,11 @@ pa_task_check(pa_state *st, PyObject *obj)
     return PyObject_TypeCheck(obj, st->TaskType);
 }
 
+/* Task(coro, loop=loop, name=name, context=context) without the Python call
+ * (NULL name/context: the defaults). */
+PyObject *pa_task_new(pa_state *st, PyObject *coro, PyObject *loop, PyObject *name,
+                      PyObject *context);
+
 /* Run the step or wakeup a ready-queue entry stands for, in the task's
  * context. Errors go to the loop's exception handler; returns -1 only for
  * what must stop the loop (SystemExit, KeyboardInterrupt). */

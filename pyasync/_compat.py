@@ -22,6 +22,10 @@ else:
 # Task(..., eager_start=True) and asyncio's eager task factories.
 HAS_EAGER_TASKS = PY312
 
+# A custom exception handler runs in the context of the failing task, future
+# or handle (3.12+).
+EXCEPTION_HANDLER_IN_CONTEXT = PY312
+
 # shutdown_default_executor() gained its timeout parameter in 3.12.
 SHUTDOWN_EXECUTOR_HAS_TIMEOUT = PY312
 

@@ -23,7 +23,7 @@ from asyncio import format_helpers, futures, tasks, timeouts
 from asyncio.log import logger
 
 from . import _compat
-from ._core import Future, Handle, LoopBase, Task
+from ._core import Handle, LoopBase
 
 
 def _run_until_complete_cb(fut):
@@ -46,7 +46,6 @@ class Loop(LoopBase, events.AbstractEventLoop):
 
     def __init__(self):
         self._exception_handler = None
-        self._task_factory = None
         self._default_executor = None
         self._executor_shutdown_called = False
         self._asyncgens = weakref.WeakSet()
@@ -139,37 +138,6 @@ class Loop(LoopBase, events.AbstractEventLoop):
         if executor is not None:
             self._default_executor = None
             executor.shutdown(wait=False)
-
-    # ------------------------------------------------------------ futures and tasks
-
-    def create_future(self):
-        """Create a pyasync.Future attached to this loop."""
-        return Future(loop=self)
-
-    def create_task(self, coro, *, name=None, context=None):
-        """Schedule a coroutine; return its Task."""
-        self._check_closed()
-        if self._task_factory is None:
-            task = Task(coro, loop=self, name=name, context=context)
-            if task._source_traceback:
-                del task._source_traceback[-1]
-        else:
-            if context is None:
-                # The legacy factory signature, for factories without it.
-                task = self._task_factory(self, coro)
-            else:
-                task = self._task_factory(self, coro, context=context)
-            if name is not None:
-                task.set_name(name)
-        return task
-
-    def set_task_factory(self, factory):
-        if factory is not None and not callable(factory):
-            raise TypeError('task factory must be a callable or None')
-        self._task_factory = factory
-
-    def get_task_factory(self):
-        return self._task_factory
 
     # ------------------------------------------------------------ executor
 
@@ -368,9 +336,9 @@ class Loop(LoopBase, events.AbstractEventLoop):
                              'in custom exception handler',
                              exc_info=True)
 
-    if _compat.PY313:
+    if _compat.EXCEPTION_HANDLER_IN_CONTEXT:
         def _call_custom_exception_handler(self, context):
-            # 3.13 runs the handler in the context of the failing task,
+            # 3.12+ runs the handler in the context of the failing task,
             # future or handle.
             thing = context.get("task")
             if thing is None:

@@ -540,3 +540,19 @@ def test_get_context_during_run_is_running_context(loop):
     handles.append(loop.call_soon(cb))
     run_briefly(loop)
     assert found == ["inside"]
+
+
+def test_custom_exception_handler_runs_in_handle_context(loop):
+    # 3.12+: the handler runs in the context of the failing handle.
+    import sys
+    seen = []
+    loop.set_exception_handler(lambda lp, ctx: seen.append(var.get()))
+    ctx = contextvars.Context()
+    ctx.run(var.set, "handle-context")
+
+    def bad():
+        raise ValueError
+    loop.call_soon(bad, context=ctx)
+    run_briefly(loop)
+    expected = "handle-context" if sys.version_info >= (3, 12) else "unset"
+    assert seen == [expected]
