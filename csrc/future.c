@@ -57,12 +57,11 @@ callback_pair(pa_state *st, PyObject *callback, PyObject *ctx)
     if (ctx != st->wakeup_marker) {
         return PyTuple_Pack(2, callback, ctx);
     }
-    PyObject *wakeup = pa_task_wakeup_callable((TaskObject *)callback);
-    if (wakeup == NULL) {
-        return NULL;
-    }
-    PyObject *pair = PyTuple_Pack(2, wakeup, ((TaskObject *)callback)->context);
-    Py_DECREF(wakeup);
+    PyObject *task_ctx = PyObject_CallMethod(callback, "get_context", NULL);
+    PyObject *wakeup = task_ctx ? pa_task_wakeup_callable((TaskObject *)callback) : NULL;
+    PyObject *pair = wakeup ? PyTuple_Pack(2, wakeup, task_ctx) : NULL;
+    Py_XDECREF(wakeup);
+    Py_XDECREF(task_ctx);
     return pair;
 }
 

@@ -28,6 +28,19 @@ static PyObject *task_step(pa_state *st, TaskObject *task, PyObject *exc);
 
 /* ---------------------------------------------------------------- helpers */
 
+/* A task created from an empty context keeps context == NULL until it needs
+ * one (its first step, or get_context()): the fresh empty Context made then
+ * is equivalent to the copy asyncio takes at creation, and a task that runs
+ * once and finishes returns it to CPython's context free list at once. */
+static PyObject *
+task_context(TaskObject *task)
+{
+    if (task->context == NULL) {
+        task->context = PyContext_New();
+    }
+    return task->context; /* borrowed; NULL with an exception on failure */
+}
+
 static inline int
 is_exact_future_or_task(pa_state *st, PyObject *obj)
 {
@@ -94,12 +107,12 @@ queue_task(pa_state *st, TaskObject *task, int kind, PyObject *arg)
 static int
 call_soon_bound(pa_state *st, TaskObject *task, PyMethodDef *def, PyObject *arg)
 {
-    PyObject *callable = PyCFunction_New(def, (PyObject *)task);
+    PyObject *ctx = task_context(task);
+    PyObject *callable = ctx ? PyCFunction_New(def, (PyObject *)task) : NULL;
     if (callable == NULL) {
         return -1;
     }
-    int rc = pa_call_soon(st, task->loop, callable, arg ? &arg : NULL, arg ? 1 : 0,
-                          task->context);
+    int rc = pa_call_soon(st, task->loop, callable, arg ? &arg : NULL, arg ? 1 : 0, ctx);
     Py_DECREF(callable);
     return rc;
 }
@@ -223,13 +236,14 @@ wait_on(pa_state *st, TaskObject *task, PyObject *fut)
         if (PyObject_SetAttr(fut, st->str_asyncio_future_blocking, Py_False) < 0) {
             return -1;
         }
-        PyObject *meth = PyObject_GetAttr(fut, st->str_add_done_callback);
+        PyObject *ctx = task_context(task);
+        PyObject *meth = ctx ? PyObject_GetAttr(fut, st->str_add_done_callback) : NULL;
         PyObject *wakeup = meth ? pa_task_wakeup_callable(task) : NULL;
         if (wakeup == NULL) {
             Py_XDECREF(meth);
             return -1;
         }
-        PyObject *args[2] = {wakeup, task->context};
+        PyObject *args[2] = {wakeup, ctx};
         PyObject *res = PyObject_Vectorcall(meth, args, 1, st->kwnames_context);
         Py_DECREF(wakeup);
         Py_DECREF(meth);
@@ -464,7 +478,12 @@ pa_task_run_pending(pa_state *st, TaskObject *task)
         Py_XDECREF(arg);
         return 0;
     }
-    PyObject *ctx = Py_NewRef(task->context);
+    PyObject *ctx = task_context(task);
+    if (ctx == NULL) {
+        Py_XDECREF(arg);
+        return -1;
+    }
+    Py_INCREF(ctx);
     PyObject *res = NULL;
     if (PyContext_Enter(ctx) == 0) {
         res = kind == PA_TASK_STEP ? task_step(st, task, arg) : task_wakeup(st, task, arg);
@@ -486,7 +505,7 @@ pa_task_run_pending(pa_state *st, TaskObject *task)
                                 (PyObject *)task);
             HandleObject *h = callable ? pa_handle_new(st, st->HandleType, task->loop, callable,
                                                        arg ? &arg : NULL, arg ? 1 : 0,
-                                                       task->context, 0)
+                                                       task_context(task), 0)
                                        : NULL;
             Py_XDECREF(callable);
             if (h == NULL) {
@@ -547,7 +566,7 @@ eager_start(pa_state *st, TaskObject *task)
     }
     int rc = call_helper1(st->register_eager_task, (PyObject *)task);
     if (rc == 0) {
-        if (PyContext_Enter(task->context) < 0) {
+        if (task_context(task) == NULL || PyContext_Enter(task->context) < 0) {
             rc = -1;
         } else {
             rc = run_and_handle_result(st, task, NULL);
@@ -627,10 +646,19 @@ task_init(pa_state *st, TaskObject *self, PyObject *coro, PyObject *loop, PyObje
             return -1;
         }
     }
-    Py_XSETREF(self->context, context == NULL || context == Py_None ? PyContext_CopyCurrent()
-                                                                    : Py_NewRef(context));
-    if (self->context == NULL) {
-        return -1;
+    if (context == NULL || context == Py_None) {
+        PyObject *copy = PyContext_CopyCurrent();
+        Py_ssize_t size = copy ? PyObject_Length(copy) : -1;
+        if (size < 0) {
+            Py_XDECREF(copy);
+            return -1;
+        }
+        if (size == 0) {
+            Py_CLEAR(copy); /* see task_context() */
+        }
+        Py_XSETREF(self->context, copy);
+    } else {
+        Py_XSETREF(self->context, Py_NewRef(context));
     }
     Py_XSETREF(self->coro, Py_NewRef(coro));
     Py_CLEAR(self->fut_waiter);
@@ -847,7 +875,10 @@ Task_get_coro(TaskObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 Task_get_context(TaskObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return Py_NewRef(self->context ? self->context : Py_None);
+    if (self->loop == NULL) {
+        Py_RETURN_NONE;
+    }
+    return Py_XNewRef(task_context(self));
 }
 
 static PyObject *
