@@ -8,8 +8,9 @@ Each round runs every benchmark once per loop kind, alternating the kinds
 of a shared machine hit every loop alike. Every sample is its own
 `python bench/workloads.py NAME KIND` process, so no loop inherits another
 one's heap, caches or imported modules. The table reports medians over the
-rounds and speedups: other loop's median / pyasync's median (> 1 means
-pyasync is faster). See bench/README.md.
+rounds and ratios: other loop's median / pyasync's median. Every metric
+(time, memory) is lower-is-better, so > 1 means pyasync is better (faster or
+smaller). See bench/README.md.
 """
 
 import argparse
@@ -99,7 +100,7 @@ def probe_loops(kinds, timeout, env):
 
 
 def summarize(samples):
-    """samples: {round: seconds}. Median, min, max or None if empty."""
+    """samples: {round: value}. Median, min, max or None if empty."""
     values = list(samples.values())
     if not values:
         return None
@@ -108,8 +109,9 @@ def summarize(samples):
 
 
 def speedup(samples, other):
-    """How much faster pyasync is than `other` (other time / pyasync time).
+    """How much better pyasync is than `other`: other value / pyasync value.
 
+    Every metric is lower-is-better (seconds, KiB), so > 1 favours pyasync.
     `ratio` compares the medians. `paired_min/max` bound the ratios of the
     two loops' samples taken in the same round, i.e. back to back, which
     cancels most of the machine's slow drifts: a range straddling 1.0 means
@@ -128,14 +130,15 @@ def speedup(samples, other):
 # Report
 # --------------------------------------------------------------------------
 
-def _fmt_time(stats, ops, error):
+def _fmt_value(stats, ops, metric, error):
+    """Median per operation in the metric's per-op unit, and the spread."""
     if error:
         return "FAILED"
     if stats is None:
         return "-"
-    per_op_ns = stats["median"] / ops * 1e9
+    per_op = stats["median"] * workloads.METRICS[metric].scale / ops
     spread = (stats["max"] - stats["min"]) / stats["median"] * 100 if stats["median"] else 0
-    return "%.0f (%2.0f%%)" % (per_op_ns, spread)
+    return "%.0f (%2.0f%%)" % (per_op, spread)
 
 
 def _fmt_ratio(sp):
@@ -165,15 +168,16 @@ def print_report(results, kinds, loop_info, meta, out=sys.stdout):
     p()
 
     ratio_cols = [b for b in BASELINES if b in kinds] if SUBJECT in kinds else []
-    headers = ["benchmark", "ops"] + ["%s ns/op" % k for k in kinds] + \
+    headers = ["benchmark", "ops", "unit"] + list(kinds) + \
               ["%s vs %s" % (SUBJECT, b) for b in ratio_cols]
     rows = []
     for res in results:
-        ops = res["ops"]
-        row = [res["name"], str(ops) if ops else "-"]
+        ops, metric = res["ops"], res["metric"]
+        row = [res["name"], str(ops) if ops else "-", workloads.METRICS[metric].per_op]
         for kind in kinds:
             lr = res["loops"][kind]
-            row.append(_fmt_time(lr["stats"], ops, lr["error"]) if ops or lr["error"] else "-")
+            row.append(_fmt_value(lr["stats"], ops, metric, lr["error"])
+                       if ops or lr["error"] else "-")
         for b in ratio_cols:
             row.append(_fmt_ratio(res["speedup"].get(b)))
         rows.append(row)
@@ -181,15 +185,20 @@ def print_report(results, kinds, loop_info, meta, out=sys.stdout):
     for r in [headers] + rows:
         p("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
     p()
-    p("ns/op: median time per operation over the rounds, (spread) = (max-min)/median.")
+    units = ", ".join("%s = %s" % (m.per_op, m.what) for m in
+                      dict.fromkeys(workloads.METRICS[res["metric"]] for res in results))
+    p("unit: %s per operation; median over the rounds, (spread) = (max-min)/median." % units)
+    p("Lower is better for every unit.")
     if ratio_cols:
-        p("%s vs X: X median / %s median, > 1 means %s is faster; [min-max] of the"
+        p("%s vs X: X median / %s median, > 1 means %s is faster (or smaller); [min-max] of the"
           % (SUBJECT, SUBJECT, SUBJECT))
         p("ratios within each round (back-to-back samples); '~' = range crosses 1.0 (noise).")
 
     # Quiet runs show spreads of 5-15%; far above that, another process was
-    # competing for the CPUs and even the medians may be off.
+    # competing for the CPUs and even the medians may be off. Only timings
+    # count: a busy machine does not change how much memory a loop uses.
     spreads = [(st["max"] - st["min"]) / st["median"] for res in results
+               if res["metric"] == "seconds"
                for lr in res["loops"].values() if (st := lr["stats"]) and st["median"]]
     if spreads and statistics.median(spreads) > NOISY_SPREAD:
         p()
@@ -274,7 +283,7 @@ def main(argv=None):
             log("note: %s %s: %s" % (kind, loop_info[kind]["status"],
                                      loop_info[kind]["error"].strip().splitlines()[-1].strip()))
 
-    # samples[name][kind] = {round: seconds}; errors[name][kind] = first failure.
+    # samples[name][kind] = {round: value}; errors[name][kind] = first failure.
     samples = {b: {k: {} for k in args.loops} for b in args.only}
     errors = {b: {} for b in args.only}
     ops = {}
@@ -289,13 +298,13 @@ def main(argv=None):
                     if kind in errors[name]:
                         continue  # failed once already; don't pay for a hang every round
                     result, err = run_child([name, kind] + extra, args.timeout, env)
-                    if result is not None and result.get("seconds", 0) <= 0:
-                        result, err = None, "non-positive duration in %r" % result
+                    if result is not None and not result.get("value", 0) > 0:
+                        result, err = None, "non-positive value in %r" % result
                     if result is None:
                         errors[name][kind] = {"round": rnd, "message": err}
                         log("\n  FAILED %s on %s: %s" % (name, kind, err))
                         continue
-                    samples[name][kind][rnd] = result["seconds"]
+                    samples[name][kind][rnd] = result["value"]
                     ops.setdefault(name, result["ops"])
             log()
             rounds_done = rnd
@@ -310,6 +319,7 @@ def main(argv=None):
     for name in args.only:
         results.append({
             "name": name,
+            "metric": workloads.BENCHMARKS[name].metric,
             "ops": ops.get(name),
             "loops": {k: {"stats": summarize(samples[name][k]),
                           "samples": [samples[name][k][r] for r in sorted(samples[name][k])],

@@ -11,10 +11,13 @@ A run creates a fresh loop of the requested kind, runs the workload once at a
 reduced size to warm up (imports, caches, allocator pools, specialisation),
 then runs it again at full size and prints ONE JSON line on stdout:
 
-    {"name": ..., "loop": ..., "seconds": ..., "ops": N, ...}
+    {"name": ..., "loop": ..., "metric": "seconds", "value": ..., "ops": N, ...}
 
-`seconds` covers only the timed section chosen by the workload, measured with
-time.perf_counter(); interpreter start-up and imports are never included.
+For the default metric, "seconds", `value` covers only the timed section
+chosen by the workload, measured with time.perf_counter(); interpreter
+start-up and imports are never included. A workload registered with another
+metric (see METRICS) returns that quantity instead, e.g. "kib" for a memory
+increase. Lower is better for every metric.
 
 Adding a benchmark: write `def name(loop, n) -> float` that performs `n`
 operations on `loop` and returns the seconds its timed section took, and
@@ -28,6 +31,7 @@ import asyncio
 import gc
 import itertools
 import json
+import os
 import platform
 import random
 import sys
@@ -89,22 +93,41 @@ def make_loop(kind):
 # --------------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class Metric:
+    """What a workload's return value measures. Lower is better for all."""
+    unit: str      # unit of the value the workload returns
+    per_op: str    # unit of the per-operation figure shown in the table
+    scale: float   # per-operation figure = value * scale / ops
+    what: str      # for the report's legend
+
+
+METRICS = {
+    "seconds": Metric("s", "ns/op", 1e9, "time"),      # duration of the timed section
+    "kib": Metric("KiB", "B/op", 1024, "memory"),      # RSS increase
+}
+
+
+@dataclass(frozen=True)
 class Benchmark:
     name: str
-    func: Callable  # (loop, n) -> seconds of the timed section
+    func: Callable  # (loop, n) -> value of the metric (seconds of the timed section)
     n: int          # operations in a normal run
     quick_n: int    # operations in a --quick run
     doc: str
+    metric: str     # key of METRICS
 
 
 BENCHMARKS = {}  # name -> Benchmark, in definition order
 
 
-def benchmark(n, quick_n=None):
+def benchmark(n, quick_n=None, metric="seconds"):
+    if metric not in METRICS:
+        raise ValueError("unknown metric %r (known: %s)" % (metric, ", ".join(METRICS)))
+
     def register(func):
         doc = (func.__doc__ or "").strip().splitlines()
         BENCHMARKS[func.__name__] = Benchmark(
-            func.__name__, func, n, quick_n or max(n // 10, 1), doc[0] if doc else "")
+            func.__name__, func, n, quick_n or max(n // 10, 1), doc[0] if doc else "", metric)
         return func
     return register
 
@@ -255,6 +278,206 @@ def sleep0_tasks(loop, n):
 
 
 # --------------------------------------------------------------------------
+# Task-level workloads
+#
+# These go through asyncio's public API only (loop.create_task,
+# loop.create_future, gather, TaskGroup, Queue, Lock, Event), so they measure
+# whatever Task and Future classes the loop provides: today the standard
+# library's C ones in all three loops, later pyasync's own.
+# --------------------------------------------------------------------------
+
+def _split(n, parts):
+    """n operations over `parts` workers: a list of per-worker counts summing to n."""
+    q, r = divmod(n, parts)
+    return [q + (i < r) for i in range(parts)]
+
+
+async def _one():
+    return 1
+
+
+@benchmark(n=100_000, quick_n=10_000)
+def spawn(loop, n):
+    """gather() of n coroutines that return at once: task create + step + done."""
+    async def main():
+        return await asyncio.gather(*[_one() for _ in range(n)])
+
+    t0 = perf_counter()
+    results = loop.run_until_complete(main())
+    elapsed = perf_counter() - t0
+    _expect("tasks completed", sum(results), n)
+    return elapsed
+
+
+@benchmark(n=200_000, quick_n=20_000)
+def pingpong(loop, n):
+    """1000 tasks taking turns with sleep(0), n switches in total."""
+    async def main():
+        tasks = [loop.create_task(_sleeper(k)) for k in _split(n, min(1000, n))]
+        return sum(await asyncio.gather(*tasks))
+
+    t0 = perf_counter()
+    done = loop.run_until_complete(main())
+    elapsed = perf_counter() - t0
+    _expect("sleeps", done, n)
+    return elapsed
+
+
+@benchmark(n=50_000, quick_n=5_000)
+def taskgroup(loop, n):
+    """A TaskGroup spawning n tasks that each await sleep(0) once."""
+    finished = 0
+
+    async def child():
+        nonlocal finished
+        await asyncio.sleep(0)
+        finished += 1
+
+    async def main():
+        async with asyncio.TaskGroup() as tg:
+            for _ in range(n):
+                tg.create_task(child())
+
+    t0 = perf_counter()
+    loop.run_until_complete(main())
+    elapsed = perf_counter() - t0
+    _expect("tasks finished", finished, n)
+    return elapsed
+
+
+@benchmark(n=100_000, quick_n=10_000)
+def queue(loop, n):
+    """n items from a producer task to a consumer task through Queue(maxsize=1)."""
+    async def producer(q):
+        for i in range(n):
+            await q.put(i)
+
+    async def consumer(q):
+        got = 0
+        for _ in range(n):
+            await q.get()
+            got += 1
+        return got
+
+    async def main():
+        # maxsize=1: the producer blocks on a full queue and the consumer on
+        # an empty one, so every item costs Future round trips both ways.
+        q = asyncio.Queue(maxsize=1)
+        prod = loop.create_task(producer(q))
+        got = await loop.create_task(consumer(q))
+        await prod
+        return got
+
+    t0 = perf_counter()
+    got = loop.run_until_complete(main())
+    elapsed = perf_counter() - t0
+    _expect("items received", got, n)
+    return elapsed
+
+
+@benchmark(n=100_000, quick_n=10_000)
+def lock(loop, n):
+    """100 tasks contending for one Lock, sleep(0) while holding it; n acquisitions."""
+    acquired = 0
+
+    async def worker(lk, k):
+        nonlocal acquired
+        for _ in range(k):
+            async with lk:
+                acquired += 1
+                await asyncio.sleep(0)  # hold it across a switch: the others queue up
+
+    async def main():
+        lk = asyncio.Lock()
+        await asyncio.gather(*[loop.create_task(worker(lk, k))
+                               for k in _split(n, min(100, n))])
+
+    t0 = perf_counter()
+    loop.run_until_complete(main())
+    elapsed = perf_counter() - t0
+    _expect("acquisitions", acquired, n)
+    return elapsed
+
+
+@benchmark(n=200_000, quick_n=20_000)
+def event(loop, n):
+    """1000 tasks waiting on one Event, set() and clear()ed each round; n wakeups."""
+    counts = _split(n, min(1000, n))  # waiter i wakes counts[i] times
+    # targets[r]: total wakeups once round r is over.
+    targets = list(itertools.accumulate(sum(k > r for k in counts) for r in range(counts[0])))
+    woken = 0
+    target = 0
+    round_done = None
+
+    async def waiter(ev, k):
+        nonlocal woken
+        for _ in range(k):
+            await ev.wait()
+            woken += 1
+            if woken == target:
+                # The last one of the round: every other waiter has already
+                # gone back to ev.wait(), and this one does before the setter
+                # runs again, since set_result() only schedules its wakeup.
+                round_done.set_result(None)
+
+    async def main():
+        nonlocal target, round_done
+        ev = asyncio.Event()
+        tasks = [loop.create_task(waiter(ev, k)) for k in counts]
+        await asyncio.sleep(0)  # let every waiter reach ev.wait()
+        for target in targets:
+            round_done = loop.create_future()
+            ev.set()
+            ev.clear()  # the waiters woken by set() still return True
+            await round_done
+        await asyncio.gather(*tasks)
+
+    t0 = perf_counter()
+    loop.run_until_complete(main())
+    elapsed = perf_counter() - t0
+    _expect("wakeups", woken, n)
+    return elapsed
+
+
+_PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def _rss_kib():
+    """Resident set size from /proc/self/statm (Linux), after a full collection."""
+    gc.collect()
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * _PAGE_KIB
+
+
+@benchmark(n=100_000, quick_n=10_000, metric="kib")
+def mem_tasks(loop, n):
+    """RSS increase for n pending tasks, each awaiting its own loop.create_future()."""
+    started = 0
+
+    async def waiter(fut):
+        nonlocal started
+        started += 1
+        return await fut
+
+    async def main():
+        before = _rss_kib()
+        futures = [loop.create_future() for _ in range(n)]
+        tasks = [loop.create_task(waiter(f)) for f in futures]
+        await asyncio.sleep(0)  # every task runs its first step and waits
+        grown = _rss_kib() - before
+        _expect("tasks started", started, n)
+        if any(t.done() for t in tasks):
+            raise WorkloadError("a task finished before its future had a result")
+        for f in futures:
+            f.set_result(1)
+        done = sum([await t for t in tasks])
+        _expect("tasks completed", done, n)
+        return grown
+
+    return loop.run_until_complete(main())
+
+
+# --------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------
 
@@ -268,10 +491,10 @@ def run_one(name, kind, quick=False):
         # collections triggered by the loop's own allocations are part of
         # its real cost.
         gc.collect()
-        seconds = bench.func(loop, n)
+        value = bench.func(loop, n)
     finally:
         loop.close()
-    return {"name": name, "loop": kind, "seconds": seconds, "ops": n,
+    return {"name": name, "loop": kind, "metric": bench.metric, "value": value, "ops": n,
             "version": version, "python": platform.python_version()}
 
 
@@ -298,7 +521,8 @@ def main(argv=None):
 
     if args.list:
         for b in BENCHMARKS.values():
-            print("%-16s n=%-8d quick_n=%-7d %s" % (b.name, b.n, b.quick_n, b.doc))
+            unit = "" if b.metric == "seconds" else " [%s]" % METRICS[b.metric].per_op
+            print("%-16s n=%-8d quick_n=%-7d %s%s" % (b.name, b.n, b.quick_n, b.doc, unit))
         return 0
     if args.probe:
         print(json.dumps(probe(args.probe)))
