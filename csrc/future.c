@@ -528,11 +528,10 @@ Future_repr_info(FutureObject *self, PyObject *Py_UNUSED(ignored))
     return PyObject_CallOneArg(pa_state_of((PyObject *)self)->future_repr_info, (PyObject *)self);
 }
 
-static PyObject *
-Future_repr(FutureObject *self)
+PyObject *
+pa_future_repr(PyObject *self, PyObject *repr_info)
 {
-    pa_state *st = pa_state_of((PyObject *)self);
-    PyObject *info = PyObject_CallOneArg(st->future_repr_info, (PyObject *)self);
+    PyObject *info = PyObject_CallOneArg(repr_info, self);
     if (info == NULL) {
         return NULL;
     }
@@ -545,6 +544,12 @@ Future_repr(FutureObject *self)
     Py_XDECREF(sep);
     Py_DECREF(info);
     return res;
+}
+
+static PyObject *
+Future_repr(FutureObject *self)
+{
+    return pa_future_repr((PyObject *)self, pa_state_of((PyObject *)self)->future_repr_info);
 }
 
 /* ---------------------------------------------------------------- attributes */

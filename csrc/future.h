@@ -69,6 +69,9 @@ PyObject *pa_future_result(pa_state *st, FutureObject *fut);
 /* The CancelledError to raise for a cancelled future (new reference). */
 PyObject *pa_future_make_cancelled_error(pa_state *st, FutureObject *fut);
 
+/* "<TypeName info...>" with info = repr_info(self), asyncio's repr. */
+PyObject *pa_future_repr(PyObject *self, PyObject *repr_info);
+
 /* Shared by Task's type slots. */
 int pa_future_traverse(FutureObject *fut, visitproc visit, void *arg);
 int pa_future_clear(FutureObject *fut);

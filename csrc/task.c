@@ -807,20 +807,7 @@ Task_dealloc(TaskObject *self)
 static PyObject *
 Task_repr(TaskObject *self)
 {
-    pa_state *st = pa_state_of((PyObject *)self);
-    PyObject *info = PyObject_CallOneArg(st->task_repr_info, (PyObject *)self);
-    if (info == NULL) {
-        return NULL;
-    }
-    PyObject *sep = PyUnicode_FromString(" ");
-    PyObject *joined = sep ? PyUnicode_Join(sep, info) : NULL;
-    PyObject *name = joined ? PyType_GetName(Py_TYPE(self)) : NULL;
-    PyObject *res = name ? PyUnicode_FromFormat("<%U %U>", name, joined) : NULL;
-    Py_XDECREF(name);
-    Py_XDECREF(joined);
-    Py_XDECREF(sep);
-    Py_DECREF(info);
-    return res;
+    return pa_future_repr((PyObject *)self, pa_state_of((PyObject *)self)->task_repr_info);
 }
 
 /* ---------------------------------------------------------------- methods */
