@@ -96,4 +96,14 @@ pa_is_finalizing(void)
  * requests drops to zero. */
 #define PA_UNCANCEL_CLEARS_MUST_CANCEL (PY_VERSION_HEX >= 0x030D0000)
 
+/* TaskGroup, 3.12: a task already done when created (eager) is handled at
+ * once instead of through a done-callback. */
+#define PA_TASKGROUP_HANDLES_DONE_TASKS (PY_VERSION_HEX >= 0x030C0000)
+
+/* TaskGroup, 3.13: the parent's cancellation is uncancelled after the tasks
+ * are waited for (not before), CancelledError subclasses count, a refused
+ * coroutine is closed, and an ExceptionGroup re-cancels a parent that is
+ * still being cancelled. */
+#define PA_TASKGROUP_313 (PY_VERSION_HEX >= 0x030D0000)
+
 #endif /* PYASYNC_COMPAT_H */

@@ -907,8 +907,8 @@ FutureIter_send(FutureIterObject *it, PyObject *Py_UNUSED(value))
     return FutureIter_iternext(it);
 }
 
-static PyObject *
-FutureIter_throw(FutureIterObject *it, PyObject *const *args, Py_ssize_t nargs)
+PyObject *
+pa_throw_args_to_exception(PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs < 1 || nargs > 3) {
         PyErr_Format(PyExc_TypeError, "throw expected 1 to 3 arguments, got %zd", nargs);
@@ -970,6 +970,16 @@ FutureIter_throw(FutureIterObject *it, PyObject *const *args, Py_ssize_t nargs)
     }
     if (tb != NULL && PyException_SetTraceback(exc, tb) < 0) {
         Py_DECREF(exc);
+        return NULL;
+    }
+    return exc;
+}
+
+static PyObject *
+FutureIter_throw(FutureIterObject *it, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *exc = pa_throw_args_to_exception(args, nargs);
+    if (exc == NULL) {
         return NULL;
     }
     Py_CLEAR(it->future);

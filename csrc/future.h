@@ -69,6 +69,10 @@ PyObject *pa_future_result(pa_state *st, FutureObject *fut);
 /* The CancelledError to raise for a cancelled future (new reference). */
 PyObject *pa_future_make_cancelled_error(pa_state *st, FutureObject *fut);
 
+/* The exception that throw(type[, value[, traceback]]) or throw(exc) of a
+ * generator-like object raises (new reference), with CPython's checks. */
+PyObject *pa_throw_args_to_exception(PyObject *const *args, Py_ssize_t nargs);
+
 /* "<TypeName info...>" with info = repr_info(self), asyncio's repr. */
 PyObject *pa_future_repr(PyObject *self, PyObject *repr_info);
 

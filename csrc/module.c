@@ -12,6 +12,7 @@
 #include "loop.h"
 #include "future.h"
 #include "task.h"
+#include "taskgroup.h"
 
 #if !defined(__linux__) && !defined(__unix__) && !defined(__APPLE__)
 #error "pyasync needs a POSIX system with poll() (epoll on Linux)"
@@ -42,6 +43,8 @@ static const struct {
     {"task_repr_info", offsetof(pa_state, task_repr_info)},
     {"task_get_stack", offsetof(pa_state, task_get_stack)},
     {"task_print_stack", offsetof(pa_state, task_print_stack)},
+    {"get_running_loop_strict", offsetof(pa_state, get_running_loop_strict)},
+    {"current_task", offsetof(pa_state, current_task)},
 };
 
 #define N_HELPERS (sizeof(helper_slots) / sizeof(helper_slots[0]))
@@ -143,7 +146,8 @@ module_exec(PyObject *module)
         return -1;
     }
     if (pa_handle_register_types(module, st) < 0 || pa_loop_register_type(module, st) < 0 ||
-        pa_future_register_types(module, st) < 0 || pa_task_register_type(module, st) < 0) {
+        pa_future_register_types(module, st) < 0 || pa_task_register_type(module, st) < 0 ||
+        pa_taskgroup_register_types(module, st) < 0) {
         return -1;
     }
     return 0;
@@ -159,6 +163,8 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->FutureType);
     Py_VISIT(st->FutureIterType);
     Py_VISIT(st->TaskType);
+    Py_VISIT(st->TaskGroupType);
+    Py_VISIT(st->TaskGroupExitType);
     for (size_t i = 0; i < N_HELPERS; i++) {
         Py_VISIT(*helper_field(st, i));
     }
@@ -176,6 +182,8 @@ module_clear(PyObject *module)
     Py_CLEAR(st->FutureType);
     Py_CLEAR(st->FutureIterType);
     Py_CLEAR(st->TaskType);
+    Py_CLEAR(st->TaskGroupType);
+    Py_CLEAR(st->TaskGroupExitType);
     for (size_t i = 0; i < N_HELPERS; i++) {
         Py_CLEAR(*helper_field(st, i));
     }

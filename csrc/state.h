@@ -37,6 +37,8 @@ typedef struct {
     PyObject *task_repr_info;         /* asyncio.base_tasks._task_repr_info */
     PyObject *task_get_stack;         /* asyncio.base_tasks._task_get_stack */
     PyObject *task_print_stack;       /* asyncio.base_tasks._task_print_stack */
+    PyObject *get_running_loop_strict; /* asyncio.events.get_running_loop */
+    PyObject *current_task;           /* asyncio.tasks.current_task */
 
     /* Free list of dead Handle/TimerHandle objects, linked through their
      * `callback` field. Reusing them skips the allocator and, above all, the
@@ -48,6 +50,8 @@ typedef struct {
     PyTypeObject *FutureType;
     PyTypeObject *FutureIterType;
     PyTypeObject *TaskType;
+    PyTypeObject *TaskGroupType;
+    PyTypeObject *TaskGroupExitType;
     unsigned long long task_name_counter;
 
     /* Interned attribute names. */

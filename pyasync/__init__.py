@@ -13,7 +13,7 @@ if _sys.platform == "win32":
     raise ImportError("pyasync needs epoll or poll(); Windows is not supported")
 
 try:
-    from ._core import Future, Handle, Task, TimerHandle, pollers  # noqa: E402
+    from ._core import Future, Handle, Task, TaskGroup, TimerHandle, pollers  # noqa: E402
 except ImportError as _exc:  # pragma: no cover - depends on how it was installed
     raise ImportError(
         "pyasync's C extension (pyasync._core) is not built for this interpreter. "
@@ -33,6 +33,7 @@ __all__ = (
     "Handle",
     "Loop",
     "Task",
+    "TaskGroup",
     "create_eager_task_factory",
     "eager_task_factory",
     "TimerHandle",

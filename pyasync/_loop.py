@@ -459,6 +459,8 @@ def _install_helpers():
         task_repr_info=base_tasks._task_repr_info,
         task_get_stack=base_tasks._task_get_stack,
         task_print_stack=base_tasks._task_print_stack,
+        get_running_loop_strict=events.get_running_loop,
+        current_task=tasks.current_task,
     )
 
 

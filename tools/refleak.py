@@ -38,6 +38,8 @@ def make_fixtures(names, cleanups):
             values[name] = pyasync.Future
         elif name == "Task":
             values[name] = pyasync.Task
+        elif name == "TaskGroup":
+            values[name] = pyasync.TaskGroup
         elif name == "loop_factory":
             def factory():
                 lp = pyasync.new_event_loop()
