@@ -323,9 +323,7 @@ def pingpong(loop, n):
     return elapsed
 
 
-@benchmark(n=50_000, quick_n=5_000)
-def taskgroup(loop, n):
-    """A TaskGroup spawning n tasks that each await sleep(0) once."""
+def _run_taskgroup(loop, n, group_class):
     finished = 0
 
     async def child():
@@ -334,7 +332,7 @@ def taskgroup(loop, n):
         finished += 1
 
     async def main():
-        async with asyncio.TaskGroup() as tg:
+        async with group_class() as tg:
             for _ in range(n):
                 tg.create_task(child())
 
@@ -343,6 +341,22 @@ def taskgroup(loop, n):
     elapsed = perf_counter() - t0
     _expect("tasks finished", finished, n)
     return elapsed
+
+
+@benchmark(n=50_000, quick_n=5_000)
+def taskgroup(loop, n):
+    """asyncio.TaskGroup spawning n tasks that each await sleep(0) once."""
+    return _run_taskgroup(loop, n, asyncio.TaskGroup)
+
+@benchmark(n=50_000, quick_n=5_000)
+def taskgroup_native(loop, n):
+    """Like taskgroup, with each loop's own TaskGroup: pyasync.TaskGroup on
+    pyasync, asyncio.TaskGroup elsewhere."""
+    group_class = asyncio.TaskGroup
+    if type(loop).__module__.startswith("pyasync"):
+        import pyasync
+        group_class = pyasync.TaskGroup
+    return _run_taskgroup(loop, n, group_class)
 
 
 @benchmark(n=100_000, quick_n=10_000)
