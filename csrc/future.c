@@ -54,6 +54,12 @@ schedule_callback(pa_state *st, FutureObject *fut, PyObject *callback, PyObject 
 static PyObject *
 callback_pair(pa_state *st, PyObject *callback, PyObject *ctx)
 {
+    if (ctx == st->fresh_context) {
+        PyObject *fresh = PyContext_New();
+        PyObject *pair = fresh ? PyTuple_Pack(2, callback, fresh) : NULL;
+        Py_XDECREF(fresh);
+        return pair;
+    }
     if (ctx != st->wakeup_marker) {
         return PyTuple_Pack(2, callback, ctx);
     }
@@ -400,11 +406,15 @@ Future_add_done_callback(FutureObject *self, PyObject *const *args, Py_ssize_t n
     pa_state *st = pa_state_of((PyObject *)self);
     int rc;
     if (ctx == NULL || ctx == Py_None) {
+        /* A copy of an empty context is kept as the fresh-context marker:
+         * the context is made when the callback runs (see handle.c). */
         PyObject *copy = PyContext_CopyCurrent();
-        if (copy == NULL) {
+        Py_ssize_t size = copy ? PyObject_Length(copy) : -1;
+        if (size < 0) {
+            Py_XDECREF(copy);
             return NULL;
         }
-        rc = pa_future_add_done_callback(st, self, args[0], copy);
+        rc = pa_future_add_done_callback(st, self, args[0], size ? copy : st->fresh_context);
         Py_DECREF(copy);
     } else {
         rc = pa_future_add_done_callback(st, self, args[0], ctx);

@@ -231,6 +231,7 @@ pa_handle_new(pa_state *st, PyTypeObject *type, PyObject *loop, PyObject *callba
     }
     h->callback = Py_NewRef(callback);
     h->args = NULL;
+    h->arg1 = NULL;
     h->loop = Py_NewRef(loop);
     h->source_traceback = NULL;
     h->repr = NULL;
@@ -242,10 +243,14 @@ pa_handle_new(pa_state *st, PyTypeObject *type, PyObject *loop, PyObject *callba
         if (capture_context(h) < 0) {
             goto error;
         }
+    } else if (context == st->fresh_context) {
+        h->context = NULL; /* materialize_context() makes it when needed */
     } else {
         h->context = Py_NewRef(context);
     }
-    if (nargs > 0) {
+    if (nargs == 1) {
+        h->arg1 = Py_NewRef(args[0]);
+    } else if (nargs > 1) {
         h->args = PyTuple_New(nargs);
         if (h->args == NULL) {
             goto error;
@@ -271,23 +276,41 @@ error:
 
 /* ---------------------------------------------------------------- running */
 
+/* The arguments as a tuple (new reference), for formatting and _args. */
+static PyObject *
+args_tuple(PyObject *args, PyObject *arg1)
+{
+    if (args != NULL) {
+        return Py_NewRef(args);
+    }
+    if (arg1 != NULL) {
+        return PyTuple_Pack(1, arg1);
+    }
+    return PyTuple_New(0);
+}
+
 /* Hand the raised exception of a failed callback to the loop's exception
  * handler, like asyncio.Handle._run(). Returns 0 when handled, -1 when the
  * exception must stop the loop. */
 static int
-report_callback_error(pa_state *st, HandleObject *h, PyObject *callback, PyObject *args)
+report_callback_error(pa_state *st, HandleObject *h, PyObject *callback, PyObject *args,
+                      PyObject *arg1)
 {
     if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
         PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
         return -1;
     }
     PyObject *exc = pa_err_take();
-    PyObject *source = NULL, *msg = NULL, *ctx = NULL, *res = NULL;
+    PyObject *source = NULL, *msg = NULL, *ctx = NULL, *res = NULL, *tuple = NULL;
     int debug = loop_debug(st, h->loop);
     if (debug < 0) {
         goto done;
     }
-    source = format_callback(st, callback, args, debug);
+    tuple = args_tuple(args, arg1);
+    if (tuple == NULL) {
+        goto done;
+    }
+    source = format_callback(st, callback, tuple, debug);
     if (source == NULL) {
         goto done;
     }
@@ -308,6 +331,7 @@ report_callback_error(pa_state *st, HandleObject *h, PyObject *callback, PyObjec
     res = PyObject_CallMethodOneArg(h->loop, st->str_call_exception_handler, ctx);
 
 done:
+    Py_XDECREF(tuple);
     Py_XDECREF(exc);
     Py_XDECREF(source);
     Py_XDECREF(msg);
@@ -322,7 +346,7 @@ done:
 int
 pa_handle_report_error(pa_state *st, HandleObject *h)
 {
-    return report_callback_error(st, h, h->callback, h->args);
+    return report_callback_error(st, h, h->callback, h->args, h->arg1);
 }
 
 int
@@ -332,16 +356,20 @@ pa_handle_run(pa_state *st, HandleObject *h)
         return 0; /* cancelled after it was queued */
     }
     if (materialize_context(h) < 0) {
-        return report_callback_error(st, h, h->callback, h->args);
+        return report_callback_error(st, h, h->callback, h->args, h->arg1);
     }
     /* The callback may cancel its own handle, which drops these fields:
      * hold our own references for the duration of the call. */
     PyObject *callback = Py_NewRef(h->callback);
     PyObject *args = Py_XNewRef(h->args);
+    PyObject *arg1 = Py_XNewRef(h->arg1);
     PyObject *ctx = Py_NewRef(h->context);
     PyObject *const *argv = NULL;
     Py_ssize_t nargs = 0;
-    if (args != NULL) {
+    if (arg1 != NULL) {
+        argv = &arg1;
+        nargs = 1;
+    } else if (args != NULL) {
         argv = &PyTuple_GET_ITEM(args, 0);
         nargs = PyTuple_GET_SIZE(args);
     }
@@ -377,12 +405,13 @@ pa_handle_run(pa_state *st, HandleObject *h)
     }
     int rc = 0;
     if (res == NULL) {
-        rc = report_callback_error(st, h, callback, args);
+        rc = report_callback_error(st, h, callback, args, arg1);
     } else {
         Py_DECREF(res);
     }
     Py_DECREF(callback);
     Py_XDECREF(args);
+    Py_XDECREF(arg1);
     Py_DECREF(ctx);
     return rc;
 }
@@ -405,6 +434,7 @@ pa_handle_cancel_plain(pa_state *st, HandleObject *h, int debug)
     }
     Py_CLEAR(h->callback);
     Py_CLEAR(h->args);
+    Py_CLEAR(h->arg1);
     return 0;
 }
 
@@ -422,6 +452,7 @@ Handle_traverse(HandleObject *self, visitproc visit, void *arg)
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->callback);
     Py_VISIT(self->args);
+    Py_VISIT(self->arg1);
     Py_VISIT(self->context);
     Py_VISIT(self->loop);
     Py_VISIT(self->source_traceback);
@@ -434,6 +465,7 @@ Handle_clear(HandleObject *self)
 {
     Py_CLEAR(self->callback);
     Py_CLEAR(self->args);
+    Py_CLEAR(self->arg1);
     Py_CLEAR(self->context);
     Py_CLEAR(self->loop);
     Py_CLEAR(self->source_traceback);
@@ -562,7 +594,9 @@ Handle_repr(HandleObject *self)
         Py_CLEAR(item);
     }
     if (self->callback != NULL) {
-        item = format_callback(st, self->callback, self->args, debug);
+        PyObject *tuple = args_tuple(self->args, self->arg1);
+        item = tuple ? format_callback(st, self->callback, tuple, debug) : NULL;
+        Py_XDECREF(tuple);
         if (item == NULL || PyList_Append(parts, item) < 0) {
             goto done;
         }
@@ -680,13 +714,10 @@ Handle_get_callback(HandleObject *self, void *closure)
 static PyObject *
 Handle_get_args(HandleObject *self, void *closure)
 {
-    if (self->args != NULL) {
-        return Py_NewRef(self->args);
-    }
     if (self->cancelled) {
         Py_RETURN_NONE;
     }
-    return PyTuple_New(0);
+    return args_tuple(self->args, self->arg1);
 }
 
 static PyObject *

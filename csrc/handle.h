@@ -14,7 +14,9 @@
 typedef struct {
     PyObject_HEAD
     PyObject *callback;         /* NULL once cancelled */
-    PyObject *args;             /* tuple, or NULL for no arguments */
+    PyObject *args;             /* tuple of two or more arguments, else NULL */
+    PyObject *arg1;             /* the argument when there is exactly one (no tuple: most
+                                 * callbacks take one, e.g. a future's done-callbacks) */
     PyObject *context;          /* contextvars.Context (or anything with .run); NULL stands
                                  * for a fresh empty one, created when first needed */
     PyObject *loop;
@@ -29,7 +31,8 @@ typedef struct {
 int pa_handle_register_types(PyObject *module, pa_state *st);
 
 /* New handle with its arguments copied from an array; context NULL means a
- * copy of the current context. Debug mode records the creation stack. */
+ * copy of the current context, st->fresh_context a new empty one. Debug mode
+ * records the creation stack. */
 HandleObject *pa_handle_new(pa_state *st, PyTypeObject *type, PyObject *loop, PyObject *callback,
                             PyObject *const *args, Py_ssize_t nargs, PyObject *context,
                             int debug);

@@ -116,6 +116,13 @@ pa_call_soon(pa_state *st, PyObject *loop, PyObject *callback, PyObject *const *
         return rc;
     }
     /* Any other loop, or debug mode (whose checks live in call_soon). */
+    PyObject *fresh = NULL;
+    if (context == st->fresh_context) {
+        context = fresh = PyContext_New();
+        if (fresh == NULL) {
+            return -1;
+        }
+    }
     PyObject *stack[4];
     if (nargs > 2) {
         PyErr_SetString(PyExc_SystemError, "pa_call_soon: too many arguments");
@@ -127,12 +134,11 @@ pa_call_soon(pa_state *st, PyObject *loop, PyObject *callback, PyObject *const *
     }
     stack[1 + nargs] = context;
     PyObject *meth = PyObject_GetAttr(loop, st->str_call_soon);
-    if (meth == NULL) {
-        return -1;
-    }
-    PyObject *res =
-        PyObject_Vectorcall(meth, stack, 1 + nargs, context ? st->kwnames_context : NULL);
-    Py_DECREF(meth);
+    PyObject *res = meth ? PyObject_Vectorcall(meth, stack, 1 + nargs,
+                                               context ? st->kwnames_context : NULL)
+                         : NULL;
+    Py_XDECREF(meth);
+    Py_XDECREF(fresh);
     if (res == NULL) {
         return -1;
     }

@@ -142,7 +142,8 @@ module_exec(PyObject *module)
         return -1;
     }
     st->wakeup_marker = PyObject_CallNoArgs((PyObject *)&PyBaseObject_Type);
-    if (st->wakeup_marker == NULL) {
+    st->fresh_context = PyObject_CallNoArgs((PyObject *)&PyBaseObject_Type);
+    if (st->wakeup_marker == NULL || st->fresh_context == NULL) {
         return -1;
     }
     if (pa_handle_register_types(module, st) < 0 || pa_loop_register_type(module, st) < 0 ||
@@ -206,6 +207,7 @@ module_clear(PyObject *module)
     Py_CLEAR(st->kwnames_context);
     Py_CLEAR(st->kwnames_msg);
     Py_CLEAR(st->wakeup_marker);
+    Py_CLEAR(st->fresh_context);
     Py_CLEAR(st->str_throw);
     Py_CLEAR(st->str_value);
     Py_CLEAR(st->str_task);

@@ -74,6 +74,7 @@ typedef struct {
     PyObject *kwnames_context;        /* ("context",) for vectorcall */
     PyObject *kwnames_msg;            /* ("msg",) */
     PyObject *wakeup_marker;          /* stands for the context of a task's wakeup callback */
+    PyObject *fresh_context;          /* stands for "a fresh empty context, made when needed" */
     PyObject *str_throw;
     PyObject *str_value;
     PyObject *str_task;

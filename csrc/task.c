@@ -41,6 +41,27 @@ task_context(TaskObject *task)
     return task->context; /* borrowed; NULL with an exception on failure */
 }
 
+/* The context, for a caller that keeps it: from now on it is the task's
+ * context for good. */
+static PyObject *
+task_context_shared(TaskObject *task)
+{
+    task->context_shared = 1;
+    return task_context(task);
+}
+
+/* When a task is done and its context was made by us, never handed out and
+ * is still empty, nobody can tell it from a fresh one: drop it, so that
+ * finished tasks kept in a list (gather's children) hold no Context. */
+static void
+release_private_context(TaskObject *task)
+{
+    if (task->state != PA_FUT_PENDING && !task->context_shared && task->context != NULL &&
+        PyObject_Length(task->context) == 0) {
+        Py_CLEAR(task->context);
+    }
+}
+
 static inline int
 is_exact_future_or_task(pa_state *st, PyObject *obj)
 {
@@ -107,7 +128,7 @@ queue_task(pa_state *st, TaskObject *task, int kind, PyObject *arg)
 static int
 call_soon_bound(pa_state *st, TaskObject *task, PyMethodDef *def, PyObject *arg)
 {
-    PyObject *ctx = task_context(task);
+    PyObject *ctx = task_context_shared(task);
     PyObject *callable = ctx ? PyCFunction_New(def, (PyObject *)task) : NULL;
     if (callable == NULL) {
         return -1;
@@ -236,7 +257,7 @@ wait_on(pa_state *st, TaskObject *task, PyObject *fut)
         if (PyObject_SetAttr(fut, st->str_asyncio_future_blocking, Py_False) < 0) {
             return -1;
         }
-        PyObject *ctx = task_context(task);
+        PyObject *ctx = task_context_shared(task);
         PyObject *meth = ctx ? PyObject_GetAttr(fut, st->str_add_done_callback) : NULL;
         PyObject *wakeup = meth ? pa_task_wakeup_callable(task) : NULL;
         if (wakeup == NULL) {
@@ -492,6 +513,7 @@ pa_task_run_pending(pa_state *st, TaskObject *task)
         }
     }
     Py_DECREF(ctx);
+    release_private_context(task);
     int rc = 0;
     if (res == NULL) {
         /* Report it as asyncio would report its Handle: build one now. */
@@ -505,7 +527,7 @@ pa_task_run_pending(pa_state *st, TaskObject *task)
                                 (PyObject *)task);
             HandleObject *h = callable ? pa_handle_new(st, st->HandleType, task->loop, callable,
                                                        arg ? &arg : NULL, arg ? 1 : 0,
-                                                       task_context(task), 0)
+                                                       task_context_shared(task), 0)
                                        : NULL;
             Py_XDECREF(callable);
             if (h == NULL) {
@@ -574,6 +596,7 @@ eager_start(pa_state *st, TaskObject *task)
             if (PyContext_Exit(task->context) < 0) {
                 rc = -1;
             }
+            release_private_context(task);
             if (pending != NULL) {
                 pa_err_restore(pending);
             }
@@ -660,6 +683,7 @@ task_init(pa_state *st, TaskObject *self, PyObject *coro, PyObject *loop, PyObje
     } else {
         Py_XSETREF(self->context, Py_NewRef(context));
     }
+    self->context_shared = self->context != NULL;
     Py_XSETREF(self->coro, Py_NewRef(coro));
     Py_CLEAR(self->fut_waiter);
     pa_task_drop_pending(self);
@@ -865,7 +889,7 @@ Task_get_context(TaskObject *self, PyObject *Py_UNUSED(ignored))
     if (self->loop == NULL) {
         Py_RETURN_NONE;
     }
-    return Py_XNewRef(task_context(self));
+    return Py_XNewRef(task_context_shared(self));
 }
 
 static PyObject *

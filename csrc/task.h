@@ -32,6 +32,7 @@ typedef struct {
     char must_cancel;
     char log_destroy_pending;
     char pending;            /* what this task's ready-queue entry does */
+    char context_shared;     /* `context` was given by the caller or handed out */
 } TaskObject;
 
 enum { PA_TASK_NONE = 0, PA_TASK_STEP = 1, PA_TASK_WAKEUP = 2 };

@@ -304,3 +304,33 @@ def test_eager_factory_needs_312():
     assert pyasync.eager_task_factory is None
     with pytest.raises(RuntimeError, match="3.12"):
         pyasync.create_eager_task_factory()
+
+
+def test_task_context_from_empty_context(Task, loop):
+    if Task is asyncio.Task and sys.version_info < (3, 12):
+        pytest.skip("asyncio.Task.get_context() is 3.12+")
+    # Created from an empty context (pyasync makes the task's context lazily
+    # and may drop it when unobservable): values set by the coroutine stay
+    # visible, and a context handed out keeps its identity.
+    var = contextvars.ContextVar("tv")
+    seen = []
+
+    async def setter():
+        var.set("in task")
+
+    async def grabber():
+        seen.append(asyncio.current_task().get_context())
+        await asyncio.sleep(0)
+
+    async def reader():
+        return var.get("unset")
+
+    def make(coro):
+        return contextvars.Context().run(Task, coro, loop=loop)
+    t1 = make(setter())
+    loop.run_until_complete(t1)
+    assert t1.get_context()[var] == "in task"
+    t2 = make(grabber())
+    loop.run_until_complete(t2)
+    assert t2.get_context() is seen[0]
+    assert loop.run_until_complete(make(reader())) == "unset"
