@@ -101,7 +101,7 @@ int
 pa_call_soon(pa_state *st, PyObject *loop, PyObject *callback, PyObject *const *args,
              Py_ssize_t nargs, PyObject *context)
 {
-    if (pa_loop_check(st, loop) && !((LoopObject *)loop)->debug) {
+    if (pa_loop_fast_path(st, loop)) {
         LoopObject *lp = (LoopObject *)loop;
         if (pa_loop_check_closed(lp) < 0 || pa_check_callback(st, callback, "call_soon", 0) < 0) {
             return -1;
@@ -115,7 +115,8 @@ pa_call_soon(pa_state *st, PyObject *loop, PyObject *callback, PyObject *const *
         Py_DECREF(h);
         return rc;
     }
-    /* Any other loop, or debug mode (whose checks live in call_soon). */
+    /* Any other loop, debug mode (whose checks live in call_soon), or a
+     * replaced call_soon(). */
     PyObject *fresh = NULL;
     if (context == st->fresh_context) {
         context = fresh = PyContext_New();
@@ -833,6 +834,35 @@ Loop_get_poller(LoopObject *self, void *closure)
 
 /* ---------------------------------------------------------------- type slots */
 
+/* Whether `type` still has LoopBase's own call_soon(). */
+static int
+type_has_our_call_soon(pa_state *st, PyTypeObject *type)
+{
+    PyObject *ours = PyDict_GetItemString(st->LoopType->tp_dict, "call_soon"); /* borrowed */
+    PyObject *found = PyObject_GetAttrString((PyObject *)type, "call_soon");
+    if (found == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int same = found == ours;
+    Py_DECREF(found);
+    return same;
+}
+
+/* Setting or deleting call_soon on an instance turns the fast path off or
+ * back on (see pa_loop_fast_path). */
+static int
+Loop_setattro(LoopObject *self, PyObject *name, PyObject *value)
+{
+    int rc = PyObject_GenericSetAttr((PyObject *)self, name, value);
+    if (rc == 0 && PyUnicode_Check(name) &&
+        PyUnicode_CompareWithASCIIString(name, "call_soon") == 0) {
+        self->call_soon_is_ours = value == NULL && type_has_our_call_soon(self->state,
+                                                                          Py_TYPE(self));
+    }
+    return rc;
+}
+
 static PyObject *
 Loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
@@ -855,6 +885,7 @@ Loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->poller_ops = ops;
     self->wake_rfd = self->wake_wfd = -1;
     self->clock_resolution = pa_clock_resolution();
+    self->call_soon_is_ours = (char)type_has_our_call_soon(st, type);
     self->slow_callback_duration = 0.1;
     pa_timerheap_init(&self->timers);
     int rc = pa_readyqueue_init(&self->ready);
@@ -990,6 +1021,7 @@ static PyType_Slot Loop_slots[] = {
     {Py_tp_dealloc, Loop_dealloc},
     {Py_tp_traverse, Loop_traverse},
     {Py_tp_clear, Loop_clear},
+    {Py_tp_setattro, Loop_setattro},
     {Py_tp_methods, Loop_methods},
     {Py_tp_members, Loop_members},
     {Py_tp_getset, Loop_getset},

@@ -40,6 +40,7 @@ typedef struct {
     Py_ssize_t timer_cancelled_count; /* cancelled timers still in the heap */
     double clock_resolution;
     double slow_callback_duration;
+    char call_soon_is_ours;           /* call_soon() is not overridden (type or instance) */
     char running;
     char stopping;
     char closed;
@@ -52,6 +53,16 @@ static inline int
 pa_loop_check(pa_state *st, PyObject *obj)
 {
     return Py_IS_TYPE(obj, st->LoopType) || PyType_IsSubtype(Py_TYPE(obj), st->LoopType);
+}
+
+/* Whether callbacks for this loop may be queued directly: a pyasync loop,
+ * outside debug mode, whose call_soon() nobody replaced (asyncio's Future and
+ * Task go through loop.call_soon(), so an override must see every call). */
+static inline int
+pa_loop_fast_path(pa_state *st, PyObject *obj)
+{
+    return pa_loop_check(st, obj) && ((LoopObject *)obj)->call_soon_is_ours &&
+           !((LoopObject *)obj)->debug;
 }
 
 /* Raise RuntimeError('Event loop is closed') and return -1 if it is. */

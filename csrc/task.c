@@ -102,8 +102,7 @@ static PyMethodDef task_wakeup_def;
 static inline int
 can_queue_directly(pa_state *st, TaskObject *task, PyObject *loop)
 {
-    return task->pending == PA_TASK_NONE && pa_loop_check(st, loop) &&
-           !((LoopObject *)loop)->debug;
+    return task->pending == PA_TASK_NONE && pa_loop_fast_path(st, loop);
 }
 
 /* Queue the task itself; `arg` is a new reference or NULL. */
@@ -218,7 +217,7 @@ cancel_waiter(pa_state *st, PyObject *waiter, PyObject *msg)
 static PyObject *
 future_loop(pa_state *st, PyObject *fut)
 {
-    if (pa_future_check(st, fut)) {
+    if (is_exact_future_or_task(st, fut)) {
         PyObject *loop = ((FutureObject *)fut)->loop;
         return Py_NewRef(loop ? loop : Py_None);
     }
@@ -245,9 +244,10 @@ wait_on(pa_state *st, TaskObject *task, PyObject *fut)
         return schedule_error(st, task, PyUnicode_FromFormat("Task cannot await on itself: %R",
                                                              task));
     }
-    if (pa_future_check(st, fut)) {
-        /* Our future: register the task itself; the marker tells the future
-         * to wake it rather than call it. */
+    if (is_exact_future_or_task(st, fut)) {
+        /* Our future (exact type: a subclass may override add_done_callback):
+         * register the task itself; the marker tells the future to wake it
+         * rather than call it. */
         ((FutureObject *)fut)->blocking = 0;
         if (pa_future_add_done_callback(st, (FutureObject *)fut, (PyObject *)task,
                                         st->wakeup_marker) < 0) {
@@ -291,7 +291,9 @@ static int
 handle_yield(pa_state *st, TaskObject *task, PyObject *result)
 {
     PyObject *blocking = NULL;
-    int is_ours = pa_future_check(st, result);
+    /* Exact types only, as CPython's Task: a subclass may override the
+     * protocol methods (get_loop, add_done_callback). */
+    int is_ours = is_exact_future_or_task(st, result);
     if (!is_ours) {
         if (result == Py_None) {
             /* A bare yield gives up the loop for one iteration. */
