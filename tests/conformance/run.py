@@ -86,6 +86,17 @@ class ModuleRun:
                 total[k] = total.get(k, 0) + v
         return total
 
+    def census(self):
+        """Futures and tasks created, summed over the tests (see harness)."""
+        total = {"impl_futures": 0, "impl_tasks": 0, "other_tasks": {}}
+        for r in self.results.values():
+            c = r.get("census") or {}
+            total["impl_futures"] += c.get("impl_futures", 0)
+            total["impl_tasks"] += c.get("impl_tasks", 0)
+            for k, v in (c.get("other_tasks") or {}).items():
+                total["other_tasks"][k] = total["other_tasks"].get(k, 0) + v
+        return total
+
     def foreign_only_tests(self):
         """Tests that made loops, none of them the implementation's."""
         return sorted(i for i, r in self.results.items()
@@ -227,14 +238,73 @@ def _env_line(runs, args):
     py = env.get("python", sys.version.split()[0])
     if args.impl == "pyasync":
         line = f"Python {py}, pyasync loop, poller {env.get('poller')}"
+        if env.get("asyncio_debug"):
+            line += ", asyncio debug mode"
         if args.verbose and env.get("pyasync"):
             line += f" ({env['pyasync']})"
         return line
-    return f"Python {py}, stdlib asyncio loop (control run)"
+    line = f"Python {py}, stdlib asyncio loop (control run)"
+    if env.get("asyncio_debug"):
+        line += ", asyncio debug mode"
+    return line
 
 
 def _foreign_str(d):
     return ", ".join(f"{k.rsplit('.', 1)[-1]}×{v}" for k, v in sorted(d.items())) or "0"
+
+
+def _census_cells(census, env):
+    env = env or {}
+    futures = census["impl_futures"] if env.get("census_futures") else "-"
+    tasks = census["impl_tasks"] if env.get("census_tasks") else "-"
+    other = _other_tasks_str(census["other_tasks"]) if env.get("census_tasks") else "-"
+    return [futures, tasks, other]
+
+
+def _other_tasks_str(d):
+    # Class names with their module when the name alone is ambiguous
+    # (asyncio's C Task and Python _PyTask are both "Task"-like).
+    return ", ".join(f"{_short_class(k)}×{v}" for k, v in sorted(d.items())) or "0"
+
+
+def _short_class(name):
+    mod, _, qual = name.rpartition(".")
+    if "<locals>" in name:
+        # a class defined in a test function: MODULE.test.<locals>.Cls
+        mod = name.split(".<locals>")[0]
+        mod = mod.split(".")[-2] if mod.count(".") else mod
+        qual = name.rsplit(".", 1)[-1]
+    return f"{mod.rsplit('.', 1)[-1]}.{qual.rsplit('.', 1)[-1]}"
+
+
+def _add_census(total, c):
+    total["impl_futures"] += c["impl_futures"]
+    total["impl_tasks"] += c["impl_tasks"]
+    for k, v in c["other_tasks"].items():
+        total["other_tasks"][k] = total["other_tasks"].get(k, 0) + v
+
+
+class ClassRun(ModuleRun):
+    """The tests of one class of a module's run (for --by-class)."""
+
+    def __init__(self, run, cls, results):
+        super().__init__(f"{run.name}.{cls}")
+        self.env = run.env
+        self.results = results
+        self.done = True
+        self.elapsed = sum(r.get("duration") or 0 for r in results.values())
+
+    def ok(self):
+        # A class may run on other loops only (the _OnTestLoop variants).
+        return not self.problems()
+
+
+def split_by_class(run):
+    by_cls = {}
+    for rid, rec in run.results.items():
+        cls = rid.split(".")[1]
+        by_cls.setdefault(cls, {})[rid] = rec
+    return [ClassRun(run, cls, recs) for cls, recs in sorted(by_cls.items())]
 
 
 def table_rows(runs):
@@ -242,8 +312,11 @@ def table_rows(runs):
     total = dict.fromkeys(COLUMNS, 0)
     total_target = 0
     total_foreign = {}
+    total_census = {"impl_futures": 0, "impl_tasks": 0, "other_tasks": {}}
+    env = next((r.env for r in runs if r.env), None)
     for r in runs:
         c = r.counts()
+        _add_census(total_census, r.census())
         for k in COLUMNS:
             total[k] += c[k]
         total_target += r.target_loops()
@@ -251,17 +324,20 @@ def table_rows(runs):
             total_foreign[k] = total_foreign.get(k, 0) + v
         status = "ok" if r.ok() else "FAIL"
         rows.append([r.name] + [c[k] for k in COLUMNS]
-                    + [r.target_loops(), _foreign_str(r.foreign_loops()),
-                       f"{r.elapsed:.0f}s", status])
+                    + [r.target_loops(), _foreign_str(r.foreign_loops())]
+                    + _census_cells(r.census(), r.env or env)
+                    + [f"{r.elapsed:.0f}s", status])
     status = "ok" if all(r.ok() for r in runs) else "FAIL"
     rows.append(["total"] + [total[k] for k in COLUMNS]
-                + [total_target, _foreign_str(total_foreign),
-                   f"{sum(r.elapsed for r in runs):.0f}s", status])
+                + [total_target, _foreign_str(total_foreign)]
+                + _census_cells(total_census, env)
+                + [f"{sum(r.elapsed for r in runs):.0f}s", status])
     return rows
 
 
 HEADERS = (["module"] + COLUMNS
-           + ["impl loops", "other loops", "time", "status"])
+           + ["impl loops", "other loops", "impl futures", "impl tasks",
+              "other tasks", "time", "status"])
 
 
 def print_text_table(runs, args):
@@ -296,8 +372,11 @@ def print_markdown_table(runs, args):
 def print_module_report(run, args):
     c = run.counts()
     line = ", ".join(f"{k} {c[k]}" for k in COLUMNS)
+    futures, tasks, other = _census_cells(run.census(), run.env)
     print(f"[{run.name}] {line}; impl loops {run.target_loops()}, other loops "
-          f"{_foreign_str(run.foreign_loops())}; {run.elapsed:.1f}s", flush=True)
+          f"{_foreign_str(run.foreign_loops())}; impl futures {futures}, "
+          f"impl tasks {tasks}, other tasks {other}; {run.elapsed:.1f}s",
+          flush=True)
     if args.verbose:
         for rid in sorted(run.results):
             rec = run.results[rid]
@@ -309,6 +388,9 @@ def print_module_report(run, args):
             loops = ""
             if rec.get("foreign_loops"):
                 loops = f"  [other loops: {_foreign_str(rec['foreign_loops'])}]"
+            other = (rec.get("census") or {}).get("other_tasks")
+            if other:
+                loops += f"  [other tasks: {_other_tasks_str(other)}]"
             print(f"    {rec['outcome']:8} {rid}{extra}{loops}")
     for rec in run.problems():
         print(f"  {rec['outcome'].upper()}: {rec['id']}")
@@ -380,6 +462,9 @@ def main(argv=None):
                    help="print every test's outcome and worker logs")
     p.add_argument("--markdown", action="store_true",
                    help="print the table as markdown")
+    p.add_argument("--by-class", action="store_true",
+                   help="one row per test class instead of per module "
+                        "(time = sum of the tests' durations)")
     p.add_argument("--impl", choices=("pyasync", "asyncio"), default="pyasync",
                    help="loop under test; 'asyncio' runs the same tests on "
                         "the stdlib loop as a control (expected-failure list "
@@ -408,7 +493,7 @@ def main(argv=None):
         for name, (_, minver, why) in suites.MODULES.items():
             avail = "" if suites.available(name) else \
                 f"  (needs Python {minver[0]}.{minver[1]})"
-            print(f"{name:16} {why}{avail}")
+            print(f"{name:24} {why}{avail}")
         return 0
 
     names = args.modules or [n for n in suites.MODULES if suites.available(n)]
@@ -438,11 +523,14 @@ def main(argv=None):
         if cleanup is not None:
             cleanup.cleanup()
 
+    table = runs
+    if args.by_class:
+        table = [c for r in runs for c in split_by_class(r)]
     if args.markdown:
         print()
-        print_markdown_table(runs, args)
+        print_markdown_table(table, args)
     else:
-        print_text_table(runs, args)
+        print_text_table(table, args)
 
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
@@ -452,6 +540,7 @@ def main(argv=None):
                            "counts": r.counts(),
                            "impl_loops": r.target_loops(),
                            "other_loops": r.foreign_loops(),
+                           "census": r.census(),
                            "elapsed": r.elapsed,
                            "ok": r.ok(),
                            "crashes": [list(c) for c in r.crashes],

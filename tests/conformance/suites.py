@@ -29,11 +29,16 @@ test_runners
 test_pep492
     BaseTest.setUp() makes a mock asyncio.BaseEventLoop(); replaced by a loop
     of the implementation under test.
+test_futures, test_futures2, test_tasks, test_eager_task_factory
+    Mixins parametrised by the Future/Task classes, run with the
+    implementation's classes (pyasync.Future/pyasync.Task), on its loop and
+    on test_utils.TestLoop: see "Future/Task-parametrised suites" below.
 
 In --impl asyncio (control) mode the same adapters are used with the
 standard library's loop, so test ids are identical in both modes.
 """
 import importlib
+import inspect
 import sys
 import unittest
 from unittest import mock
@@ -153,6 +158,358 @@ def _build_test_pep492():
     return _classes_of(mod)
 
 
+# ------------------------------------------------- Future/Task-parametrised suites
+#
+# test_futures, test_tasks, test_futures2 and test_eager_task_factory are
+# written as mixins parametrised by the Future/Task classes (the module runs
+# them for asyncio's C and Python classes: CFutureTests, PyFutureTests,
+# CTask_CFuture_Tests, ...). We run the mixins with the implementation's
+# classes instead (harness.future_class()/task_class(): pyasync.Future and
+# pyasync.Task, or asyncio.Future/Task in --impl asyncio). The C/Py variants
+# of the modules themselves are not run: they test asyncio's classes.
+#
+# Most of these mixins make their loop with test_utils.TestCase.
+# new_test_loop(): test_utils.TestLoop, a stdlib BaseEventLoop with a
+# virtual clock driven by a generator. Each such class is run twice:
+#
+#   NAME            new_test_loop() returns a loop of the implementation
+#                   under test (a pyasync loop): the classes under test on
+#                   their own loop (pyasync's fast paths). A test that needs
+#                   the virtual clock (it passes a time generator to
+#                   new_test_loop()) is skipped at that point as excluded,
+#                   with the reason VCLOCK; it runs in NAME_OnTestLoop.
+#   NAME_OnTestLoop the mixin unchanged, on test_utils.TestLoop: the classes
+#                   under test on a foreign loop (an asyncio.BaseEventLoop),
+#                   as CPython runs them. Counted as "other loops".
+
+VCLOCK = ("excluded: needs test_utils.TestLoop's virtual clock (passes a time "
+          "generator to new_test_loop()); runs in the _OnTestLoop variant")
+
+
+def _impl_loop_new_test_loop(self, gen=None):
+    if gen is not None:
+        raise unittest.SkipTest(VCLOCK)
+    loop = harness.new_loop()
+    self.set_event_loop(loop)
+    return loop
+
+
+def _variants(module, name, bases, attrs=None, on_impl_loop=True,
+              on_test_loop=True, each_loop=None):
+    """[NAME (implementation's loop), NAME_OnTestLoop (TestLoop)] classes
+    built from `bases` (mixins first, test_utils.TestCase last).
+    each_loop(test, loop), if given, is applied to every loop the test
+    makes with new_test_loop()."""
+    attrs = dict(attrs or {})
+    out = []
+
+    def with_each_loop(make):
+        if each_loop is None:
+            return make
+
+        def new_test_loop(self, gen=None):
+            loop = make(self, gen)
+            each_loop(self, loop)
+            return loop
+        return new_test_loop
+
+    test_utils = _import("utils")
+    if on_impl_loop:
+        out.append(_named(module, name, bases, dict(
+            attrs, new_test_loop=with_each_loop(_impl_loop_new_test_loop))))
+    if on_test_loop:
+        out.append(_named(module, f"{name}_OnTestLoop", bases, dict(
+            attrs,
+            new_test_loop=with_each_loop(test_utils.TestCase.new_test_loop))))
+    return out
+
+
+def _named(module, name, bases, attrs):
+    cls = type(name, tuple(bases), dict(attrs))
+    cls.__module__ = f"{PACKAGE}.{module}"
+    cls.__qualname__ = name
+    return cls
+
+
+def _impl_core_module():
+    """The C extension module of the implementation (pyasync._core or
+    _asyncio), for the gc.get_referents() robustness test."""
+    if harness.future_class().__module__.startswith("pyasync"):
+        import pyasync._core
+        return pyasync._core
+    import _asyncio
+    return _asyncio
+
+
+# ---------------------------------------------------------------- test_futures
+
+def _build_test_futures():
+    mod = _import("test_futures")
+    test_utils = _import("utils")
+    Future = harness.future_class()
+
+    class SubFuture(Future):
+        pass
+    SubFuture.__qualname__ = SubFuture.__name__ = f"Sub{Future.__name__}"
+
+    # CFutureTests' extra tests check a C Future's robustness: deleting
+    # C-level attributes (test_future_del_segfault), gc.get_referents() of
+    # the extension module after a FutureIter is freed (gh-122695, 3.13's
+    # test_future_iter_get_referents_segfault): meaningful for any C Future,
+    # run when the module has them. The second asks _asyncio; ours asks the
+    # implementation's extension module (pyasync._core) instead.
+    def test_future_iter_get_referents_segfault(self):
+        import gc
+        core = _impl_core_module()
+        it = iter(self._new_future(loop=self.loop))
+        del it
+        gc.get_referents(core)
+        gc.collect()
+
+    cfuture_extras = {}
+    for name, func in mod.CFutureTests.__dict__.items():
+        if name == "test_future_iter_get_referents_segfault":
+            func = test_future_iter_get_referents_segfault
+        if name.startswith("test_"):
+            cfuture_extras[name] = func
+
+    classes = []
+    classes += _variants("test_futures", "PyasyncFutureTests",
+                         (mod.BaseFutureTests, test_utils.TestCase),
+                         dict(cls=Future, **cfuture_extras))
+    classes += _variants("test_futures", "PyasyncSubFutureTests",
+                         (mod.BaseFutureTests, test_utils.TestCase),
+                         dict(cls=SubFuture))
+    classes += _variants(
+        "test_futures", "PyasyncFutureDoneCallbackTests",
+        (mod.BaseFutureDoneCallbackTests, test_utils.TestCase),
+        dict(_new_future=lambda self: Future(loop=self.loop)))
+    classes += _variants(
+        "test_futures", "PyasyncSubFutureDoneCallbackTests",
+        (mod.BaseFutureDoneCallbackTests, test_utils.TestCase),
+        dict(_new_future=lambda self: SubFuture(loop=self.loop)))
+    classes += _variants(
+        "test_futures", "PyasyncFutureInheritanceTests",
+        (mod.BaseFutureInheritanceTests, test_utils.TestCase),
+        dict(_get_future_cls=lambda self: Future))
+    return classes
+
+
+# ---------------------------------------------------------------- test_futures2
+
+def _build_test_futures2():
+    mod = _import("test_futures2")
+    Task = harness.task_class()
+
+    class PyasyncFutureReprTests(mod.FutureReprTests):
+        """FutureReprTests makes its task with asyncio.Task(): make it the
+        implementation's Task (the module's class runs too, as it is)."""
+
+        def setUp(self):
+            super().setUp()
+            p = mock.patch("asyncio.Task", Task)
+            p.start()
+            self.addCleanup(p.stop)
+
+    classes = [
+        _named("test_futures2", "PyasyncFutureTests",
+               (mod.FutureTests, unittest.IsolatedAsyncioTestCase),
+               {"cls": Task}),
+        mod.FutureReprTests,
+    ]
+    # (3.11's FutureReprTests makes its task with wait_for(), already the
+    # loop's task: no variant needed.)
+    if "asyncio.Task(" in inspect.getsource(mod.FutureReprTests):
+        classes.append(_named("test_futures2", "PyasyncFutureReprTests",
+                              (PyasyncFutureReprTests,), {}))
+    return classes
+
+
+# ---------------------------------------------------------------- test_tasks
+
+def _ready_len(loop):
+    n = getattr(loop, "_ready_count", None)
+    return n if n is not None else len(loop._ready)
+
+
+def _build_test_tasks():
+    mod = _import("test_tasks")
+    test_utils = _import("utils")
+    Future = harness.future_class()
+    Task = harness.task_class()
+
+    # CTask_CFuture_Tests' extra test: deleting a C-level attribute of a C
+    # Task must raise, not crash. (test_refleaks_in_task___init__ needs a
+    # debug build of CPython: support.refcount_test skips it otherwise.)
+    ctask_extras = {k: v for k, v in mod.CTask_CFuture_Tests.__dict__.items()
+                    if k.startswith("test_")}
+
+    # BaseTaskTests.setUp() makes self.loop make the classes under test
+    # (set_task_factory(self.new_task), create_future = self.new_future),
+    # but about 40 of its tests make further loops with
+    # self.new_test_loop(gen) and leave them with the loop's own classes
+    # (asyncio's Task and Future on a TestLoop). Do the same to every loop
+    # new_test_loop() makes, so that those tests too run with the classes
+    # under test.
+    def each_loop(self, loop):
+        loop.set_task_factory(self.new_task)
+        loop.create_future = lambda: self.new_future(loop)
+
+    classes = []
+    # The module's CTask_CFuture_Tests: BaseTaskTests + SetMethodsTest.
+    classes += _variants(
+        "test_tasks", "PyasyncTask_PyasyncFuture_Tests",
+        (mod.BaseTaskTests, mod.SetMethodsTest, test_utils.TestCase),
+        dict(Task=Task, Future=Future, **ctask_extras), each_loop=each_loop)
+    # The module's *_SubclassTests: subclasses of both classes (and one more
+    # test, test_subclasses_ctask_cfuture, added by add_subclass_tests).
+    for cls in _variants("test_tasks", "PyasyncTask_PyasyncFuture_SubclassTests",
+                         (mod.BaseTaskTests, test_utils.TestCase),
+                         dict(Task=Task, Future=Future), each_loop=each_loop):
+        classes.append(mod.add_subclass_tests(cls))
+    # Mixed: the implementation's Task awaiting asyncio's (C) futures made
+    # by loop.create_future(), and asyncio's Task awaiting the
+    # implementation's futures (the module's CTask_PyFuture/PyTask_CFuture).
+    classes += _variants(
+        "test_tasks", "PyasyncTask_CFuture_Tests",
+        (mod.BaseTaskTests, test_utils.TestCase),
+        dict(Task=Task, Future=asyncio_future()), each_loop=each_loop)
+    classes += _variants(
+        "test_tasks", "CTask_PyasyncFuture_Tests",
+        (mod.BaseTaskTests, test_utils.TestCase),
+        dict(Task=asyncio_task(), Future=Future), each_loop=each_loop)
+
+    # asyncio.current_task() on tasks of the implementation (the module's
+    # Py/CCurrentLoopTests test asyncio's own current_task functions).
+    classes.append(_named(
+        "test_tasks", "PyasyncCurrentLoopTests",
+        (mod.BaseCurrentLoopTests, test_utils.TestCase),
+        {"current_task": staticmethod(asyncio_current_task()),
+         "new_task": lambda self, coro: Task(coro, loop=self.loop)}))
+
+    # gather(): GatherTestsBase makes its two loops with new_test_loop() and
+    # drains them with `while loop._ready`; a pyasync loop has no _ready
+    # deque (docs/differences.md), it has _ready_count.
+    def _run_loop(self, loop):
+        while _ready_len(loop):
+            test_utils.run_briefly(loop)
+
+    # test_issue46672 patches asyncio.base_events.BaseEventLoop.
+    # call_exception_handler (a class attribute) and then asserts on
+    # self.one_loop.call_exception_handler: patch the class of the loop too
+    # (a pyasync.Loop is not a BaseEventLoop).
+    def patch_loop_class(test):
+        def wrapper(self):
+            with mock.patch.object(type(self.one_loop),
+                                   "call_exception_handler"):
+                return test(self)
+        wrapper.__name__ = test.__name__
+        wrapper.__qualname__ = test.__qualname__
+        return wrapper
+
+    for name in ("FutureGatherTests", "CoroutineGatherTests"):
+        base = getattr(mod, name)
+        attrs = {"_run_loop": _run_loop}
+        if hasattr(base, "test_issue46672"):
+            attrs["test_issue46672"] = patch_loop_class(base.test_issue46672)
+        classes += _variants("test_tasks", f"Pyasync{name}", (base,), attrs,
+                             on_test_loop=False)
+
+    # Loop-generic classes: they make their loop with asyncio.new_event_loop()
+    # (a pyasync loop through the policy) and their tasks with
+    # loop.create_task() (pyasync.Task).
+    for name in ("CTask_Future_Tests", "RunCoroutineThreadsafeTests",
+                 "SleepTests", "CompatibilityTests"):
+        cls = getattr(mod, name, None)
+        if cls is not None:
+            classes.append(cls)
+    return classes
+
+
+def asyncio_future():
+    import asyncio
+    return asyncio.Future
+
+
+def asyncio_task():
+    import asyncio
+    return asyncio.Task
+
+
+def asyncio_current_task():
+    import asyncio
+    return asyncio.current_task
+
+
+# ---------------------------------------------------------------- test_taskgroups
+
+def _build_test_taskgroups():
+    """The module's classes as they are (asyncio.TaskGroup, with the loop's
+    tasks), and TestTaskGroup again with the implementation's TaskGroup
+    (pyasync.TaskGroup) in place of asyncio.TaskGroup: the module calls
+    taskgroups.TaskGroup() (asyncio.taskgroups) and asyncio.TaskGroup()."""
+    mod = _import("test_taskgroups")
+    classes = _classes_of(mod)
+    TaskGroup = harness.taskgroup_class()
+    if TaskGroup is None:
+        return classes
+
+    def setUp(self):
+        mod.TestTaskGroup.setUp(self)
+        import asyncio
+        import asyncio.taskgroups
+        for target in (asyncio, asyncio.taskgroups):
+            p = mock.patch.object(target, "TaskGroup", TaskGroup)
+            p.start()
+            self.addCleanup(p.stop)
+
+    classes.append(_named("test_taskgroups", "PyasyncTestTaskGroup",
+                          (mod.TestTaskGroup,), {"setUp": setUp}))
+    return classes
+
+
+# ------------------------------------------------------- test_eager_task_factory
+
+def _build_test_eager_task_factory():
+    mod = _import("test_eager_task_factory")
+    test_utils = _import("utils")
+    Task = harness.task_class()
+
+    # CEagerTaskFactoryLoopTests' extra tests: test_issue122332 (3.13: a C
+    # Task drops its coroutine when done, get_coro() is None) is behaviour of
+    # asyncio.Task; test_issue105987 runs _asyncio._swap_current_task() in a
+    # subprocess and never touches the implementation: not run.
+    extras = {}
+    ctests = getattr(mod, "CEagerTaskFactoryLoopTests", None)
+    if ctests is not None and "test_issue122332" in ctests.__dict__:
+        extras["test_issue122332"] = ctests.__dict__["test_issue122332"]
+
+    def setUp_impl_factory(self):
+        mod.EagerTaskFactoryLoopTests.setUp(self)
+        self.eager_task_factory = harness.create_eager_task_factory(self.Task)
+        self.loop.set_task_factory(self.eager_task_factory)
+
+    return [
+        # The module's CEagerTaskFactoryLoopTests:
+        # asyncio.create_eager_task_factory(Task) with the implementation's Task.
+        _named("test_eager_task_factory", "PyasyncEagerTaskFactoryLoopTests",
+               (mod.EagerTaskFactoryLoopTests, test_utils.TestCase),
+               dict(Task=Task, **extras)),
+        # The same tests with the implementation's own factory
+        # (pyasync.create_eager_task_factory).
+        _named("test_eager_task_factory",
+               "PyasyncFactoryEagerTaskFactoryLoopTests",
+               (mod.EagerTaskFactoryLoopTests, test_utils.TestCase),
+               dict(Task=Task, setUp=setUp_impl_factory, **extras)),
+        _named("test_eager_task_factory", "PyasyncNonEagerTests",
+               (mod.BaseNonEagerTaskFactoryTests, test_utils.TestCase),
+               {"Task": Task}),
+        _named("test_eager_task_factory", "PyasyncEagerTests",
+               (mod.BaseEagerTaskFactoryTests, test_utils.TestCase),
+               {"Task": Task}),
+    ]
+
+
 # ---------------------------------------------------------------- registry
 
 # name -> (builder, minimum Python version, why it is run)
@@ -170,12 +527,24 @@ MODULES = {
     "test_pep492": (_build_test_pep492, (3, 11), "async/await on the loop"),
     "test_context": (_plain("test_context"), (3, 11),
                      "contextvars across callbacks"),
-    "test_taskgroups": (_plain("test_taskgroups"), (3, 11),
-                        "TaskGroup on the loop"),
+    "test_taskgroups": (_build_test_taskgroups, (3, 11),
+                        "asyncio.TaskGroup on the loop, and the "
+                        "implementation's TaskGroup"),
     "test_threads": (_plain("test_threads"), (3, 11),
                      "asyncio.to_thread() (default executor)"),
     "test_staggered": (_plain("test_staggered"), (3, 13),
                        "staggered_race() (timers, cancellation)"),
+    "test_futures": (_build_test_futures, (3, 11),
+                     "Future (the implementation's class), on its loop "
+                     "and on test_utils.TestLoop"),
+    "test_futures2": (_build_test_futures2, (3, 11),
+                      "Task tracebacks, exception handler context, repr"),
+    "test_tasks": (_build_test_tasks, (3, 11),
+                   "Task and Future (the implementation's classes), on its "
+                   "loop and on test_utils.TestLoop; gather, current_task"),
+    "test_eager_task_factory": (_build_test_eager_task_factory, (3, 12),
+                                "eager task factories with the "
+                                "implementation's Task"),
 }
 
 
