@@ -270,6 +270,22 @@ pa_future_add_done_callback(pa_state *st, FutureObject *fut, PyObject *fn, PyObj
     return rc;
 }
 
+int
+pa_future_add_done_callback_here(pa_state *st, FutureObject *fut, PyObject *fn)
+{
+    /* A copy of an empty context is kept as the fresh-context marker: the
+     * context is made when the callback runs (see handle.c). */
+    PyObject *copy = PyContext_CopyCurrent();
+    Py_ssize_t size = copy ? PyObject_Length(copy) : -1;
+    if (size < 0) {
+        Py_XDECREF(copy);
+        return -1;
+    }
+    int rc = pa_future_add_done_callback(st, fut, fn, size ? copy : st->fresh_context);
+    Py_DECREF(copy);
+    return rc;
+}
+
 PyObject *
 pa_future_make_cancelled_error(pa_state *st, FutureObject *fut)
 {
@@ -406,16 +422,7 @@ Future_add_done_callback(FutureObject *self, PyObject *const *args, Py_ssize_t n
     pa_state *st = pa_state_of((PyObject *)self);
     int rc;
     if (ctx == NULL || ctx == Py_None) {
-        /* A copy of an empty context is kept as the fresh-context marker:
-         * the context is made when the callback runs (see handle.c). */
-        PyObject *copy = PyContext_CopyCurrent();
-        Py_ssize_t size = copy ? PyObject_Length(copy) : -1;
-        if (size < 0) {
-            Py_XDECREF(copy);
-            return NULL;
-        }
-        rc = pa_future_add_done_callback(st, self, args[0], size ? copy : st->fresh_context);
-        Py_DECREF(copy);
+        rc = pa_future_add_done_callback_here(st, self, args[0]);
     } else {
         rc = pa_future_add_done_callback(st, self, args[0], ctx);
     }

@@ -63,6 +63,8 @@ int pa_future_set_exception(pa_state *st, FutureObject *fut, PyObject *exc);
 /* 1 if cancelled now, 0 if it was already done. */
 int pa_future_cancel(pa_state *st, FutureObject *fut, PyObject *msg);
 int pa_future_add_done_callback(pa_state *st, FutureObject *fut, PyObject *fn, PyObject *ctx);
+/* add_done_callback(fn) with the current context, as from Python. */
+int pa_future_add_done_callback_here(pa_state *st, FutureObject *fut, PyObject *fn);
 /* The result, or NULL with the exception (or CancelledError) raised; marks
  * the exception as retrieved. */
 PyObject *pa_future_result(pa_state *st, FutureObject *fut);

@@ -138,7 +138,9 @@ module_exec(PyObject *module)
         return -1;
     }
     st->kwnames_msg = Py_BuildValue("(s)", "msg");
-    if (st->kwnames_msg == NULL) {
+    st->kwnames_name = Py_BuildValue("(s)", "name");
+    st->kwnames_name_context = Py_BuildValue("(ss)", "name", "context");
+    if (st->kwnames_msg == NULL || st->kwnames_name == NULL || st->kwnames_name_context == NULL) {
         return -1;
     }
     st->wakeup_marker = PyObject_CallNoArgs((PyObject *)&PyBaseObject_Type);
@@ -206,6 +208,8 @@ module_clear(PyObject *module)
     Py_CLEAR(st->str_future);
     Py_CLEAR(st->kwnames_context);
     Py_CLEAR(st->kwnames_msg);
+    Py_CLEAR(st->kwnames_name);
+    Py_CLEAR(st->kwnames_name_context);
     Py_CLEAR(st->wakeup_marker);
     Py_CLEAR(st->fresh_context);
     Py_CLEAR(st->str_throw);

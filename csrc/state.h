@@ -73,6 +73,8 @@ typedef struct {
     PyObject *str_future;
     PyObject *kwnames_context;        /* ("context",) for vectorcall */
     PyObject *kwnames_msg;            /* ("msg",) */
+    PyObject *kwnames_name;           /* ("name",) */
+    PyObject *kwnames_name_context;   /* ("name", "context") */
     PyObject *wakeup_marker;          /* stands for the context of a task's wakeup callback */
     PyObject *fresh_context;          /* stands for "a fresh empty context, made when needed" */
     PyObject *str_throw;

@@ -98,6 +98,23 @@ raise_object(PyObject *exc)
     PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
 }
 
+/* Our exact Future/Task types are read directly; anything else (subclasses
+ * included, which may override the methods) through its methods. */
+static inline int
+is_exact(pa_state *st, PyObject *obj)
+{
+    return Py_IS_TYPE(obj, st->TaskType) || Py_IS_TYPE(obj, st->FutureType);
+}
+
+static int
+fut_done(pa_state *st, PyObject *fut)
+{
+    if (is_exact(st, fut)) {
+        return ((FutureObject *)fut)->state != PA_FUT_PENDING;
+    }
+    return call_bool_method(fut, "done");
+}
+
 /* Cancel every task not done yet (a snapshot: cancel() may run code). */
 static int
 tg_abort(TaskGroupObject *tg)
@@ -110,7 +127,7 @@ tg_abort(TaskGroupObject *tg)
     int rc = 0;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(snapshot) && rc == 0; i++) {
         PyObject *t = PyList_GET_ITEM(snapshot, i);
-        int done = call_bool_method(t, "done");
+        int done = fut_done(pa_state_of((PyObject *)tg), t);
         if (done < 0) {
             rc = -1;
         } else if (!done) {
@@ -119,6 +136,24 @@ tg_abort(TaskGroupObject *tg)
     }
     Py_DECREF(snapshot);
     return rc;
+}
+
+/* Whether the loop's create_task() is LoopBase's own (not replaced). */
+static int
+type_has_our_create_task(pa_state *st, PyObject *loop)
+{
+    PyObject *ours = PyDict_GetItemString(st->LoopType->tp_dict, "create_task"); /* borrowed */
+    PyObject *found = PyObject_GetAttrString(loop, "create_task");
+    if (found == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    /* A bound method of our descriptor: compare the function it wraps. */
+    int same = PyCFunction_Check(found) && ours != NULL &&
+               PyCFunction_GET_FUNCTION(found) ==
+                   ((PyMethodDescrObject *)ours)->d_method->ml_meth;
+    Py_DECREF(found);
+    return same;
 }
 
 /* Refuse create_task(): close the coroutine (3.13) and raise. */
@@ -150,28 +185,42 @@ tg_on_task_done(PyObject *self, PyObject *task)
     }
     if (tg->on_completed_fut != NULL && PySet_GET_SIZE(tg->tasks) == 0) {
         PyObject *fut = Py_NewRef(tg->on_completed_fut);
-        int done = call_bool_method(fut, "done");
+        int done = fut_done(st, fut);
         int rc = done;
         if (done == 0) {
-            PyObject *res = PyObject_CallMethod(fut, "set_result", "O", Py_True);
-            rc = res ? 0 : -1;
-            Py_XDECREF(res);
+            if (is_exact(st, fut)) {
+                rc = pa_future_set_result(st, (FutureObject *)fut, Py_True);
+            } else {
+                PyObject *res = PyObject_CallMethod(fut, "set_result", "O", Py_True);
+                rc = res ? 0 : -1;
+                Py_XDECREF(res);
+            }
         }
         Py_DECREF(fut);
         if (rc < 0) {
             return NULL;
         }
     }
-    int cancelled = call_bool_method(task, "cancelled");
-    if (cancelled < 0) {
-        return NULL;
-    }
-    if (cancelled) {
-        Py_RETURN_NONE;
-    }
-    PyObject *exc = PyObject_CallMethod(task, "exception", NULL);
-    if (exc == NULL) {
-        return NULL;
+    PyObject *exc;
+    if (is_exact(st, task)) {
+        FutureObject *f = (FutureObject *)task;
+        if (f->state == PA_FUT_CANCELLED) {
+            Py_RETURN_NONE;
+        }
+        f->log_tb = 0; /* exception() retrieves it */
+        exc = Py_NewRef(f->exception ? f->exception : Py_None);
+    } else {
+        int cancelled = call_bool_method(task, "cancelled");
+        if (cancelled < 0) {
+            return NULL;
+        }
+        if (cancelled) {
+            Py_RETURN_NONE;
+        }
+        exc = PyObject_CallMethod(task, "exception", NULL);
+        if (exc == NULL) {
+            return NULL;
+        }
     }
     if (exc == Py_None) {
         Py_DECREF(exc);
@@ -353,21 +402,26 @@ TaskGroup_create_task(TaskGroupObject *self, PyObject *const *args, Py_ssize_t n
     if (self->aborting) {
         return refuse(self, coro, "is shutting down");
     }
-    PyObject *meth = PyObject_GetAttrString(self->loop, "create_task");
-    if (meth == NULL) {
-        return NULL;
+    PyObject *task;
+    if (pa_loop_check(st, self->loop) && ((LoopObject *)self->loop)->task_factory == NULL &&
+        type_has_our_create_task(st, self->loop)) {
+        task = pa_task_new(st, coro, self->loop, name, context);
+    } else {
+        PyObject *meth = PyObject_GetAttrString(self->loop, "create_task");
+        if (meth == NULL) {
+            return NULL;
+        }
+        PyObject *callargs[3] = {coro, name, context};
+        task = PyObject_Vectorcall(meth, callargs, 1,
+                                   context == Py_None ? st->kwnames_name
+                                                      : st->kwnames_name_context);
+        Py_DECREF(meth);
     }
-    PyObject *kw = context == Py_None ? Py_BuildValue("(s)", "name")
-                                      : Py_BuildValue("(ss)", "name", "context");
-    PyObject *callargs[3] = {coro, name, context};
-    PyObject *task = kw ? PyObject_Vectorcall(meth, callargs, 1, kw) : NULL;
-    Py_XDECREF(kw);
-    Py_DECREF(meth);
     if (task == NULL) {
         return NULL;
     }
 #if PA_TASKGROUP_HANDLES_DONE_TASKS
-    int done = call_bool_method(task, "done");
+    int done = fut_done(st, task);
     if (done < 0) {
         goto error;
     }
@@ -383,17 +437,22 @@ TaskGroup_create_task(TaskGroupObject *self, PyObject *const *args, Py_ssize_t n
         goto error;
     }
 #endif
-    PyObject *res = PyObject_CallMethod(task, "add_done_callback", "O", self->on_task_done);
-    if (res == NULL) {
-        goto error;
+    if (is_exact(st, task)) {
+        if (pa_future_add_done_callback_here(st, (FutureObject *)task, self->on_task_done) < 0) {
+            goto error;
+        }
+    } else {
+        PyObject *res = PyObject_CallMethod(task, "add_done_callback", "O", self->on_task_done);
+        if (res == NULL) {
+            goto error;
+        }
+        Py_DECREF(res);
     }
-    Py_DECREF(res);
 #if !PA_TASKGROUP_HANDLES_DONE_TASKS
     if (PySet_Add(self->tasks, task) < 0) {
         goto error;
     }
 #endif
-    (void)st;
     return task;
 
 error:

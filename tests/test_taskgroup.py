@@ -153,3 +153,20 @@ def test_nested_groups(TaskGroup, loop):
             ts = [tg.create_task(inner()) for _ in range(5)]
         return [t.result() for t in ts]
     assert loop.run_until_complete(main()) == [10] * 5
+
+
+def test_task_factory_is_used(TaskGroup, loop):
+    made = []
+
+    def factory(lp, coro, **kwargs):
+        task = asyncio.Task(coro, loop=lp, **kwargs)
+        made.append(task)
+        return task
+    loop.set_task_factory(factory)
+
+    async def main():
+        async with TaskGroup() as tg:
+            t = tg.create_task(value_after(1), name="via-factory")
+        return t
+    task = loop.run_until_complete(main())
+    assert task in made and task.get_name() == "via-factory" and task.result() == 1
