@@ -173,12 +173,12 @@ def task_class():
 
 
 def taskgroup_class():
-    """The implementation's own TaskGroup, if it has one (pyasync.TaskGroup);
-    None for asyncio (its TaskGroup runs as the module has it)."""
+    """The implementation's own TaskGroup, if it has one (pyasync.TaskGroup,
+    asyncio.TaskGroup for asyncio), else None."""
     if _impl == "pyasync":
         import pyasync
         return getattr(pyasync, "TaskGroup", None)
-    return None
+    return asyncio.TaskGroup
 
 
 def create_eager_task_factory(task_cls):

@@ -178,9 +178,12 @@ def _build_test_pep492():
 #                   the virtual clock (it passes a time generator to
 #                   new_test_loop()) is skipped at that point as excluded,
 #                   with the reason VCLOCK; it runs in NAME_OnTestLoop.
-#   NAME_OnTestLoop the mixin unchanged, on test_utils.TestLoop: the classes
-#                   under test on a foreign loop (an asyncio.BaseEventLoop),
-#                   as CPython runs them. Counted as "other loops".
+#   NAME_OnTestLoop the mixin on test_utils.TestLoop, as CPython runs it:
+#                   the classes under test on a foreign loop (an
+#                   asyncio.BaseEventLoop). Counted as "other loops".
+#
+# (test_tasks also gives every loop new_test_loop() makes its classes:
+# _variants(each_loop=...).)
 
 VCLOCK = ("excluded: needs test_utils.TestLoop's virtual clock (passes a time "
           "generator to new_test_loop()); runs in the _OnTestLoop variant")
@@ -346,7 +349,7 @@ def _build_test_tasks():
 
     # BaseTaskTests.setUp() makes self.loop make the classes under test
     # (set_task_factory(self.new_task), create_future = self.new_future),
-    # but about 40 of its tests make further loops with
+    # but about 20 of its tests make further loops with
     # self.new_test_loop(gen) and leave them with the loop's own classes
     # (asyncio's Task and Future on a TestLoop). Do the same to every loop
     # new_test_loop() makes, so that those tests too run with the classes
