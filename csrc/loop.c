@@ -5,7 +5,8 @@
  *   1. drop cancelled timers (compact the heap when most are cancelled);
  *   2. compute the poll timeout (0 if callbacks are ready or we are stopping,
  *      else until the earliest timer, else forever);
- *   3. poll with the GIL released; EINTR runs the Python signal handlers;
+ *   3. poll with the GIL released (after running the Python handlers of
+ *      signals that arrived during the callbacks); EINTR runs them too;
  *   4. queue the handles of the fds that fired, drain the self-pipe;
  *   5. queue the timers that are due;
  *   6. run exactly the callbacks that were queued when this phase began
@@ -426,6 +427,13 @@ poll_timeout_ms(LoopObject *self)
 static int
 poll_events(LoopObject *self, int timeout_ms)
 {
+    /* A signal that arrived while callbacks ran C code (no bytecode ran
+     * after it, so its Python handler has not run) must be handled before we
+     * block: poll would not be interrupted for it. Cheap when none is
+     * pending. */
+    if (timeout_ms != 0 && PyErr_CheckSignals() < 0) {
+        return -1;
+    }
     int n;
     Py_BEGIN_ALLOW_THREADS
     n = self->poller_ops->wait(self->poller, self->events, EVENTS_PER_POLL, timeout_ms);

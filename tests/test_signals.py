@@ -99,3 +99,23 @@ def test_keyboard_interrupt_while_blocked(loop):
             loop.run_until_complete(asyncio.sleep(5))
     finally:
         timer.join()
+
+
+def test_signal_during_c_callback_is_handled(loop_kind):
+    # A signal that arrives while a callback runs C code (no bytecode runs
+    # after it) must still be handled before the loop blocks in poll.
+    import subprocess
+    import sys
+    code = (
+        "import _thread, asyncio, pyasync\n"
+        f"loop = {'asyncio' if loop_kind == 'asyncio' else 'pyasync'}.new_event_loop()\n"
+        "loop.call_soon(_thread.interrupt_main)\n"
+        "try:\n"
+        "    loop.run_forever()\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted')\n"
+    )
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, cwd=here)
+    assert out.stdout.strip() == "interrupted", out.stderr
