@@ -483,27 +483,33 @@ Future_remove_done_callback(FutureObject *self, PyObject *fn)
     return PyLong_FromSsize_t(removed);
 }
 
+int
+pa_parse_cancel_args(PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames, PyObject **msg)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    *msg = Py_None;
+    if (nargs + nkw > 1) {
+        PyErr_SetString(PyExc_TypeError, "cancel() takes at most 1 argument");
+        return -1;
+    }
+    if (nkw == 1 && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "msg") != 0) {
+        PyErr_Format(PyExc_TypeError, "cancel() got an unexpected keyword argument '%U'",
+                     PyTuple_GET_ITEM(kwnames, 0));
+        return -1;
+    }
+    if (nargs + nkw == 1) {
+        *msg = args[0];
+    }
+    return 0;
+}
+
 static PyObject *
 Future_cancel(FutureObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
 {
-    static const char *const kwlist[] = {"msg", NULL};
-    (void)kwlist;
-    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    PyObject *msg = Py_None;
-    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    if (nargs > 1 || nargs + nkw > 1) {
-        PyErr_SetString(PyExc_TypeError, "cancel() takes at most 1 argument");
+    PyObject *msg;
+    if (pa_parse_cancel_args(args, nargsf, kwnames, &msg) < 0) {
         return NULL;
-    }
-    if (nargs == 1) {
-        msg = args[0];
-    } else if (nkw == 1) {
-        if (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "msg") != 0) {
-            PyErr_Format(PyExc_TypeError, "cancel() got an unexpected keyword argument '%U'",
-                         PyTuple_GET_ITEM(kwnames, 0));
-            return NULL;
-        }
-        msg = args[0];
     }
     int r = pa_future_cancel(pa_state_of((PyObject *)self), self, msg);
     if (r < 0) {

@@ -75,6 +75,10 @@ PyObject *pa_future_make_cancelled_error(pa_state *st, FutureObject *fut);
  * generator-like object raises (new reference), with CPython's checks. */
 PyObject *pa_throw_args_to_exception(PyObject *const *args, Py_ssize_t nargs);
 
+/* Parse cancel(msg=None) (Future's and Task's). */
+int pa_parse_cancel_args(PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames,
+                         PyObject **msg);
+
 /* "<TypeName info...>" with info = repr_info(self), asyncio's repr. */
 PyObject *pa_future_repr(PyObject *self, PyObject *repr_info);
 

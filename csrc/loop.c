@@ -293,38 +293,44 @@ Loop_create_future(LoopObject *self, PyObject *Py_UNUSED(ignored))
     return pa_future_new(self->state, (PyObject *)self);
 }
 
+int
+pa_parse_create_task_args(PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames,
+                          PyObject **name, PyObject **context)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    *name = *context = NULL;
+    if (nargs != 1) {
+        PyErr_Format(PyExc_TypeError, "create_task() takes exactly 1 positional argument (%zd "
+                                      "given)",
+                     nargs);
+        return -1;
+    }
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+        PyObject *value = args[nargs + i] == Py_None ? NULL : args[nargs + i];
+        if (PyUnicode_CompareWithASCIIString(key, "name") == 0) {
+            *name = value;
+        } else if (PyUnicode_CompareWithASCIIString(key, "context") == 0) {
+            *context = value;
+        } else {
+            PyErr_Format(PyExc_TypeError, "create_task() got an unexpected keyword argument '%U'",
+                         key);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* create_task(coro, *, name=None, context=None): our Task, or what the task
  * factory makes (called as factory(loop, coro[, context=context]), named
  * afterwards), as asyncio does. */
 static PyObject *
 Loop_create_task(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
 {
-    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    PyObject *name = NULL, *context = NULL;
-    if (nargs != 1) {
-        PyErr_Format(PyExc_TypeError, "create_task() takes exactly 1 positional argument (%zd "
-                                      "given)",
-                     nargs);
+    PyObject *name, *context;
+    if (pa_parse_create_task_args(args, nargsf, kwnames, &name, &context) < 0) {
         return NULL;
-    }
-    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    for (Py_ssize_t i = 0; i < nkw; i++) {
-        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
-        if (PyUnicode_CompareWithASCIIString(key, "name") == 0) {
-            name = args[nargs + i];
-        } else if (PyUnicode_CompareWithASCIIString(key, "context") == 0) {
-            context = args[nargs + i];
-        } else {
-            PyErr_Format(PyExc_TypeError, "create_task() got an unexpected keyword argument '%U'",
-                         key);
-            return NULL;
-        }
-    }
-    if (name == Py_None) {
-        name = NULL;
-    }
-    if (context == Py_None) {
-        context = NULL;
     }
     if (pa_loop_check_closed(self) < 0) {
         return NULL;

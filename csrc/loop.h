@@ -79,6 +79,11 @@ int pa_loop_push_ready(LoopObject *loop, PyObject *handle, int threadsafe);
 int pa_call_soon(pa_state *st, PyObject *loop, PyObject *callback, PyObject *const *args,
                  Py_ssize_t nargs, PyObject *context);
 
+/* Parse create_task(coro, *, name=None, context=None) (shared by the loop and
+ * TaskGroup); name and context come back NULL when absent or None. */
+int pa_parse_create_task_args(PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames,
+                              PyObject **name, PyObject **context);
+
 /* Watcher methods, implemented in iowatch.c. */
 PyObject *pa_loop_add_reader(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *pa_loop_add_writer(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);

@@ -841,19 +841,9 @@ Task_repr(TaskObject *self)
 static PyObject *
 Task_cancel(TaskObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    PyObject *msg = Py_None;
-    if (nargs + nkw > 1) {
-        PyErr_SetString(PyExc_TypeError, "cancel() takes at most 1 argument");
+    PyObject *msg;
+    if (pa_parse_cancel_args(args, nargs, kwnames, &msg) < 0) {
         return NULL;
-    }
-    if (nkw == 1 && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "msg") != 0) {
-        PyErr_Format(PyExc_TypeError, "cancel() got an unexpected keyword argument '%U'",
-                     PyTuple_GET_ITEM(kwnames, 0));
-        return NULL;
-    }
-    if (nargs + nkw == 1) {
-        msg = args[0];
     }
     int r = task_cancel(pa_state_of((PyObject *)self), self, msg);
     return r < 0 ? NULL : PyBool_FromLong(r);

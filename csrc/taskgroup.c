@@ -368,26 +368,9 @@ TaskGroup_create_task(TaskGroupObject *self, PyObject *const *args, Py_ssize_t n
                       PyObject *kwnames)
 {
     pa_state *st = pa_state_of((PyObject *)self);
-    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    PyObject *name = Py_None, *context = Py_None;
-    if (nargs != 1) {
-        PyErr_Format(PyExc_TypeError, "create_task() takes exactly 1 positional argument (%zd "
-                                      "given)",
-                     nargs);
+    PyObject *name, *context;
+    if (pa_parse_create_task_args(args, nargsf, kwnames, &name, &context) < 0) {
         return NULL;
-    }
-    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    for (Py_ssize_t i = 0; i < nkw; i++) {
-        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
-        if (PyUnicode_CompareWithASCIIString(key, "name") == 0) {
-            name = args[nargs + i];
-        } else if (PyUnicode_CompareWithASCIIString(key, "context") == 0) {
-            context = args[nargs + i];
-        } else {
-            PyErr_Format(PyExc_TypeError, "create_task() got an unexpected keyword argument '%U'",
-                         key);
-            return NULL;
-        }
     }
     PyObject *coro = args[0];
     if (ensure_init(self) < 0) {
@@ -411,10 +394,9 @@ TaskGroup_create_task(TaskGroupObject *self, PyObject *const *args, Py_ssize_t n
         if (meth == NULL) {
             return NULL;
         }
-        PyObject *callargs[3] = {coro, name, context};
+        PyObject *callargs[3] = {coro, name ? name : Py_None, context};
         task = PyObject_Vectorcall(meth, callargs, 1,
-                                   context == Py_None ? st->kwnames_name
-                                                      : st->kwnames_name_context);
+                                   context == NULL ? st->kwnames_name : st->kwnames_name_context);
         Py_DECREF(meth);
     }
     if (task == NULL) {
