@@ -126,19 +126,9 @@ pa_future_init(pa_state *st, FutureObject *fut, PyObject *loop)
         Py_INCREF(loop);
     }
     fut->loop = loop;
-    int debug;
-    if (pa_loop_check(st, loop)) {
-        debug = ((LoopObject *)loop)->debug;
-    } else {
-        PyObject *res = PyObject_CallMethodNoArgs(loop, st->str_get_debug);
-        if (res == NULL) {
-            return -1;
-        }
-        debug = PyObject_IsTrue(res);
-        Py_DECREF(res);
-        if (debug < 0) {
-            return -1;
-        }
+    int debug = pa_loop_get_debug(st, loop);
+    if (debug < 0) {
+        return -1;
     }
     if (debug && !pa_is_finalizing()) {
         PyFrameObject *frame = PyEval_GetFrame(); /* borrowed */
@@ -337,6 +327,21 @@ pa_future_result(pa_state *st, FutureObject *fut)
         return NULL;
     }
     return Py_NewRef(fut->result);
+}
+
+void
+pa_raise_stop_iteration(PyObject *value)
+{
+    if (value == Py_None) {
+        return; /* an iterator ends with None by returning NULL, no exception */
+    }
+    /* StopIteration(value) built explicitly, so that a tuple value is not
+     * taken as the exception's arguments. */
+    PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, value);
+    if (stop != NULL) {
+        PyErr_SetObject(PyExc_StopIteration, stop);
+        Py_DECREF(stop);
+    }
 }
 
 PyObject *
@@ -578,12 +583,6 @@ Future_repr(FutureObject *self)
 /* ---------------------------------------------------------------- attributes */
 
 static PyObject *
-get_or_none(PyObject *value)
-{
-    return Py_NewRef(value ? value : Py_None);
-}
-
-static PyObject *
 Future_get_blocking(FutureObject *self, void *closure)
 {
     return PyBool_FromLong(is_alive(self) && self->blocking);
@@ -638,7 +637,7 @@ Future_set_log_traceback(FutureObject *self, PyObject *value, void *closure)
 static PyObject *
 Future_get_loop_attr(FutureObject *self, void *closure)
 {
-    return get_or_none(self->loop);
+    return pa_ref_or_none(self->loop);
 }
 
 static PyObject *
@@ -678,25 +677,25 @@ Future_get_callbacks(FutureObject *self, void *closure)
 static PyObject *
 Future_get_result_attr(FutureObject *self, void *closure)
 {
-    return get_or_none(self->result);
+    return pa_ref_or_none(self->result);
 }
 
 static PyObject *
 Future_get_exception_attr(FutureObject *self, void *closure)
 {
-    return get_or_none(self->exception);
+    return pa_ref_or_none(self->exception);
 }
 
 static PyObject *
 Future_get_source_traceback(FutureObject *self, void *closure)
 {
-    return get_or_none(self->source_tb);
+    return pa_ref_or_none(self->source_tb);
 }
 
 static PyObject *
 Future_get_cancel_message(FutureObject *self, void *closure)
 {
-    return get_or_none(self->cancel_msg);
+    return pa_ref_or_none(self->cancel_msg);
 }
 
 static int
@@ -796,31 +795,13 @@ Future_finalize(FutureObject *self)
     self->log_tb = 0;
     PyObject *saved = pa_err_take();
     pa_state *st = pa_state_of((PyObject *)self);
-    PyObject *ctx = NULL, *name = NULL, *msg = NULL, *res = NULL;
-    if (st == NULL) {
-        goto done;
-    }
-    name = PyType_GetName(Py_TYPE(self));
-    msg = name ? PyUnicode_FromFormat("%U exception was never retrieved", name) : NULL;
-    ctx = msg ? PyDict_New() : NULL;
-    if (ctx == NULL || PyDict_SetItem(ctx, st->str_message, msg) < 0 ||
-        PyDict_SetItem(ctx, st->str_exception, self->exception ? self->exception : Py_None) <
-            0 ||
-        PyDict_SetItem(ctx, st->str_future, (PyObject *)self) < 0) {
-        goto done;
-    }
-    if (self->source_tb != NULL &&
-        PyDict_SetItem(ctx, st->str_source_traceback, self->source_tb) < 0) {
-        goto done;
-    }
-    res = PyObject_CallMethodOneArg(self->loop, st->str_call_exception_handler, ctx);
-
-done:
-    if (res == NULL) {
+    PyObject *name = st ? PyType_GetName(Py_TYPE(self)) : NULL;
+    PyObject *msg = name ? PyUnicode_FromFormat("%U exception was never retrieved", name) : NULL;
+    if (msg == NULL ||
+        pa_loop_report(st, self->loop, msg, st->str_future, (PyObject *)self,
+                       self->exception ? self->exception : Py_None, self->source_tb) < 0) {
         PyErr_WriteUnraisable((PyObject *)self);
     }
-    Py_XDECREF(res);
-    Py_XDECREF(ctx);
     Py_XDECREF(msg);
     Py_XDECREF(name);
     pa_err_restore(saved);
@@ -907,15 +888,7 @@ FutureIter_iternext(FutureIterObject *it)
     case PYGEN_NEXT:
         return res;
     case PYGEN_RETURN:
-        if (res != Py_None) {
-            /* StopIteration(value): built explicitly so that a tuple value is
-             * not taken as the exception's arguments. */
-            PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, res);
-            if (stop != NULL) {
-                PyErr_SetObject(PyExc_StopIteration, stop);
-                Py_DECREF(stop);
-            }
-        }
+        pa_raise_stop_iteration(res);
         Py_DECREF(res);
         return NULL;
     default:

@@ -75,6 +75,10 @@ PyObject *pa_future_make_cancelled_error(pa_state *st, FutureObject *fut);
  * generator-like object raises (new reference), with CPython's checks. */
 PyObject *pa_throw_args_to_exception(PyObject *const *args, Py_ssize_t nargs);
 
+/* End an iterator's __next__ with `value` (StopIteration(value), or nothing
+ * for None); the caller then returns NULL. */
+void pa_raise_stop_iteration(PyObject *value);
+
 /* Parse cancel(msg=None) (Future's and Task's). */
 int pa_parse_cancel_args(PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames,
                          PyObject **msg);

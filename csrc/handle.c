@@ -95,26 +95,6 @@ is_timer(pa_state *st, HandleObject *h)
            PyType_IsSubtype(Py_TYPE(h), st->TimerHandleType);
 }
 
-/* The debug flag of the handle's loop: read directly from our loops, asked
- * through get_debug() from any other. -1 on error. */
-static int
-loop_debug(pa_state *st, PyObject *loop)
-{
-    if (loop == NULL || loop == Py_None) {
-        return 0;
-    }
-    if (pa_loop_check(st, loop)) {
-        return ((LoopObject *)loop)->debug;
-    }
-    PyObject *res = PyObject_CallMethodNoArgs(loop, st->str_get_debug);
-    if (res == NULL) {
-        return -1;
-    }
-    int r = PyObject_IsTrue(res);
-    Py_DECREF(res);
-    return r;
-}
-
 static PyObject *
 capture_stack(pa_state *st)
 {
@@ -301,8 +281,9 @@ report_callback_error(pa_state *st, HandleObject *h, PyObject *callback, PyObjec
         return -1;
     }
     PyObject *exc = pa_err_take();
-    PyObject *source = NULL, *msg = NULL, *ctx = NULL, *res = NULL, *tuple = NULL;
-    int debug = loop_debug(st, h->loop);
+    PyObject *source = NULL, *msg = NULL, *tuple = NULL;
+    int rc = -1;
+    int debug = pa_loop_get_debug(st, h->loop);
     if (debug < 0) {
         goto done;
     }
@@ -318,29 +299,15 @@ report_callback_error(pa_state *st, HandleObject *h, PyObject *callback, PyObjec
     if (msg == NULL) {
         goto done;
     }
-    ctx = PyDict_New();
-    if (ctx == NULL || PyDict_SetItem(ctx, st->str_message, msg) < 0 ||
-        PyDict_SetItem(ctx, st->str_exception, exc) < 0 ||
-        PyDict_SetItem(ctx, st->str_handle, (PyObject *)h) < 0) {
-        goto done;
-    }
-    if (h->source_traceback != NULL && PyObject_IsTrue(h->source_traceback) == 1 &&
-        PyDict_SetItem(ctx, st->str_source_traceback, h->source_traceback) < 0) {
-        goto done;
-    }
-    res = PyObject_CallMethodOneArg(h->loop, st->str_call_exception_handler, ctx);
+    rc = pa_loop_report(st, h->loop, msg, st->str_handle, (PyObject *)h, exc,
+                        h->source_traceback);
 
 done:
     Py_XDECREF(tuple);
     Py_XDECREF(exc);
     Py_XDECREF(source);
     Py_XDECREF(msg);
-    Py_XDECREF(ctx);
-    if (res == NULL) {
-        return -1;
-    }
-    Py_DECREF(res);
-    return 0;
+    return rc;
 }
 
 int
@@ -526,7 +493,7 @@ handle_construct(PyTypeObject *type, int timer, PyObject *args, PyObject *kwds)
     if (tuple == NULL) {
         return NULL;
     }
-    int debug = loop_debug(st, loop);
+    int debug = pa_loop_get_debug(st, loop);
     HandleObject *h = NULL;
     if (debug >= 0) {
         h = pa_handle_new(st, type, loop, callback, &PyTuple_GET_ITEM(tuple, 0),
@@ -565,7 +532,7 @@ Handle_repr(HandleObject *self)
     if (parts == NULL) {
         return NULL;
     }
-    int debug = loop_debug(st, self->loop);
+    int debug = pa_loop_get_debug(st, self->loop);
     if (debug < 0) {
         goto done;
     }
@@ -661,7 +628,7 @@ Handle_cancel(HandleObject *self, PyObject *Py_UNUSED(ignored))
             Py_DECREF(res);
         }
     }
-    int debug = loop_debug(st, self->loop);
+    int debug = pa_loop_get_debug(st, self->loop);
     if (debug < 0 || pa_handle_cancel_plain(st, self, debug) < 0) {
         return NULL;
     }
@@ -700,15 +667,9 @@ TimerHandle_when(HandleObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 static PyObject *
-get_or_none(PyObject *value)
-{
-    return Py_NewRef(value ? value : Py_None);
-}
-
-static PyObject *
 Handle_get_callback(HandleObject *self, void *closure)
 {
-    return get_or_none(self->callback);
+    return pa_ref_or_none(self->callback);
 }
 
 static PyObject *
@@ -729,13 +690,13 @@ Handle_get_cancelled(HandleObject *self, void *closure)
 static PyObject *
 Handle_get_loop(HandleObject *self, void *closure)
 {
-    return get_or_none(self->loop);
+    return pa_ref_or_none(self->loop);
 }
 
 static PyObject *
 Handle_get_source_traceback(HandleObject *self, void *closure)
 {
-    return get_or_none(self->source_traceback);
+    return pa_ref_or_none(self->source_traceback);
 }
 
 static int
@@ -748,7 +709,7 @@ Handle_set_source_traceback(HandleObject *self, PyObject *value, void *closure)
 static PyObject *
 Handle_get_repr_attr(HandleObject *self, void *closure)
 {
-    return get_or_none(self->repr);
+    return pa_ref_or_none(self->repr);
 }
 
 static PyObject *

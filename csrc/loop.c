@@ -96,6 +96,50 @@ pa_loop_push_ready(LoopObject *loop, PyObject *handle, int threadsafe)
     return 0;
 }
 
+/* ---------------------------------------------------------------- shared helpers */
+
+int
+pa_loop_get_debug(pa_state *st, PyObject *loop)
+{
+    if (loop == NULL || loop == Py_None) {
+        return 0;
+    }
+    if (pa_loop_check(st, loop)) {
+        return ((LoopObject *)loop)->debug;
+    }
+    PyObject *res = PyObject_CallMethodNoArgs(loop, st->str_get_debug);
+    if (res == NULL) {
+        return -1;
+    }
+    int r = PyObject_IsTrue(res);
+    Py_DECREF(res);
+    return r;
+}
+
+int
+pa_loop_report(pa_state *st, PyObject *loop, PyObject *message, PyObject *key, PyObject *obj,
+               PyObject *exc, PyObject *source_tb)
+{
+    PyObject *ctx = PyDict_New();
+    if (ctx == NULL) {
+        return -1;
+    }
+    int has_tb = source_tb != NULL ? PyObject_IsTrue(source_tb) : 0;
+    PyObject *res = NULL;
+    if (has_tb >= 0 && PyDict_SetItem(ctx, st->str_message, message) == 0 &&
+        PyDict_SetItem(ctx, key, obj) == 0 &&
+        (exc == NULL || PyDict_SetItem(ctx, st->str_exception, exc) == 0) &&
+        (!has_tb || PyDict_SetItem(ctx, st->str_source_traceback, source_tb) == 0)) {
+        res = PyObject_CallMethodOneArg(loop, st->str_call_exception_handler, ctx);
+    }
+    Py_DECREF(ctx);
+    if (res == NULL) {
+        return -1;
+    }
+    Py_DECREF(res);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- scheduling */
 
 int

@@ -79,6 +79,16 @@ int pa_loop_push_ready(LoopObject *loop, PyObject *handle, int threadsafe);
 int pa_call_soon(pa_state *st, PyObject *loop, PyObject *callback, PyObject *const *args,
                  Py_ssize_t nargs, PyObject *context);
 
+/* The debug flag of any loop: read directly from ours, asked through
+ * get_debug() from any other (0 for NULL/None). -1 on error. */
+int pa_loop_get_debug(pa_state *st, PyObject *loop);
+
+/* loop.call_exception_handler({"message": message, key: obj, "exception":
+ * exc, "source_traceback": source_tb}), as asyncio builds it: exc is left
+ * out when NULL, source_tb when NULL or empty. 0, or -1 with an exception. */
+int pa_loop_report(pa_state *st, PyObject *loop, PyObject *message, PyObject *key, PyObject *obj,
+                   PyObject *exc, PyObject *source_tb);
+
 /* Parse create_task(coro, *, name=None, context=None) (shared by the loop and
  * TaskGroup); name and context come back NULL when absent or None. */
 int pa_parse_create_task_args(PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames,

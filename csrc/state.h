@@ -117,6 +117,13 @@ pa_state_of(PyObject *self)
     return pa_state_from_type(tp);
 }
 
+/* A getter's value for an optional field: the object, or None. */
+static inline PyObject *
+pa_ref_or_none(PyObject *value)
+{
+    return Py_NewRef(value ? value : Py_None);
+}
+
 /* The helpers are installed by pyasync/__init__.py; using the types before
  * that (a failed package import, or _core imported by hand) must raise, not
  * call through NULL. */

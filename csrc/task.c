@@ -790,20 +790,12 @@ Task_finalize(TaskObject *self)
     if (st != NULL && self->loop != NULL && self->state == PA_FUT_PENDING &&
         self->log_destroy_pending) {
         PyObject *saved = pa_err_take();
-        PyObject *ctx = PyDict_New(), *res = NULL;
         PyObject *msg = PyUnicode_FromString("Task was destroyed but it is pending!");
-        if (ctx != NULL && msg != NULL && PyDict_SetItem(ctx, st->str_task, (PyObject *)self) == 0 &&
-            PyDict_SetItem(ctx, st->str_message, msg) == 0 &&
-            (self->source_tb == NULL ||
-             PyDict_SetItem(ctx, st->str_source_traceback, self->source_tb) == 0)) {
-            res = PyObject_CallMethodOneArg(self->loop, st->str_call_exception_handler, ctx);
-        }
-        if (res == NULL) {
+        if (msg == NULL || pa_loop_report(st, self->loop, msg, st->str_task, (PyObject *)self,
+                                          NULL, self->source_tb) < 0) {
             PyErr_WriteUnraisable((PyObject *)self);
         }
-        Py_XDECREF(res);
         Py_XDECREF(msg);
-        Py_XDECREF(ctx);
         pa_err_restore(saved);
     }
     /* The Future part: its finalizer is the base type's tp_finalize. */

@@ -242,18 +242,12 @@ tg_on_task_done(PyObject *self, PyObject *task)
         PyObject *msg = PyUnicode_FromFormat(
             "Task %R has errored out but its parent task %S is already completed", task,
             tg->parent_task);
-        PyObject *ctx = msg ? Py_BuildValue("{sOsOsO}", "message", msg, "exception", exc, "task",
-                                            task)
-                            : NULL;
-        PyObject *res =
-            ctx ? PyObject_CallMethodOneArg(tg->loop, st->str_call_exception_handler, ctx) : NULL;
+        int rc = msg ? pa_loop_report(st, tg->loop, msg, st->str_task, task, exc, NULL) : -1;
         Py_XDECREF(msg);
-        Py_XDECREF(ctx);
         Py_DECREF(exc);
-        if (res == NULL) {
+        if (rc < 0) {
             return NULL;
         }
-        Py_DECREF(res);
         Py_RETURN_NONE;
     }
     Py_DECREF(exc);
@@ -688,13 +682,7 @@ finish_iter(PySendResult r, PyObject *res)
         return res;
     }
     if (r == PYGEN_RETURN) {
-        if (res != Py_None) {
-            PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, res);
-            if (stop != NULL) {
-                PyErr_SetObject(PyExc_StopIteration, stop);
-                Py_DECREF(stop);
-            }
-        }
+        pa_raise_stop_iteration(res);
         Py_DECREF(res);
     }
     return NULL;
@@ -853,16 +841,10 @@ TaskGroup_dealloc(TaskGroupObject *self)
     Py_DECREF(tp);
 }
 
-static PyObject *
-get_or_none(PyObject *value)
-{
-    return Py_NewRef(value ? value : Py_None);
-}
-
 #define TG_GETTER(field)                                                                           \
     static PyObject *TaskGroup_get_##field(TaskGroupObject *self, void *closure)                   \
     {                                                                                              \
-        return get_or_none(self->field);                                                           \
+        return pa_ref_or_none(self->field);                                                           \
     }
 TG_GETTER(loop)
 TG_GETTER(parent_task)
