@@ -13,6 +13,7 @@
 #include "future.h"
 #include "task.h"
 #include "taskgroup.h"
+#include "taskregistry.h"
 
 #if !defined(__linux__) && !defined(__unix__) && !defined(__APPLE__)
 #error "pyasync needs a POSIX system with poll() (epoll on Linux)"
@@ -45,6 +46,8 @@ static const struct {
     {"task_print_stack", offsetof(pa_state, task_print_stack)},
     {"get_running_loop_strict", offsetof(pa_state, get_running_loop_strict)},
     {"current_task", offsetof(pa_state, current_task)},
+    {"task_registry", offsetof(pa_state, task_registry)},
+    {"WeakSet", offsetof(pa_state, WeakSet)},
 };
 
 #define N_HELPERS (sizeof(helper_slots) / sizeof(helper_slots[0]))
@@ -140,7 +143,9 @@ module_exec(PyObject *module)
     st->kwnames_msg = Py_BuildValue("(s)", "msg");
     st->kwnames_name = Py_BuildValue("(s)", "name");
     st->kwnames_name_context = Py_BuildValue("(ss)", "name", "context");
-    if (st->kwnames_msg == NULL || st->kwnames_name == NULL || st->kwnames_name_context == NULL) {
+    st->kwnames_eager_task = Py_BuildValue("(ssss)", "loop", "name", "context", "eager_start");
+    if (st->kwnames_msg == NULL || st->kwnames_name == NULL || st->kwnames_name_context == NULL ||
+        st->kwnames_eager_task == NULL) {
         return -1;
     }
     st->wakeup_marker = PyObject_CallNoArgs((PyObject *)&PyBaseObject_Type);
@@ -150,7 +155,8 @@ module_exec(PyObject *module)
     }
     if (pa_handle_register_types(module, st) < 0 || pa_loop_register_type(module, st) < 0 ||
         pa_future_register_types(module, st) < 0 || pa_task_register_type(module, st) < 0 ||
-        pa_taskgroup_register_types(module, st) < 0) {
+        pa_taskgroup_register_types(module, st) < 0 ||
+        pa_eager_factory_register_type(module, st) < 0) {
         return -1;
     }
     return 0;
@@ -168,9 +174,14 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->TaskType);
     Py_VISIT(st->TaskGroupType);
     Py_VISIT(st->TaskGroupExitType);
+    Py_VISIT(st->EagerTaskFactoryType);
     for (size_t i = 0; i < N_HELPERS; i++) {
         Py_VISIT(*helper_field(st, i));
     }
+    Py_VISIT(st->registry_set);
+    Py_VISIT(st->registry_data);
+    Py_VISIT(st->registry_iterating);
+    Py_VISIT(st->registry_pending);
     return 0;
 }
 
@@ -190,6 +201,7 @@ module_clear(PyObject *module)
     for (size_t i = 0; i < N_HELPERS; i++) {
         Py_CLEAR(*helper_field(st, i));
     }
+    pa_registry_clear(st);
     Py_CLEAR(st->str_call_exception_handler);
     Py_CLEAR(st->str_run_forever_setup);
     Py_CLEAR(st->str_run_forever_cleanup);
@@ -210,6 +222,8 @@ module_clear(PyObject *module)
     Py_CLEAR(st->kwnames_msg);
     Py_CLEAR(st->kwnames_name);
     Py_CLEAR(st->kwnames_name_context);
+    Py_CLEAR(st->kwnames_eager_task);
+    Py_CLEAR(st->EagerTaskFactoryType);
     Py_CLEAR(st->wakeup_marker);
     Py_CLEAR(st->fresh_context);
     Py_CLEAR(st->str_throw);

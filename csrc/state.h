@@ -39,6 +39,14 @@ typedef struct {
     PyObject *task_print_stack;       /* asyncio.base_tasks._task_print_stack */
     PyObject *get_running_loop_strict; /* asyncio.events.get_running_loop */
     PyObject *current_task;           /* asyncio.tasks.current_task */
+    PyObject *task_registry;          /* asyncio.tasks._scheduled_tasks (3.11: _all_tasks) */
+    PyObject *WeakSet;                /* weakref.WeakSet */
+
+    /* The registry set and its parts, cached by taskregistry.c. */
+    PyObject *registry_set;
+    PyObject *registry_data;
+    PyObject *registry_iterating;
+    PyObject *registry_pending;
 
     /* Free list of dead Handle/TimerHandle objects, linked through their
      * `callback` field. Reusing them skips the allocator and, above all, the
@@ -52,6 +60,7 @@ typedef struct {
     PyTypeObject *TaskType;
     PyTypeObject *TaskGroupType;
     PyTypeObject *TaskGroupExitType;
+    PyTypeObject *EagerTaskFactoryType;
     unsigned long long task_name_counter;
 
     /* Interned attribute names. */
@@ -75,6 +84,7 @@ typedef struct {
     PyObject *kwnames_msg;            /* ("msg",) */
     PyObject *kwnames_name;           /* ("name",) */
     PyObject *kwnames_name_context;   /* ("name", "context") */
+    PyObject *kwnames_eager_task;     /* ("loop", "name", "context", "eager_start") */
     PyObject *wakeup_marker;          /* stands for the context of a task's wakeup callback */
     PyObject *fresh_context;          /* stands for "a fresh empty context, made when needed" */
     PyObject *str_throw;

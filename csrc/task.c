@@ -21,6 +21,7 @@
 #include "task.h"
 #include "handle.h"
 #include "loop.h"
+#include "taskregistry.h"
 
 #include <structmember.h>
 
@@ -84,6 +85,7 @@ call_helper2(PyObject *func, PyObject *a, PyObject *b, PyObject **result)
     return 0;
 }
 
+#if PA_HAS_EAGER_TASKS
 static int
 call_helper1(PyObject *func, PyObject *arg)
 {
@@ -94,6 +96,7 @@ call_helper1(PyObject *func, PyObject *arg)
     Py_DECREF(res);
     return 0;
 }
+#endif
 
 static PyMethodDef task_step_def;
 static PyMethodDef task_wakeup_def;
@@ -436,6 +439,9 @@ task_step(pa_state *st, TaskObject *task, PyObject *exc)
     }
     int rc = run_and_handle_result(st, task, exc);
     Py_XDECREF(own_exc);
+    if (task->state != PA_FUT_PENDING) {
+        pa_registry_remove(st, &task->registry_entry);
+    }
     PyObject *pending = rc < 0 ? pa_err_take() : NULL;
     if (call_helper2(st->leave_task, task->loop, (PyObject *)task, NULL) < 0) {
         if (pending != NULL) {
@@ -631,7 +637,7 @@ eager_start(pa_state *st, TaskObject *task)
         Py_CLEAR(task->coro);
         return 0;
     }
-    return call_helper1(st->register_task, (PyObject *)task);
+    return pa_registry_add(st, (PyObject *)task, &task->registry_entry);
 }
 #endif
 
@@ -715,17 +721,18 @@ task_init(pa_state *st, TaskObject *self, PyObject *coro, PyObject *loop, PyObje
     if (schedule_step(st, self, NULL) < 0) {
         return -1;
     }
-    return call_helper1(st->register_task, (PyObject *)self);
+    return pa_registry_add(st, (PyObject *)self, &self->registry_entry);
 }
 
 PyObject *
-pa_task_new(pa_state *st, PyObject *coro, PyObject *loop, PyObject *name, PyObject *context)
+pa_task_new(pa_state *st, PyObject *coro, PyObject *loop, PyObject *name, PyObject *context,
+            int eager)
 {
     TaskObject *task = (TaskObject *)st->TaskType->tp_alloc(st->TaskType, 0);
     if (task == NULL) {
         return NULL;
     }
-    if (task_init(st, task, coro, loop, name, context, 0) < 0) {
+    if (task_init(st, task, coro, loop, name, context, eager) < 0) {
         Py_DECREF(task);
         return NULL;
     }
@@ -765,12 +772,22 @@ Task_tp_traverse(TaskObject *self, visitproc visit, void *arg)
     Py_VISIT(self->name);
     Py_VISIT(self->fut_waiter);
     Py_VISIT(self->pending_arg);
+    Py_VISIT(self->registry_entry);
     return pa_future_traverse((FutureObject *)self, visit, arg);
 }
 
 static int
 Task_tp_clear(TaskObject *self)
 {
+    if (self->registry_entry != NULL) {
+        pa_state *st = pa_state_of((PyObject *)self);
+        if (st != NULL) {
+            pa_registry_remove(st, &self->registry_entry);
+        } else {
+            PyErr_Clear();
+            Py_CLEAR(self->registry_entry);
+        }
+    }
     Py_CLEAR(self->coro);
     Py_CLEAR(self->context);
     Py_CLEAR(self->name);

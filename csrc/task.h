@@ -25,6 +25,7 @@ typedef struct {
     PyObject *context;
     PyObject *name;          /* NULL until asked for: "Task-<name_number>" */
     PyObject *fut_waiter;    /* the future this task waits on, or NULL */
+    PyObject *registry_entry; /* our entry in asyncio's set of tasks, or NULL */
     PyObject *pending_arg;   /* PA_TASK_STEP: exception to throw in, or NULL;
                               * PA_TASK_WAKEUP: the future that completed */
     unsigned long long name_number;
@@ -39,16 +40,20 @@ enum { PA_TASK_NONE = 0, PA_TASK_STEP = 1, PA_TASK_WAKEUP = 2 };
 
 int pa_task_register_type(PyObject *module, pa_state *st);
 
+/* pyasync's eager task factory type, in eagerfactory.c. */
+int pa_eager_factory_register_type(PyObject *module, pa_state *st);
+
 static inline int
 pa_task_check(pa_state *st, PyObject *obj)
 {
     return PyObject_TypeCheck(obj, st->TaskType);
 }
 
-/* Task(coro, loop=loop, name=name, context=context) without the Python call
- * (NULL name/context: the defaults). */
+/* Task(coro, loop=loop, name=name, context=context, eager_start=eager)
+ * without the Python call (NULL name/context: the defaults; eager is ignored
+ * before 3.12). */
 PyObject *pa_task_new(pa_state *st, PyObject *coro, PyObject *loop, PyObject *name,
-                      PyObject *context);
+                      PyObject *context, int eager);
 
 /* Run the step or wakeup a ready-queue entry stands for, in the task's
  * context. Errors go to the loop's exception handler; returns -1 only for

@@ -32,6 +32,10 @@ SHUTDOWN_EXECUTOR_HAS_TIMEOUT = PY312
 # 3.12 added the loop_factory parameter of asyncio.run().
 ASYNCIO_RUN_HAS_LOOP_FACTORY = PY312
 
+# The asyncio.tasks global holding the WeakSet that all_tasks() reads (3.12
+# split eager tasks out into a set of their own and renamed this one).
+TASK_REGISTRY_NAME = "_scheduled_tasks" if PY312 else "_all_tasks"
+
 # Where asyncio's default policy lives.
 if sys.platform == "win32":  # pragma: no cover - refused in __init__
     raise ImportError("pyasync does not support Windows")

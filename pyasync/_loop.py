@@ -461,6 +461,8 @@ def _install_helpers():
         task_print_stack=base_tasks._task_print_stack,
         get_running_loop_strict=events.get_running_loop,
         current_task=tasks.current_task,
+        task_registry=getattr(tasks, _compat.TASK_REGISTRY_NAME),
+        WeakSet=weakref.WeakSet,
     )
 
 
