@@ -309,6 +309,22 @@ def spawn(loop, n):
     return elapsed
 
 
+if sys.version_info >= (3, 12):  # eager tasks are new in 3.12
+    @benchmark(n=100_000, quick_n=10_000)
+    def spawn_eager(loop, n):
+        """spawn with each loop's eager task factory (pyasync.eager_task_factory on
+        pyasync, asyncio.eager_task_factory elsewhere): tasks finish inside create_task."""
+        factory = asyncio.eager_task_factory
+        if type(loop).__module__.startswith("pyasync"):
+            import pyasync
+            factory = pyasync.eager_task_factory
+        loop.set_task_factory(factory)
+        try:
+            return spawn(loop, n)
+        finally:
+            loop.set_task_factory(None)
+
+
 @benchmark(n=200_000, quick_n=20_000)
 def pingpong(loop, n):
     """1000 tasks taking turns with sleep(0), n switches in total."""

@@ -338,15 +338,14 @@ Loop_create_future(LoopObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 int
-pa_parse_create_task_args(PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames,
-                          PyObject **name, PyObject **context)
+pa_parse_task_args(const char *fname, Py_ssize_t npos, PyObject *const *args, Py_ssize_t nargsf,
+                   PyObject *kwnames, PyObject **name, PyObject **context)
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     *name = *context = NULL;
-    if (nargs != 1) {
-        PyErr_Format(PyExc_TypeError, "create_task() takes exactly 1 positional argument (%zd "
-                                      "given)",
-                     nargs);
+    if (nargs != npos) {
+        PyErr_Format(PyExc_TypeError, "%s() takes exactly %zd positional argument%s (%zd given)",
+                     fname, npos, npos == 1 ? "" : "s", nargs);
         return -1;
     }
     Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
@@ -358,7 +357,7 @@ pa_parse_create_task_args(PyObject *const *args, Py_ssize_t nargsf, PyObject *kw
         } else if (PyUnicode_CompareWithASCIIString(key, "context") == 0) {
             *context = value;
         } else {
-            PyErr_Format(PyExc_TypeError, "create_task() got an unexpected keyword argument '%U'",
+            PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'", fname,
                          key);
             return -1;
         }
@@ -381,7 +380,7 @@ Loop_create_task(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf, PyO
     }
     pa_state *st = self->state;
     if (self->task_factory == NULL) {
-        return pa_task_new(st, args[0], (PyObject *)self, name, context);
+        return pa_task_new(st, args[0], (PyObject *)self, name, context, 0);
     }
     PyObject *factory = Py_NewRef(self->task_factory);
     PyObject *fargs[3] = {(PyObject *)self, args[0], context};

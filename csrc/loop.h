@@ -89,10 +89,18 @@ int pa_loop_get_debug(pa_state *st, PyObject *loop);
 int pa_loop_report(pa_state *st, PyObject *loop, PyObject *message, PyObject *key, PyObject *obj,
                    PyObject *exc, PyObject *source_tb);
 
-/* Parse create_task(coro, *, name=None, context=None) (shared by the loop and
- * TaskGroup); name and context come back NULL when absent or None. */
-int pa_parse_create_task_args(PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames,
-                              PyObject **name, PyObject **context);
+/* Parse fname(<npos positional>, *, name=None, context=None): create_task of
+ * the loop and of TaskGroup, and the eager task factory. name and context
+ * come back NULL when absent or None. */
+int pa_parse_task_args(const char *fname, Py_ssize_t npos, PyObject *const *args,
+                       Py_ssize_t nargsf, PyObject *kwnames, PyObject **name, PyObject **context);
+
+static inline int
+pa_parse_create_task_args(PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames,
+                          PyObject **name, PyObject **context)
+{
+    return pa_parse_task_args("create_task", 1, args, nargsf, kwnames, name, context);
+}
 
 /* Watcher methods, implemented in iowatch.c. */
 PyObject *pa_loop_add_reader(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);

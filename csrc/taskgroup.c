@@ -382,7 +382,7 @@ TaskGroup_create_task(TaskGroupObject *self, PyObject *const *args, Py_ssize_t n
     PyObject *task;
     if (pa_loop_check(st, self->loop) && ((LoopObject *)self->loop)->task_factory == NULL &&
         type_has_our_create_task(st, self->loop)) {
-        task = pa_task_new(st, coro, self->loop, name, context);
+        task = pa_task_new(st, coro, self->loop, name, context, 0);
     } else {
         PyObject *meth = PyObject_GetAttrString(self->loop, "create_task");
         if (meth == NULL) {

@@ -2,21 +2,17 @@
 
 With an eager factory, create_task() runs the coroutine's first step at once,
 inside the call; a coroutine that finishes without waiting never touches the
-loop. Same contract as asyncio.create_eager_task_factory().
+loop. Same contract as asyncio.create_eager_task_factory(); the factory itself
+is C (csrc/eagerfactory.c), and with pyasync.Task it makes and starts the task
+without a Python call.
 """
 from . import _compat
-from ._core import Task
+from ._core import EagerTaskFactory, Task
 
 
 def create_eager_task_factory(custom_task_constructor=Task):
     """A task factory that starts the tasks it makes eagerly."""
-    if not _compat.HAS_EAGER_TASKS:
-        raise RuntimeError("eager tasks need Python 3.12 or newer")
-
-    def factory(loop, coro, *, name=None, context=None):
-        return custom_task_constructor(coro, loop=loop, name=name, context=context,
-                                       eager_start=True)
-    return factory
+    return EagerTaskFactory(custom_task_constructor)
 
 
 eager_task_factory = create_eager_task_factory() if _compat.HAS_EAGER_TASKS else None

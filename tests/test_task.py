@@ -299,6 +299,52 @@ def test_pyasync_eager_factory_makes_pyasync_tasks(pyloop):
     assert pyloop.run_until_complete(main()) is pyasync.Task
 
 
+@EAGER
+@pytest.mark.parametrize("constructor", [asyncio.Task, pyasync.Task])
+def test_eager_factory_with_custom_constructor(loop, constructor):
+    # Our factory (C) and asyncio's give the same tasks: started inside
+    # create_task(), named, in the given context.
+    var = contextvars.ContextVar("v", default="unset")
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "given")
+    seen = []
+
+    async def body():
+        seen.append(var.get())
+        await asyncio.sleep(0)
+        return "ok"
+
+    for factory in (pyasync.create_eager_task_factory(constructor),
+                    asyncio.create_eager_task_factory(constructor)):
+        seen.clear()
+        loop.set_task_factory(factory)
+
+        async def main():
+            task = loop.create_task(body(), name="eager", context=ctx)
+            assert seen == ["given"]  # the first step already ran
+            assert type(task) is constructor and task.get_name() == "eager"
+            return await task
+        assert loop.run_until_complete(main()) == "ok"
+        loop.set_task_factory(None)
+
+
+@EAGER
+def test_eager_factory_bad_arguments(pyloop):
+    with pytest.raises(TypeError, match="callable"):
+        pyasync.create_eager_task_factory(42)
+    factory = pyasync.create_eager_task_factory()
+    assert factory.custom_task_constructor is pyasync.Task
+    assert "pyasync.Task" in repr(factory)
+    coro = double(1)
+    with pytest.raises(TypeError, match="2 positional arguments"):
+        factory(pyloop)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'bogus'"):
+        factory(pyloop, coro, bogus=1)
+    with pytest.raises(TypeError, match="a coroutine was expected"):
+        factory(pyloop, 42)
+    coro.close()
+
+
 @pytest.mark.skipif(sys.version_info >= (3, 12), reason="before 3.12 only")
 def test_eager_factory_needs_312():
     assert pyasync.eager_task_factory is None
