@@ -195,6 +195,49 @@ pa_loop_private_add_writer(LoopObject *self, PyObject *const *args, Py_ssize_t n
     return add_watcher(self, args, nargs, PA_WRITABLE, "add_writer");
 }
 
+int
+pa_loop_watch_fd(LoopObject *self, int fd, uint32_t dir, PyObject *callback)
+{
+    if (pa_loop_check_closed(self) < 0 || ensure_capacity(self, fd) < 0) {
+        return -1;
+    }
+    pa_state *st = self->state;
+    HandleObject *h =
+        pa_handle_new(st, st->HandleType, (PyObject *)self, callback, NULL, 0, NULL, self->debug);
+    if (h == NULL) {
+        return -1;
+    }
+    if (set_interest(self, fd, self->io[fd].events | dir) < 0) {
+        Py_DECREF(h);
+        return -1;
+    }
+    PyObject **slot = dir == PA_READABLE ? &self->io[fd].reader : &self->io[fd].writer;
+    PyObject *old = *slot;
+    *slot = (PyObject *)h;
+    if (old != NULL) {
+        int rc = pa_handle_cancel_plain(st, (HandleObject *)old, self->debug);
+        Py_DECREF(old);
+        return rc;
+    }
+    return 0;
+}
+
+int
+pa_loop_unwatch_fd(LoopObject *self, int fd, uint32_t dir)
+{
+    return remove_watcher(self, fd, dir);
+}
+
+int
+pa_loop_is_watching(LoopObject *self, int fd, uint32_t dir)
+{
+    if (fd < 0 || fd >= self->io_capacity) {
+        return 0;
+    }
+    PyObject *h = dir == PA_READABLE ? self->io[fd].reader : self->io[fd].writer;
+    return h != NULL && !((HandleObject *)h)->cancelled;
+}
+
 PyObject *
 pa_loop_remove_reader(LoopObject *self, PyObject *fileobj)
 {

@@ -17,6 +17,8 @@
  * of the subclass in pyasync/_loop.py, called once per run_forever().
  */
 #include "loop.h"
+
+#include <limits.h>
 #include "clock.h"
 #include "handle.h"
 #include "future.h"
@@ -693,6 +695,29 @@ Loop_get_debug(LoopObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 static PyObject *
+is_watching(LoopObject *self, PyObject *fdobj, uint32_t dir)
+{
+    long fd = PyLong_AsLong(fdobj);
+    if (fd == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    return PyBool_FromLong(fd >= 0 && fd <= INT_MAX && pa_loop_is_watching(self, (int)fd, dir));
+}
+
+/* _is_watching_read(fd): for reprs, like asyncio's test of its selector. */
+static PyObject *
+Loop_is_watching_read(LoopObject *self, PyObject *fdobj)
+{
+    return is_watching(self, fdobj, PA_READABLE);
+}
+
+static PyObject *
+Loop_is_watching_write(LoopObject *self, PyObject *fdobj)
+{
+    return is_watching(self, fdobj, PA_WRITABLE);
+}
+
+static PyObject *
 Loop_time(LoopObject *self, PyObject *Py_UNUSED(ignored))
 {
     return PyFloat_FromDouble(pa_clock_now());
@@ -1041,6 +1066,8 @@ static PyMethodDef Loop_methods[] = {
      "Like add_writer() but returns the handle."},
     {"_remove_reader", (PyCFunction)pa_loop_remove_reader, METH_O, NULL},
     {"_remove_writer", (PyCFunction)pa_loop_remove_writer, METH_O, NULL},
+    {"_is_watching_read", (PyCFunction)Loop_is_watching_read, METH_O, NULL},
+    {"_is_watching_write", (PyCFunction)Loop_is_watching_write, METH_O, NULL},
     {"_close_core", (PyCFunction)Loop_close_core, METH_NOARGS,
      "Release the queues, watchers, poller and self-pipe."},
     {"_write_to_self", (PyCFunction)Loop_write_to_self, METH_NOARGS, NULL},

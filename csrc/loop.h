@@ -102,6 +102,18 @@ pa_parse_create_task_args(PyObject *const *args, Py_ssize_t nargsf, PyObject *kw
     return pa_parse_task_args("create_task", 1, args, nargsf, kwnames, name, context);
 }
 
+/* Watch fd for one direction (PA_READABLE or PA_WRITABLE) with a callback
+ * taking no arguments, run in a copy of the current context; replaces (and
+ * cancels) the previous watcher, as add_reader() does. 0, or -1 with an
+ * exception. In iowatch.c, like the rest of this block. */
+int pa_loop_watch_fd(LoopObject *self, int fd, uint32_t dir, PyObject *callback);
+
+/* Stop watching: 1 if a watcher was removed, 0 if none, -1 on error. */
+int pa_loop_unwatch_fd(LoopObject *self, int fd, uint32_t dir);
+
+/* Whether a live watcher is registered for that direction. */
+int pa_loop_is_watching(LoopObject *self, int fd, uint32_t dir);
+
 /* Watcher methods, implemented in iowatch.c. */
 PyObject *pa_loop_add_reader(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *pa_loop_add_writer(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);

@@ -14,6 +14,7 @@
 #include "task.h"
 #include "taskgroup.h"
 #include "taskregistry.h"
+#include "transport.h"
 
 #if !defined(__linux__) && !defined(__unix__) && !defined(__APPLE__)
 #error "pyasync needs a POSIX system with poll() (epoll on Linux)"
@@ -48,6 +49,7 @@ static const struct {
     {"current_task", offsetof(pa_state, current_task)},
     {"task_registry", offsetof(pa_state, task_registry)},
     {"WeakSet", offsetof(pa_state, WeakSet)},
+    {"BufferedProtocol", offsetof(pa_state, BufferedProtocol)},
 };
 
 #define N_HELPERS (sizeof(helper_slots) / sizeof(helper_slots[0]))
@@ -136,6 +138,9 @@ module_exec(PyObject *module)
     INTERN(str_cancel, "cancel");
     INTERN(str_get_loop, "get_loop");
     INTERN(str_loop_attr, "_loop");
+    INTERN(str_data_received, "data_received");
+    INTERN(str_get_buffer, "get_buffer");
+    INTERN(str_buffer_updated, "buffer_updated");
     st->kwnames_context = PyTuple_Pack(1, st->str_context);
     if (st->kwnames_context == NULL) {
         return -1;
@@ -156,7 +161,8 @@ module_exec(PyObject *module)
     if (pa_handle_register_types(module, st) < 0 || pa_loop_register_type(module, st) < 0 ||
         pa_future_register_types(module, st) < 0 || pa_task_register_type(module, st) < 0 ||
         pa_taskgroup_register_types(module, st) < 0 ||
-        pa_eager_factory_register_type(module, st) < 0) {
+        pa_eager_factory_register_type(module, st) < 0 ||
+        pa_transport_register_type(module, st) < 0) {
         return -1;
     }
     return 0;
@@ -175,6 +181,7 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->TaskGroupType);
     Py_VISIT(st->TaskGroupExitType);
     Py_VISIT(st->EagerTaskFactoryType);
+    Py_VISIT(st->TransportType);
     for (size_t i = 0; i < N_HELPERS; i++) {
         Py_VISIT(*helper_field(st, i));
     }
@@ -234,6 +241,12 @@ module_clear(PyObject *module)
     Py_CLEAR(st->str_cancel);
     Py_CLEAR(st->str_get_loop);
     Py_CLEAR(st->str_loop_attr);
+    Py_CLEAR(st->str_data_received);
+    Py_CLEAR(st->str_get_buffer);
+    Py_CLEAR(st->str_buffer_updated);
+    Py_CLEAR(st->TransportType);
+    PyMem_RawFree(st->recv_buffer);
+    st->recv_buffer = NULL;
     return 0;
 }
 

@@ -41,6 +41,7 @@ typedef struct {
     PyObject *current_task;           /* asyncio.tasks.current_task */
     PyObject *task_registry;          /* asyncio.tasks._scheduled_tasks (3.11: _all_tasks) */
     PyObject *WeakSet;                /* weakref.WeakSet */
+    PyObject *BufferedProtocol;       /* asyncio.BufferedProtocol */
 
     /* The registry set and its parts, cached by taskregistry.c. */
     PyObject *registry_set;
@@ -61,6 +62,8 @@ typedef struct {
     PyTypeObject *TaskGroupType;
     PyTypeObject *TaskGroupExitType;
     PyTypeObject *EagerTaskFactoryType;
+    PyTypeObject *TransportType;
+    char *recv_buffer;                /* scratch for transports' recv(), made when first needed */
     unsigned long long task_name_counter;
 
     /* Interned attribute names. */
@@ -95,6 +98,9 @@ typedef struct {
     PyObject *str_cancel;
     PyObject *str_get_loop;
     PyObject *str_loop_attr;
+    PyObject *str_data_received;
+    PyObject *str_get_buffer;
+    PyObject *str_buffer_updated;
 } pa_state;
 
 extern struct PyModuleDef pa_module_def;

@@ -40,3 +40,49 @@ TASK_REGISTRY_NAME = "_scheduled_tasks" if PY312 else "_all_tasks"
 if sys.platform == "win32":  # pragma: no cover - refused in __init__
     raise ImportError("pyasync does not support Windows")
 from asyncio.unix_events import _UnixDefaultEventLoopPolicy as BaseDefaultPolicy  # noqa: E402
+
+# asyncio.Server tracks its transports from 3.13 (close_clients and
+# abort_clients); before, it only counts them.
+if PY313:
+    def server_attach(server, transport):
+        server._attach(transport)
+
+    def server_detach(server, transport):
+        server._detach(transport)
+else:
+    def server_attach(server, transport):
+        server._attach()
+
+    def server_detach(server, transport):
+        server._detach()
+
+
+# Keyword arguments of the networking methods that newer versions added:
+# create_connection(all_errors=) in 3.12, create_server(keep_alive=) and
+# create_unix_server(cleanup_socket=) in 3.13 (which also made removing the
+# socket file on close the default). On older versions they are refused like
+# any unknown keyword.
+def _pop_new_kwarg(kwargs, method, name, default, available):
+    value = kwargs.pop(name, default) if available else default
+    if kwargs:
+        unexpected = next(iter(kwargs))
+        raise TypeError(f"{method}() got an unexpected keyword argument '{unexpected}'")
+    return value
+
+
+def pop_all_errors(kwargs, method):
+    return _pop_new_kwarg(kwargs, method, 'all_errors', False, PY312)
+
+
+def pop_keep_alive(kwargs, method):
+    return _pop_new_kwarg(kwargs, method, 'keep_alive', None, PY313)
+
+
+def pop_cleanup_socket(kwargs, method):
+    return _pop_new_kwarg(kwargs, method, 'cleanup_socket', PY313, PY313)
+
+
+async def sleep0():
+    """One loop iteration (asyncio.sleep(0), imported late: no cycle)."""
+    from asyncio import tasks
+    await tasks.sleep(0)

@@ -19,11 +19,12 @@ import weakref
 
 from asyncio import base_events as _base_events
 from asyncio import base_futures, base_tasks, constants, coroutines, events, exceptions
-from asyncio import format_helpers, futures, tasks, timeouts
+from asyncio import format_helpers, futures, protocols, tasks, timeouts
 from asyncio.log import logger
 
 from . import _compat
 from ._core import Handle, LoopBase
+from ._network import NetworkMixin
 
 
 def _run_until_complete_cb(fut):
@@ -41,7 +42,7 @@ def _sighandler_noop(signum, frame):
     signal number to the loop's wakeup fd, which is all we need."""
 
 
-class Loop(LoopBase, events.AbstractEventLoop):
+class Loop(LoopBase, NetworkMixin, events.AbstractEventLoop):
     """An asyncio event loop implemented in C."""
 
     def __init__(self):
@@ -463,6 +464,7 @@ def _install_helpers():
         current_task=tasks.current_task,
         task_registry=getattr(tasks, _compat.TASK_REGISTRY_NAME),
         WeakSet=weakref.WeakSet,
+        BufferedProtocol=protocols.BufferedProtocol,
     )
 
 

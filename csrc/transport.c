@@ -1,0 +1,1204 @@
+/*
+ * transport.c - see transport.h. The behaviour follows asyncio's selector
+ * socket transport of each supported version; the messages given to the
+ * exception handler are asyncio's.
+ *
+ * The write buffer is one contiguous block [wstart, wend) of wcap bytes:
+ * appending copies, sending never does, and a drained buffer of more than
+ * WBUF_KEEP bytes is freed so that idle connections hold no memory.
+ */
+#include "transport.h"
+#include "loop.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <structmember.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#define MAX_READ (256 * 1024)           /* bytes per recv(), as asyncio's max_size */
+#define WBUF_KEEP (16 * 1024)           /* a drained write buffer up to this size is kept */
+#define DEFAULT_HIGH_WATER (64 * 1024)  /* asyncio's default write buffer limits */
+#define LOG_THRESHOLD_FOR_CONNLOST_WRITES 5
+#ifndef IOV_MAX
+#define IOV_MAX 1024
+#endif
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *extra;        /* asyncio.BaseTransport's `_extra` slot: keep first */
+    PyObject *loop;         /* a pyasync loop (LoopObject) */
+    PyObject *sock;         /* socket.socket; NULL once connection_lost ran */
+    PyObject *protocol;
+    PyObject *server;       /* asyncio.Server or None */
+    PyObject *empty_waiter; /* future for sendfile: set when the buffer drains */
+    PyObject *read_ready;   /* bound self._read_ready, made once */
+    PyObject *write_ready;  /* bound self._write_ready, made once */
+    char *wbuf;
+    Py_ssize_t wstart, wend, wcap;
+    Py_ssize_t high_water, low_water;
+    Py_ssize_t conn_lost;   /* connection_lost scheduled (then: writes since) */
+    int fd;
+    char closing;
+    char paused;            /* pause_reading() in effect */
+    char eof;               /* write_eof() called */
+    char protocol_paused;   /* pause_writing() called on the protocol */
+    char protocol_connected;
+    char buffered;          /* the protocol is an asyncio.BufferedProtocol */
+} TransportObject;
+
+#define WBUF_SIZE(t) ((t)->wend - (t)->wstart)
+
+static LoopObject *
+loop_of(TransportObject *self)
+{
+    return (LoopObject *)self->loop;
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+static int
+is_fatal_exception(void)
+{
+    return PyErr_ExceptionMatches(PyExc_SystemExit) ||
+           PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
+}
+
+/* The OSError (subclass picked from errno) for a failed syscall, as an
+ * object; NULL only if making it failed. */
+static PyObject *
+oserror_from_errno(int err)
+{
+    errno = err;
+    PyErr_SetFromErrno(PyExc_OSError);
+    return pa_err_take();
+}
+
+static int
+call_soon_method(TransportObject *self, const char *name, PyObject *arg)
+{
+    pa_state *st = loop_of(self)->state;
+    PyObject *method = PyObject_GetAttrString((PyObject *)self, name);
+    if (method == NULL) {
+        return -1;
+    }
+    PyObject *args[1] = {arg};
+    int rc = pa_call_soon(st, self->loop, method, args, 1, NULL);
+    Py_DECREF(method);
+    return rc;
+}
+
+static int
+report(TransportObject *self, const char *message, PyObject *exc)
+{
+    pa_state *st = loop_of(self)->state;
+    PyObject *ctx = Py_BuildValue("{sssOsOsO}", "message", message, "exception", exc,
+                                  "transport", (PyObject *)self, "protocol",
+                                  self->protocol ? self->protocol : Py_None);
+    if (ctx == NULL) {
+        return -1;
+    }
+    PyObject *res = PyObject_CallMethodOneArg(self->loop, st->str_call_exception_handler, ctx);
+    Py_DECREF(ctx);
+    Py_XDECREF(res);
+    return res ? 0 : -1;
+}
+
+static int
+unwatch(TransportObject *self, uint32_t dir)
+{
+    return pa_loop_unwatch_fd(loop_of(self), self->fd, dir) < 0 ? -1 : 0;
+}
+
+static void
+wbuf_clear(TransportObject *self)
+{
+    free(self->wbuf);
+    self->wbuf = NULL;
+    self->wstart = self->wend = self->wcap = 0;
+}
+
+/* The buffer just drained: start again at offset 0, or give it back. */
+static void
+wbuf_drained(TransportObject *self)
+{
+    if (self->wcap > WBUF_KEEP) {
+        wbuf_clear(self);
+    } else {
+        self->wstart = self->wend = 0;
+    }
+}
+
+static int
+wbuf_append(TransportObject *self, const char *data, Py_ssize_t len)
+{
+    if (self->wend + len > self->wcap) {
+        Py_ssize_t used = WBUF_SIZE(self);
+        if (self->wstart > 0) {
+            memmove(self->wbuf, self->wbuf + self->wstart, (size_t)used);
+            self->wstart = 0;
+            self->wend = used;
+        }
+        if (used + len > self->wcap) {
+            Py_ssize_t cap = self->wcap ? self->wcap : 4096;
+            while (cap < used + len) {
+                if (cap > PY_SSIZE_T_MAX / 2) {
+                    PyErr_NoMemory();
+                    return -1;
+                }
+                cap *= 2;
+            }
+            char *buf = realloc(self->wbuf, (size_t)cap);
+            if (buf == NULL) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            self->wbuf = buf;
+            self->wcap = cap;
+        }
+    }
+    memcpy(self->wbuf + self->wend, data, (size_t)len);
+    self->wend += len;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- closing */
+
+/* _force_close(exc): drop buffered data, stop reading, schedule
+ * connection_lost(exc) - once. */
+static int
+force_close(TransportObject *self, PyObject *exc)
+{
+    if (self->conn_lost) {
+        return 0;
+    }
+    if (WBUF_SIZE(self) > 0) {
+        wbuf_clear(self);
+        if (unwatch(self, PA_WRITABLE) < 0) {
+            return -1;
+        }
+    }
+    if (!self->closing) {
+        self->closing = 1;
+        if (unwatch(self, PA_READABLE) < 0) {
+            return -1;
+        }
+    }
+    self->conn_lost++;
+    return call_soon_method(self, "_call_connection_lost", exc ? exc : Py_None);
+}
+
+/* _fatal_error(exc, message): OSErrors are only logged in debug mode (peers
+ * go away all the time); anything else goes to the exception handler. Then
+ * the transport is force-closed. Fails only for what must stop the loop. */
+static int
+fatal_error(TransportObject *self, PyObject *exc, const char *message)
+{
+    pa_state *st = loop_of(self)->state;
+    int rc = 0;
+    if (PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_OSError)) {
+        if (loop_of(self)->debug) {
+            PyObject *kw = Py_BuildValue("{sO}", "exc_info", exc);
+            PyObject *fn = kw ? PyObject_GetAttrString(st->logger, "debug") : NULL;
+            PyObject *args = fn ? Py_BuildValue("(sOs)", "%r: %s", (PyObject *)self, message)
+                                : NULL;
+            PyObject *res = args ? PyObject_Call(fn, args, kw) : NULL;
+            Py_XDECREF(kw);
+            Py_XDECREF(fn);
+            Py_XDECREF(args);
+            Py_XDECREF(res);
+            rc = res ? 0 : -1;
+        }
+    } else {
+        rc = report(self, message, exc);
+    }
+    if (rc == 0) {
+        rc = force_close(self, exc);
+    }
+    return rc;
+}
+
+/* The raised exception as a fatal error with `message`; SystemExit and
+ * KeyboardInterrupt stay raised (-1). */
+static int
+fatal_error_from_raised(TransportObject *self, const char *message)
+{
+    if (is_fatal_exception()) {
+        return -1;
+    }
+    PyObject *exc = pa_err_take();
+    int rc = fatal_error(self, exc, message);
+    Py_DECREF(exc);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- flow control */
+
+static int
+protocol_callback_failed(TransportObject *self, const char *message)
+{
+    if (is_fatal_exception()) {
+        return -1;
+    }
+    PyObject *exc = pa_err_take();
+    int rc = report(self, message, exc);
+    Py_DECREF(exc);
+    return rc;
+}
+
+static int
+maybe_pause_protocol(TransportObject *self)
+{
+    if (WBUF_SIZE(self) <= self->high_water || self->protocol_paused) {
+        return 0;
+    }
+    self->protocol_paused = 1;
+    PyObject *res = PyObject_CallMethod(self->protocol, "pause_writing", NULL);
+    if (res == NULL) {
+        return protocol_callback_failed(self, "protocol.pause_writing() failed");
+    }
+    Py_DECREF(res);
+    return 0;
+}
+
+static int
+maybe_resume_protocol(TransportObject *self)
+{
+    if (!self->protocol_paused || WBUF_SIZE(self) > self->low_water) {
+        return 0;
+    }
+    self->protocol_paused = 0;
+    PyObject *res = PyObject_CallMethod(self->protocol, "resume_writing", NULL);
+    if (res == NULL) {
+        return protocol_callback_failed(self, "protocol.resume_writing() failed");
+    }
+    Py_DECREF(res);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- reading */
+
+static int
+on_eof(TransportObject *self)
+{
+    if (loop_of(self)->debug) {
+        pa_state *st = loop_of(self)->state;
+        PyObject *res = PyObject_CallMethod(st->logger, "debug", "sO", "%r received EOF",
+                                            (PyObject *)self);
+        if (res == NULL) {
+            return -1;
+        }
+        Py_DECREF(res);
+    }
+    PyObject *res = PyObject_CallMethod(self->protocol, "eof_received", NULL);
+    if (res == NULL) {
+        return fatal_error_from_raised(self, "Fatal error: protocol.eof_received() call failed.");
+    }
+    int keep_open = PyObject_IsTrue(res);
+    Py_DECREF(res);
+    if (keep_open < 0) {
+        return fatal_error_from_raised(self, "Fatal error: protocol.eof_received() call failed.");
+    }
+    if (keep_open) {
+        /* The protocol may still write, but nothing more can be read. */
+        return unwatch(self, PA_READABLE);
+    }
+    res = PyObject_CallMethod((PyObject *)self, "close", NULL);
+    Py_XDECREF(res);
+    return res ? 0 : -1;
+}
+
+static int
+read_failed(TransportObject *self, int err)
+{
+    if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
+        return 0;
+    }
+    PyObject *exc = oserror_from_errno(err);
+    if (exc == NULL) {
+        return -1;
+    }
+    int rc = fatal_error(self, exc, "Fatal read error on socket transport");
+    Py_DECREF(exc);
+    return rc;
+}
+
+static int
+read_into_buffered_protocol(TransportObject *self)
+{
+    pa_state *st = loop_of(self)->state;
+    PyObject *minus_one = PyLong_FromLong(-1);
+    PyObject *buf = minus_one ? PyObject_CallMethodOneArg(self->protocol, st->str_get_buffer,
+                                                          minus_one)
+                              : NULL;
+    Py_XDECREF(minus_one);
+    Py_buffer view;
+    if (buf == NULL || PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE) < 0) {
+        Py_XDECREF(buf);
+        return fatal_error_from_raised(self, "Fatal error: protocol.get_buffer() call failed.");
+    }
+    Py_DECREF(buf);
+    if (view.len == 0) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_RuntimeError, "get_buffer() returned an empty buffer");
+        return fatal_error_from_raised(self, "Fatal error: protocol.get_buffer() call failed.");
+    }
+    ssize_t n = recv(self->fd, view.buf, (size_t)view.len, 0);
+    int err = errno;
+    PyBuffer_Release(&view);
+    if (n < 0) {
+        return read_failed(self, err);
+    }
+    if (n == 0) {
+        return on_eof(self);
+    }
+    PyObject *nbytes = PyLong_FromSsize_t(n);
+    PyObject *res = nbytes ? PyObject_CallMethodOneArg(self->protocol, st->str_buffer_updated,
+                                                       nbytes)
+                           : NULL;
+    Py_XDECREF(nbytes);
+    if (res == NULL) {
+        return fatal_error_from_raised(self,
+                                       "Fatal error: protocol.buffer_updated() call failed.");
+    }
+    Py_DECREF(res);
+    return 0;
+}
+
+static int
+read_into_protocol(TransportObject *self)
+{
+    pa_state *st = loop_of(self)->state;
+    if (st->recv_buffer == NULL) {
+        st->recv_buffer = PyMem_RawMalloc(MAX_READ);
+        if (st->recv_buffer == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    ssize_t n = recv(self->fd, st->recv_buffer, MAX_READ, 0);
+    if (n < 0) {
+        return read_failed(self, errno);
+    }
+    if (n == 0) {
+        return on_eof(self);
+    }
+    PyObject *data = PyBytes_FromStringAndSize(st->recv_buffer, n);
+    if (data == NULL) {
+        return -1;
+    }
+    PyObject *res = PyObject_CallMethodOneArg(self->protocol, st->str_data_received, data);
+    Py_DECREF(data);
+    if (res == NULL) {
+        return fatal_error_from_raised(self, "Fatal error: protocol.data_received() call failed.");
+    }
+    Py_DECREF(res);
+    return 0;
+}
+
+static PyObject *
+Transport_read_ready(TransportObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->conn_lost || self->sock == NULL) {
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(self); /* the protocol may drop the last other reference */
+    int rc = self->buffered ? read_into_buffered_protocol(self) : read_into_protocol(self);
+    Py_DECREF(self);
+    if (rc < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* ---------------------------------------------------------------- writing */
+
+static int
+write_failed(TransportObject *self, int err)
+{
+    PyObject *exc = oserror_from_errno(err);
+    if (exc == NULL) {
+        return -1;
+    }
+    int rc = fatal_error(self, exc, "Fatal write error on socket transport");
+    Py_DECREF(exc);
+    return rc;
+}
+
+/* A write after connection_lost was scheduled: counted, and logged once
+ * the count passes asyncio's threshold. */
+static PyObject *
+write_after_lost(TransportObject *self)
+{
+    if (self->conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES) {
+        pa_state *st = loop_of(self)->state;
+        PyObject *res = PyObject_CallMethod(st->logger, "warning", "s",
+                                            "socket.send() raised exception.");
+        if (res == NULL) {
+            return NULL;
+        }
+        Py_DECREF(res);
+    }
+    self->conn_lost++;
+    Py_RETURN_NONE;
+}
+
+static int
+check_can_write(TransportObject *self, const char *what)
+{
+    if (self->eof) {
+        PyErr_Format(PyExc_RuntimeError, "Cannot call %s() after write_eof()", what);
+        return -1;
+    }
+    if (self->empty_waiter != NULL) {
+        PyErr_Format(PyExc_RuntimeError, "unable to %s; sendfile is in progress", what);
+        return -1;
+    }
+    return 0;
+}
+
+/* Data is left in the buffer: make sure the writer runs, and tell the
+ * protocol if the buffer went over the high mark. */
+static int
+buffered_data_pending(TransportObject *self, int was_empty)
+{
+    if (was_empty && pa_loop_watch_fd(loop_of(self), self->fd, PA_WRITABLE, self->write_ready) < 0) {
+        return -1;
+    }
+    return maybe_pause_protocol(self);
+}
+
+static PyObject *
+Transport_write(TransportObject *self, PyObject *data)
+{
+    if (!PyBytes_Check(data) && !PyByteArray_Check(data) && !PyMemoryView_Check(data)) {
+        PyErr_Format(PyExc_TypeError, "data argument must be a bytes-like object, not '%.200s'",
+                     Py_TYPE(data)->tp_name);
+        return NULL;
+    }
+    if (check_can_write(self, "write") < 0) {
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (view.len == 0) {
+        PyBuffer_Release(&view);
+        Py_RETURN_NONE;
+    }
+    if (self->conn_lost) {
+        PyBuffer_Release(&view);
+        return write_after_lost(self);
+    }
+    const char *p = view.buf;
+    Py_ssize_t len = view.len;
+    int was_empty = WBUF_SIZE(self) == 0;
+    if (was_empty) {
+        /* Try to send at once; buffer only what the kernel did not take. */
+        ssize_t n = send(self->fd, p, (size_t)len, 0);
+        if (n < 0) {
+            int err = errno;
+            if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
+                PyBuffer_Release(&view);
+                Py_INCREF(self);
+                int rc = write_failed(self, err);
+                Py_DECREF(self);
+                if (rc < 0) {
+                    return NULL;
+                }
+                Py_RETURN_NONE;
+            }
+        } else {
+            p += n;
+            len -= n;
+        }
+    }
+    int rc = 0;
+    if (len > 0) {
+        rc = wbuf_append(self, p, len);
+        if (rc == 0) {
+            rc = buffered_data_pending(self, was_empty);
+        }
+    }
+    PyBuffer_Release(&view);
+    if (rc < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* writelines(): with nothing buffered the pieces go out in one writev()
+ * without being copied; whatever is left is buffered. */
+static PyObject *
+Transport_writelines(TransportObject *self, PyObject *list_of_data)
+{
+    if (check_can_write(self, "writelines") < 0) {
+        return NULL;
+    }
+    PyObject *seq = PySequence_Fast(list_of_data, "writelines() argument must be iterable");
+    if (seq == NULL) {
+        return NULL;
+    }
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
+    Py_buffer *views = count ? PyMem_Calloc((size_t)count, sizeof(Py_buffer)) : NULL;
+    if (count && views == NULL) {
+        Py_DECREF(seq);
+        return PyErr_NoMemory();
+    }
+    PyObject *result = NULL;
+    Py_ssize_t nviews = 0, total = 0;
+    for (; nviews < count; nviews++) {
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, nviews), &views[nviews],
+                               PyBUF_SIMPLE) < 0) {
+            goto done;
+        }
+        total += views[nviews].len;
+    }
+    if (total == 0) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    if (self->conn_lost) {
+        result = write_after_lost(self);
+        goto done;
+    }
+    int was_empty = WBUF_SIZE(self) == 0;
+    Py_ssize_t sent = 0;
+    if (was_empty) {
+        struct iovec iov[IOV_MAX];
+        int niov = 0;
+        for (Py_ssize_t i = 0; i < nviews && niov < IOV_MAX; i++) {
+            if (views[i].len > 0) {
+                iov[niov].iov_base = views[i].buf;
+                iov[niov].iov_len = (size_t)views[i].len;
+                niov++;
+            }
+        }
+        ssize_t n = writev(self->fd, iov, niov);
+        if (n < 0) {
+            int err = errno;
+            if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
+                Py_INCREF(self);
+                int rc = write_failed(self, err);
+                Py_DECREF(self);
+                result = rc < 0 ? NULL : Py_NewRef(Py_None);
+                goto done;
+            }
+        } else {
+            sent = n;
+        }
+    }
+    /* Buffer the rest: skip the `sent` bytes the kernel took. */
+    for (Py_ssize_t i = 0; i < nviews; i++) {
+        Py_ssize_t len = views[i].len;
+        if (sent >= len) {
+            sent -= len;
+            continue;
+        }
+        if (wbuf_append(self, (const char *)views[i].buf + sent, len - sent) < 0) {
+            goto done;
+        }
+        sent = 0;
+    }
+    if (WBUF_SIZE(self) > 0 && buffered_data_pending(self, was_empty) < 0) {
+        goto done;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    for (Py_ssize_t i = 0; i < nviews; i++) {
+        PyBuffer_Release(&views[i]);
+    }
+    PyMem_Free(views);
+    Py_DECREF(seq);
+    return result;
+}
+
+static int
+shutdown_write(TransportObject *self)
+{
+    if (shutdown(self->fd, SHUT_WR) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+call_connection_lost_now(TransportObject *self, PyObject *exc)
+{
+    PyObject *res = PyObject_CallMethod((PyObject *)self, "_call_connection_lost", "O", exc);
+    Py_XDECREF(res);
+    return res ? 0 : -1;
+}
+
+static int
+settle_empty_waiter(TransportObject *self, PyObject *exc)
+{
+    if (self->empty_waiter == NULL) {
+        return 0;
+    }
+    PyObject *res = exc ? PyObject_CallMethod(self->empty_waiter, "set_exception", "O", exc)
+                        : PyObject_CallMethod(self->empty_waiter, "set_result", "O", Py_None);
+    Py_XDECREF(res);
+    return res ? 0 : -1;
+}
+
+static int
+write_ready(TransportObject *self)
+{
+    if (self->conn_lost || WBUF_SIZE(self) == 0) {
+        return 0;
+    }
+    ssize_t n = send(self->fd, self->wbuf + self->wstart, (size_t)WBUF_SIZE(self), 0);
+    if (n < 0) {
+        int err = errno;
+        if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
+            return 0;
+        }
+        if (unwatch(self, PA_WRITABLE) < 0) {
+            return -1;
+        }
+        wbuf_clear(self);
+        PyObject *exc = oserror_from_errno(err);
+        if (exc == NULL) {
+            return -1;
+        }
+        int rc = fatal_error(self, exc, "Fatal write error on socket transport");
+        if (rc == 0) {
+            rc = settle_empty_waiter(self, exc);
+        }
+        Py_DECREF(exc);
+        return rc;
+    }
+    self->wstart += n;
+    if (WBUF_SIZE(self) == 0) {
+        wbuf_drained(self);
+    }
+    if (maybe_resume_protocol(self) < 0) { /* may write more */
+        return -1;
+    }
+    if (WBUF_SIZE(self) > 0) {
+        return 0;
+    }
+    if (unwatch(self, PA_WRITABLE) < 0 || settle_empty_waiter(self, NULL) < 0) {
+        return -1;
+    }
+    if (self->closing) {
+        return call_connection_lost_now(self, Py_None);
+    }
+    if (self->eof) {
+        return shutdown_write(self);
+    }
+    return 0;
+}
+
+static PyObject *
+Transport_write_ready(TransportObject *self, PyObject *Py_UNUSED(ignored))
+{
+    Py_INCREF(self);
+    int rc = write_ready(self);
+    Py_DECREF(self);
+    if (rc < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Transport_write_eof(TransportObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->closing || self->eof) {
+        Py_RETURN_NONE;
+    }
+    self->eof = 1;
+    if (WBUF_SIZE(self) == 0 && shutdown_write(self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Transport_can_write_eof(TransportObject *self, PyObject *Py_UNUSED(ignored))
+{
+    Py_RETURN_TRUE;
+}
+
+/* ---------------------------------------------------------------- state changes */
+
+static PyObject *
+Transport_close(TransportObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->closing) {
+        Py_RETURN_NONE;
+    }
+    self->closing = 1;
+    if (unwatch(self, PA_READABLE) < 0) {
+        return NULL;
+    }
+    if (WBUF_SIZE(self) == 0) {
+        self->conn_lost++;
+        if (unwatch(self, PA_WRITABLE) < 0 ||
+            call_soon_method(self, "_call_connection_lost", Py_None) < 0) {
+            return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Transport_abort(TransportObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (force_close(self, NULL) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Transport_force_close(TransportObject *self, PyObject *exc)
+{
+    if (force_close(self, exc == Py_None ? NULL : exc) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Transport_fatal_error(TransportObject *self, PyObject *args)
+{
+    PyObject *exc;
+    const char *message = "Fatal error on transport";
+    if (!PyArg_ParseTuple(args, "O|s:_fatal_error", &exc, &message)) {
+        return NULL;
+    }
+    if (fatal_error(self, exc, message) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* _call_connection_lost(exc): tell the protocol, then close the socket and
+ * drop what the transport holds, whatever the protocol did. */
+static PyObject *
+Transport_call_connection_lost(TransportObject *self, PyObject *exc)
+{
+    PyObject *err = NULL;
+    if (self->protocol_connected && self->protocol != NULL) {
+        PyObject *res = PyObject_CallMethod(self->protocol, "connection_lost", "O", exc);
+        if (res == NULL) {
+            err = pa_err_take();
+        }
+        Py_XDECREF(res);
+    }
+    if (self->sock != NULL) {
+        PyObject *sock = self->sock;
+        self->sock = NULL;
+        PyObject *res = PyObject_CallMethod(sock, "close", NULL);
+        Py_DECREF(sock);
+        if (res == NULL && err == NULL) {
+            err = pa_err_take();
+        }
+        Py_XDECREF(res);
+    }
+    Py_CLEAR(self->protocol);
+    if (self->server != NULL && self->server != Py_None) {
+        PyObject *res = PyObject_CallMethod((PyObject *)self, "_detach_server", NULL);
+        if (res == NULL && err == NULL) {
+            err = pa_err_take();
+        }
+        Py_XDECREF(res);
+    }
+    Py_CLEAR(self->server);
+    if (self->empty_waiter != NULL && err == NULL) {
+        PyObject *lost = PyObject_CallFunction(PyExc_ConnectionError, "s",
+                                               "Connection is closed by peer");
+        if (lost == NULL || settle_empty_waiter(self, lost) < 0) {
+            err = pa_err_take();
+        }
+        Py_XDECREF(lost);
+    }
+    if (err != NULL) {
+        pa_err_restore(err);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Transport_is_closing(TransportObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(self->closing);
+}
+
+static PyObject *
+Transport_is_reading(TransportObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(!self->closing && !self->paused);
+}
+
+static int
+debug_log(TransportObject *self, const char *format)
+{
+    if (!loop_of(self)->debug) {
+        return 0;
+    }
+    PyObject *res =
+        PyObject_CallMethod(loop_of(self)->state->logger, "debug", "sO", format, (PyObject *)self);
+    Py_XDECREF(res);
+    return res ? 0 : -1;
+}
+
+static PyObject *
+Transport_pause_reading(TransportObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->closing || self->paused) {
+        Py_RETURN_NONE;
+    }
+    self->paused = 1;
+    if (unwatch(self, PA_READABLE) < 0 || debug_log(self, "%r pauses reading") < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Transport_resume_reading(TransportObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->closing || !self->paused) {
+        Py_RETURN_NONE;
+    }
+    self->paused = 0;
+    if (pa_loop_watch_fd(loop_of(self), self->fd, PA_READABLE, self->read_ready) < 0 ||
+        debug_log(self, "%r resumes reading") < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* Start reading (scheduled right after connection_made), unless paused or
+ * closed meanwhile. */
+static PyObject *
+Transport_start_reading(TransportObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->closing || self->paused) {
+        Py_RETURN_NONE;
+    }
+    if (pa_loop_watch_fd(loop_of(self), self->fd, PA_READABLE, self->read_ready) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static int
+set_protocol(TransportObject *self, PyObject *protocol)
+{
+    int buffered = PyObject_IsInstance(protocol, loop_of(self)->state->BufferedProtocol);
+    if (buffered < 0) {
+        return -1;
+    }
+    Py_XSETREF(self->protocol, Py_NewRef(protocol));
+    self->buffered = (char)buffered;
+    self->protocol_connected = 1;
+    return 0;
+}
+
+static PyObject *
+Transport_set_protocol(TransportObject *self, PyObject *protocol)
+{
+    if (set_protocol(self, protocol) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Transport_get_protocol(TransportObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return pa_ref_or_none(self->protocol);
+}
+
+static PyObject *
+Transport_get_write_buffer_size(TransportObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromSsize_t(WBUF_SIZE(self));
+}
+
+static PyObject *
+Transport_get_write_buffer_limits(TransportObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_BuildValue("(nn)", self->low_water, self->high_water);
+}
+
+static int
+set_limits(TransportObject *self, PyObject *high_obj, PyObject *low_obj)
+{
+    Py_ssize_t high, low;
+    if (high_obj == Py_None) {
+        if (low_obj == Py_None) {
+            high = DEFAULT_HIGH_WATER;
+        } else {
+            low = PyNumber_AsSsize_t(low_obj, PyExc_OverflowError);
+            if (low == -1 && PyErr_Occurred()) {
+                return -1;
+            }
+            high = low > PY_SSIZE_T_MAX / 4 ? PY_SSIZE_T_MAX : 4 * low;
+        }
+    } else {
+        high = PyNumber_AsSsize_t(high_obj, PyExc_OverflowError);
+        if (high == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+    }
+    if (low_obj == Py_None) {
+        low = high / 4;
+        /* Python's floor division, for a negative high. */
+        if (high < 0 && high % 4 != 0) {
+            low--;
+        }
+    } else {
+        low = PyNumber_AsSsize_t(low_obj, PyExc_OverflowError);
+        if (low == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+    }
+    if (!(high >= low && low >= 0)) {
+        PyErr_Format(PyExc_ValueError, "high (%zd) must be >= low (%zd) must be >= 0", high, low);
+        return -1;
+    }
+    self->high_water = high;
+    self->low_water = low;
+    return 0;
+}
+
+static PyObject *
+Transport_set_write_buffer_limits(TransportObject *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *high = Py_None, *low = Py_None;
+    static char *kwlist[] = {"high", "low", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:set_write_buffer_limits", kwlist, &high,
+                                     &low)) {
+        return NULL;
+    }
+    if (set_limits(self, high, low) < 0 || maybe_pause_protocol(self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Transport_make_empty_waiter(TransportObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->empty_waiter != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Empty waiter is already set");
+        return NULL;
+    }
+    PyObject *fut = PyObject_CallMethod(self->loop, "create_future", NULL);
+    if (fut == NULL) {
+        return NULL;
+    }
+    self->empty_waiter = fut;
+    if (WBUF_SIZE(self) == 0 && settle_empty_waiter(self, NULL) < 0) {
+        return NULL;
+    }
+    return Py_NewRef(fut);
+}
+
+static PyObject *
+Transport_reset_empty_waiter(TransportObject *self, PyObject *Py_UNUSED(ignored))
+{
+    Py_CLEAR(self->empty_waiter);
+    Py_RETURN_NONE;
+}
+
+/* ---------------------------------------------------------------- type slots */
+
+/* StreamTransportBase(loop, sock, protocol, extra=None, server=None) */
+static int
+Transport_init(TransportObject *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *loop, *sock, *protocol, *extra = Py_None, *server = Py_None;
+    static char *kwlist[] = {"loop", "sock", "protocol", "extra", "server", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|OO:StreamTransportBase", kwlist, &loop,
+                                     &sock, &protocol, &extra, &server)) {
+        return -1;
+    }
+    pa_state *st = pa_state_of((PyObject *)self);
+    if (st == NULL || pa_check_ready(st) < 0) {
+        return -1;
+    }
+    if (!pa_loop_check(st, loop)) {
+        PyErr_Format(PyExc_TypeError, "a pyasync loop is required, got %R", loop);
+        return -1;
+    }
+    PyObject *fdobj = PyObject_CallMethod(sock, "fileno", NULL);
+    if (fdobj == NULL) {
+        return -1;
+    }
+    long fd = PyLong_AsLong(fdobj);
+    Py_DECREF(fdobj);
+    if (fd == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (fd < 0 || fd > INT_MAX) {
+        PyErr_SetString(PyExc_ValueError, "the socket is closed");
+        return -1;
+    }
+    PyObject *extra_dict = extra == Py_None ? PyDict_New() : Py_NewRef(extra);
+    if (extra_dict == NULL) {
+        return -1;
+    }
+    Py_XSETREF(self->extra, extra_dict);
+    Py_XSETREF(self->loop, Py_NewRef(loop));
+    Py_XSETREF(self->sock, Py_NewRef(sock));
+    Py_XSETREF(self->server, Py_NewRef(server));
+    self->fd = (int)fd;
+    if (self->read_ready == NULL) {
+        self->read_ready = PyObject_GetAttrString((PyObject *)self, "_read_ready");
+        self->write_ready = self->read_ready
+                                ? PyObject_GetAttrString((PyObject *)self, "_write_ready")
+                                : NULL;
+        if (self->write_ready == NULL) {
+            return -1;
+        }
+    }
+    self->high_water = DEFAULT_HIGH_WATER;
+    self->low_water = DEFAULT_HIGH_WATER / 4;
+    return set_protocol(self, protocol);
+}
+
+static int
+Transport_traverse(TransportObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->extra);
+    Py_VISIT(self->loop);
+    Py_VISIT(self->sock);
+    Py_VISIT(self->protocol);
+    Py_VISIT(self->server);
+    Py_VISIT(self->empty_waiter);
+    Py_VISIT(self->read_ready);
+    Py_VISIT(self->write_ready);
+    return 0;
+}
+
+static int
+Transport_clear(TransportObject *self)
+{
+    Py_CLEAR(self->extra);
+    Py_CLEAR(self->loop);
+    Py_CLEAR(self->sock);
+    Py_CLEAR(self->protocol);
+    Py_CLEAR(self->server);
+    Py_CLEAR(self->empty_waiter);
+    Py_CLEAR(self->read_ready);
+    Py_CLEAR(self->write_ready);
+    return 0;
+}
+
+static void
+Transport_dealloc(TransportObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0) {
+        return; /* resurrected */
+    }
+    PyObject_GC_UnTrack(self);
+    (void)Transport_clear(self);
+    free(self->wbuf);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+#define NOARGS(name, func) {name, (PyCFunction)func, METH_NOARGS, NULL}
+
+static PyMethodDef Transport_methods[] = {
+    {"write", (PyCFunction)Transport_write, METH_O, NULL},
+    {"writelines", (PyCFunction)Transport_writelines, METH_O, NULL},
+    NOARGS("write_eof", Transport_write_eof),
+    NOARGS("can_write_eof", Transport_can_write_eof),
+    NOARGS("close", Transport_close),
+    NOARGS("abort", Transport_abort),
+    NOARGS("is_closing", Transport_is_closing),
+    NOARGS("is_reading", Transport_is_reading),
+    NOARGS("pause_reading", Transport_pause_reading),
+    NOARGS("resume_reading", Transport_resume_reading),
+    {"set_protocol", (PyCFunction)Transport_set_protocol, METH_O, NULL},
+    NOARGS("get_protocol", Transport_get_protocol),
+    NOARGS("get_write_buffer_size", Transport_get_write_buffer_size),
+    NOARGS("get_write_buffer_limits", Transport_get_write_buffer_limits),
+    {"set_write_buffer_limits", (PyCFunction)(void (*)(void))Transport_set_write_buffer_limits,
+     METH_VARARGS | METH_KEYWORDS, NULL},
+    NOARGS("_read_ready", Transport_read_ready),
+    NOARGS("_write_ready", Transport_write_ready),
+    NOARGS("_start_reading", Transport_start_reading),
+    {"_force_close", (PyCFunction)Transport_force_close, METH_O, NULL},
+    {"_fatal_error", (PyCFunction)Transport_fatal_error, METH_VARARGS, NULL},
+    {"_call_connection_lost", (PyCFunction)Transport_call_connection_lost, METH_O, NULL},
+    NOARGS("_make_empty_waiter", Transport_make_empty_waiter),
+    NOARGS("_reset_empty_waiter", Transport_reset_empty_waiter),
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef Transport_members[] = {
+    {"_loop", T_OBJECT, offsetof(TransportObject, loop), READONLY, NULL},
+    {"_sock", T_OBJECT, offsetof(TransportObject, sock), READONLY, NULL},
+    {"_sock_fd", T_INT, offsetof(TransportObject, fd), READONLY, NULL},
+    {"_protocol", T_OBJECT, offsetof(TransportObject, protocol), READONLY, NULL},
+    {"_server", T_OBJECT, offsetof(TransportObject, server), READONLY, NULL},
+    {"_empty_waiter", T_OBJECT, offsetof(TransportObject, empty_waiter), READONLY, NULL},
+    {"_conn_lost", T_PYSSIZET, offsetof(TransportObject, conn_lost), READONLY, NULL},
+    {"_closing", T_BOOL, offsetof(TransportObject, closing), READONLY, NULL},
+    {"_paused", T_BOOL, offsetof(TransportObject, paused), READONLY, NULL},
+    {"_eof", T_BOOL, offsetof(TransportObject, eof), READONLY, NULL},
+    {"_protocol_paused", T_BOOL, offsetof(TransportObject, protocol_paused), READONLY, NULL},
+    {"_high_water", T_PYSSIZET, offsetof(TransportObject, high_water), READONLY, NULL},
+    {"_low_water", T_PYSSIZET, offsetof(TransportObject, low_water), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot Transport_slots[] = {
+    {Py_tp_init, Transport_init},
+    {Py_tp_traverse, Transport_traverse},
+    {Py_tp_clear, Transport_clear},
+    {Py_tp_dealloc, Transport_dealloc},
+    {Py_tp_methods, Transport_methods},
+    {Py_tp_members, Transport_members},
+    {Py_tp_doc, "The data path of a socket stream transport (see pyasync._transports)."},
+    {0, NULL},
+};
+
+static PyType_Spec Transport_spec = {
+    .name = "pyasync._core.StreamTransportBase",
+    .basicsize = sizeof(TransportObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .slots = Transport_slots,
+};
+
+int
+pa_transport_register_type(PyObject *module, pa_state *st)
+{
+    PyObject *transports = PyImport_ImportModule("asyncio.transports");
+    PyObject *base = transports ? PyObject_GetAttrString(transports, "Transport") : NULL;
+    Py_XDECREF(transports);
+    if (base == NULL) {
+        return -1;
+    }
+    /* Our layout starts with the base's only slot; refuse to build on a
+     * base that changed shape. */
+    if (!PyType_Check(base) ||
+        ((PyTypeObject *)base)->tp_basicsize != (Py_ssize_t)offsetof(TransportObject, loop)) {
+        PyErr_SetString(PyExc_ImportError,
+                        "asyncio.Transport's layout is not the one pyasync was built for");
+        Py_DECREF(base);
+        return -1;
+    }
+    st->TransportType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &Transport_spec, base);
+    Py_DECREF(base);
+    if (st->TransportType == NULL || PyModule_AddType(module, st->TransportType) < 0) {
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,958 @@
+"""The loop's networking API: DNS, sock_* operations, connections and servers.
+
+This is the part of the loop that runs once per operation or per connection
+(address resolution, connecting, accepting, setting up transports); the data
+path of a connection is C (csrc/transport.c). Semantics and messages follow
+asyncio's selector event loop; the Server object is asyncio's own, driven
+through the two methods it expects of a loop (_start_serving, _stop_serving).
+"""
+import collections
+import errno
+import functools
+import io
+import itertools
+import os
+import socket
+import stat
+import weakref
+
+from asyncio import base_events, constants, exceptions, sslproto, staggered, trsock
+from asyncio.log import logger
+
+from . import _compat
+from ._transports import SocketTransport
+
+try:
+    import ssl
+except ImportError:  # pragma: no cover - CPython built without ssl
+    ssl = None
+
+_HAS_IPV6 = hasattr(socket, 'AF_INET6')
+_INET_FAMILIES = (socket.AF_INET, socket.AF_INET6) if _HAS_IPV6 else (socket.AF_INET,)
+_SENDFILE_CHUNK = 2 ** 30  # os.sendfile() moves at most this much per call here
+
+
+# --------------------------------------------------------------------------
+# Argument checks shared by the methods below
+
+
+def _check_ssl_socket(sock):
+    if ssl is not None and isinstance(sock, ssl.SSLSocket):
+        raise TypeError("Socket cannot be of type SSLSocket")
+
+
+def _check_stream_socket(sock):
+    if sock.type != socket.SOCK_STREAM:
+        raise ValueError(f'A Stream Socket was expected, got {sock!r}')
+
+
+def _check_ssl_arguments(ssl, server_hostname=None, ssl_handshake_timeout=None,
+                         ssl_shutdown_timeout=None):
+    if server_hostname is not None and not ssl:
+        raise ValueError('server_hostname is only meaningful with ssl')
+    if ssl_handshake_timeout is not None and not ssl:
+        raise ValueError('ssl_handshake_timeout is only meaningful with ssl')
+    if ssl_shutdown_timeout is not None and not ssl:
+        raise ValueError('ssl_shutdown_timeout is only meaningful with ssl')
+
+
+def _numeric_sockaddr(host, port, family, socktype, proto):
+    """The getaddrinfo() answer for a numeric host, without a lookup; None
+    when host is a name (or the answer is not unique)."""
+    if host is None or not (port is None or isinstance(port, int)):
+        return None
+    if isinstance(host, bytes):
+        try:
+            host = host.decode('ascii')
+        except UnicodeDecodeError:
+            return None
+    if not isinstance(host, str) or '%' in host:
+        return None
+    if socktype not in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        return None  # type 0 answers once per socket type
+    if proto == 0:
+        proto = socket.IPPROTO_TCP if socktype == socket.SOCK_STREAM else socket.IPPROTO_UDP
+    port = port or 0
+    for fam in _INET_FAMILIES:
+        if family not in (socket.AF_UNSPEC, fam):
+            continue
+        try:
+            socket.inet_pton(fam, host)
+        except (OSError, ValueError):
+            continue
+        addr = (host, port) if fam == socket.AF_INET else (host, port, 0, 0)
+        return fam, socktype, proto, '', addr
+    return None
+
+
+def _interleave_by_family(infos, first_family_count=1):
+    """Alternate address families (RFC 8305), keeping each family's order."""
+    by_family = collections.OrderedDict()
+    for info in infos:
+        by_family.setdefault(info[0], []).append(info)
+    lists = list(by_family.values())
+    ordered = []
+    if first_family_count > 1:
+        ordered.extend(lists[0][:first_family_count - 1])
+        lists[0] = lists[0][first_family_count - 1:]
+    for group in itertools.zip_longest(*lists):
+        ordered.extend(info for info in group if info is not None)
+    return ordered
+
+
+def _check_sendfile_params(sock, file, offset, count):
+    if 'b' not in getattr(file, 'mode', 'b'):
+        raise ValueError("file should be opened in binary mode")
+    if sock.type != socket.SOCK_STREAM:
+        raise ValueError("only SOCK_STREAM type sockets are supported")
+    if count is not None:
+        if not isinstance(count, int):
+            raise TypeError(f"count must be a positive integer (got {count!r})")
+        if count <= 0:
+            raise ValueError(f"count must be a positive integer (got {count!r})")
+    if not isinstance(offset, int):
+        raise TypeError(f"offset must be a non-negative integer (got {offset!r})")
+    if offset < 0:
+        raise ValueError(f"offset must be a non-negative integer (got {offset!r})")
+
+
+class NetworkMixin:
+    """Networking methods of pyasync.Loop (see the module docstring)."""
+
+    # ----------------------------------------------------------------------
+    # Which fds belong to a transport: sock_* and add_reader refuse them.
+
+    def _register_transport(self, fd, transport):
+        try:
+            transports = self._transports
+        except AttributeError:
+            transports = self._transports = weakref.WeakValueDictionary()
+        transports[fd] = transport
+
+    def _ensure_fd_no_transport(self, fd):
+        fileno = fd
+        if not isinstance(fileno, int):
+            try:
+                fileno = int(fileno.fileno())
+            except (AttributeError, TypeError, ValueError):
+                raise ValueError(f"Invalid file object: {fd!r}") from None
+        transports = getattr(self, '_transports', None)
+        transport = transports.get(fileno) if transports is not None else None
+        if transport is not None and not transport.is_closing():
+            raise RuntimeError(
+                f'File descriptor {fd!r} is used by transport {transport!r}')
+
+    def add_reader(self, fd, callback, *args):
+        self._ensure_fd_no_transport(fd)
+        return super().add_reader(fd, callback, *args)
+
+    def add_writer(self, fd, callback, *args):
+        self._ensure_fd_no_transport(fd)
+        return super().add_writer(fd, callback, *args)
+
+    def remove_reader(self, fd):
+        self._ensure_fd_no_transport(fd)
+        return super().remove_reader(fd)
+
+    def remove_writer(self, fd):
+        self._ensure_fd_no_transport(fd)
+        return super().remove_writer(fd)
+
+    # ----------------------------------------------------------------------
+    # DNS
+
+    async def getaddrinfo(self, host, port, *, family=0, type=0, proto=0, flags=0):
+        if _numeric_sockaddr(host, port, family, type, proto) is not None:
+            # A numeric host needs no lookup: answer without the executor.
+            return socket.getaddrinfo(host, port, family, type, proto, flags)
+        return await self.run_in_executor(
+            None, socket.getaddrinfo, host, port, family, type, proto, flags)
+
+    async def getnameinfo(self, sockaddr, flags=0):
+        return await self.run_in_executor(None, socket.getnameinfo, sockaddr, flags)
+
+    async def _ensure_resolved(self, address, *, family=0, type=socket.SOCK_STREAM,
+                               proto=0, flags=0):
+        host, port = address[:2]
+        info = _numeric_sockaddr(host, port, family, type, proto)
+        if info is not None:
+            fam, type_, proto_, cname, sockaddr = info
+            if fam == socket.AF_INET6 and len(address) > 2:
+                sockaddr = (sockaddr[0], sockaddr[1]) + tuple(address[2:4])
+            return [(fam, type_, proto_, cname, sockaddr)]
+        return await self.getaddrinfo(host, port, family=family, type=type,
+                                      proto=proto, flags=flags)
+
+    # ----------------------------------------------------------------------
+    # sock_* operations: try the call first, wait for readiness only when
+    # it would block.
+
+    def _check_sock(self, sock):
+        _check_ssl_socket(sock)
+        if sock.gettimeout() != 0:
+            raise ValueError("the socket must be non-blocking")
+
+    async def _sock_wait(self, sock, writable, func, *args):
+        """Run func(*args) each time sock is ready until it stops raising
+        BlockingIOError; its result or exception is the result."""
+        fut = self.create_future()
+        fd = sock.fileno()
+        self._ensure_fd_no_transport(fd)
+        watch = self._add_writer if writable else self._add_reader
+        handle = watch(fd, self._sock_retry, fut, func, args)
+        fut.add_done_callback(functools.partial(self._sock_unwatch, fd, writable, handle))
+        return await fut
+
+    @staticmethod
+    def _sock_retry(fut, func, args):
+        if fut.done():
+            return
+        try:
+            result = func(*args)
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(result)
+
+    def _sock_unwatch(self, fd, writable, handle, fut):
+        if not handle.cancelled():
+            if writable:
+                self._remove_writer(fd)
+            else:
+                self._remove_reader(fd)
+
+    async def sock_recv(self, sock, n):
+        self._check_sock(sock)
+        try:
+            return sock.recv(n)
+        except (BlockingIOError, InterruptedError):
+            pass
+        return await self._sock_wait(sock, False, sock.recv, n)
+
+    async def sock_recv_into(self, sock, buf):
+        self._check_sock(sock)
+        try:
+            return sock.recv_into(buf)
+        except (BlockingIOError, InterruptedError):
+            pass
+        return await self._sock_wait(sock, False, sock.recv_into, buf)
+
+    async def sock_recvfrom(self, sock, bufsize):
+        self._check_sock(sock)
+        try:
+            return sock.recvfrom(bufsize)
+        except (BlockingIOError, InterruptedError):
+            pass
+        return await self._sock_wait(sock, False, sock.recvfrom, bufsize)
+
+    async def sock_recvfrom_into(self, sock, buf, nbytes=0):
+        self._check_sock(sock)
+        if not nbytes:
+            nbytes = len(buf)
+        try:
+            return sock.recvfrom_into(buf, nbytes)
+        except (BlockingIOError, InterruptedError):
+            pass
+        return await self._sock_wait(sock, False, sock.recvfrom_into, buf, nbytes)
+
+    async def sock_sendto(self, sock, data, address):
+        self._check_sock(sock)
+        try:
+            return sock.sendto(data, address)
+        except (BlockingIOError, InterruptedError):
+            pass
+        return await self._sock_wait(sock, True, sock.sendto, data, address)
+
+    async def sock_sendall(self, sock, data):
+        self._check_sock(sock)
+        try:
+            sent = sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        view = memoryview(data).cast('B')
+        if sent == len(view):
+            return
+        progress = [sent]
+
+        def send_more():
+            start = progress[0]
+            progress[0] = start + sock.send(view[start:])
+            if progress[0] < len(view):
+                raise BlockingIOError  # wait for the socket again
+        await self._sock_wait(sock, True, send_more)
+
+    async def sock_connect(self, sock, address):
+        self._check_sock(sock)
+        if sock.family in _INET_FAMILIES:
+            resolved = await self._ensure_resolved(
+                address, family=sock.family, type=sock.type, proto=sock.proto)
+            address = resolved[0][4]
+        try:
+            sock.connect(address)
+            return
+        except (BlockingIOError, InterruptedError):
+            pass
+
+        def connected():
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err == errno.EINPROGRESS:
+                raise BlockingIOError
+            if err != 0:
+                raise OSError(err, f'Connect call failed {address}')
+        await self._sock_wait(sock, True, connected)
+
+    async def sock_accept(self, sock):
+        self._check_sock(sock)
+
+        def accept():
+            conn, address = sock.accept()
+            conn.setblocking(False)
+            return conn, address
+        try:
+            return accept()
+        except (BlockingIOError, InterruptedError):
+            pass
+        return await self._sock_wait(sock, False, accept)
+
+    async def sock_sendfile(self, sock, file, offset=0, *args, fallback=True, **kwargs):
+        count = kwargs.pop('count', args[0] if args else None)
+        if len(args) > 1 or kwargs:
+            raise TypeError("sock_sendfile() got unexpected arguments")
+        self._check_sock(sock)
+        _check_sendfile_params(sock, file, offset, count)
+        try:
+            return await self._sock_sendfile_native(sock, file, offset, count)
+        except exceptions.SendfileNotAvailableError:
+            if not fallback:
+                raise
+        return await self._sock_sendfile_fallback(sock, file, offset, count)
+
+    async def _sock_sendfile_native(self, sock, file, offset, count):
+        try:
+            fileno = file.fileno()
+        except (AttributeError, io.UnsupportedOperation):
+            raise exceptions.SendfileNotAvailableError("not a regular file") from None
+        try:
+            st = os.fstat(fileno)
+        except OSError:
+            raise exceptions.SendfileNotAvailableError("not a regular file") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise exceptions.SendfileNotAvailableError("not a regular file")
+        total = count if count else st.st_size
+        if not total:
+            return 0
+        sent = 0
+
+        def send_chunk():
+            nonlocal sent
+            n = os.sendfile(sock.fileno(), fileno, offset + sent,
+                            min(total - sent, _SENDFILE_CHUNK))
+            sent += n
+            return n
+        try:
+            while sent < total:
+                try:
+                    n = send_chunk()
+                except (BlockingIOError, InterruptedError):
+                    n = await self._sock_wait(sock, True, send_chunk)
+                if n == 0:
+                    break  # end of file
+        except OSError as exc:
+            if (exc.errno == errno.ENOTCONN and type(exc) is not ConnectionError):
+                raise ConnectionError("socket is not connected", errno.ENOTCONN) from exc
+            if sent == 0:
+                # Nothing went out: let the caller fall back to read/send.
+                raise exceptions.SendfileNotAvailableError("os.sendfile call failed") from exc
+            raise
+        finally:
+            if sent > 0:
+                file.seek(offset + sent)
+        return sent
+
+    async def _sock_sendfile_fallback(self, sock, file, offset, count):
+        if offset:
+            file.seek(offset)
+        blocksize = min(count, constants.SENDFILE_FALLBACK_READBUFFER_SIZE) if count \
+            else constants.SENDFILE_FALLBACK_READBUFFER_SIZE
+        buf = bytearray(blocksize)
+        sent = 0
+        try:
+            while True:
+                if count:
+                    blocksize = min(count - sent, blocksize)
+                    if blocksize <= 0:
+                        break
+                view = memoryview(buf)[:blocksize]
+                read = await self.run_in_executor(None, file.readinto, view)
+                if not read:
+                    break
+                await self.sock_sendall(sock, view[:read])
+                sent += read
+            return sent
+        finally:
+            if sent > 0 and hasattr(file, 'seek'):
+                file.seek(offset + sent)
+
+    # ----------------------------------------------------------------------
+    # Transports
+
+    def _make_socket_transport(self, sock, protocol, waiter=None, *, extra=None,
+                               server=None):
+        return SocketTransport(self, sock, protocol, waiter, extra, server)
+
+    def _make_ssl_transport(self, rawsock, protocol, sslcontext, waiter=None, *,
+                            server_side=False, server_hostname=None, extra=None,
+                            server=None, ssl_handshake_timeout=None,
+                            ssl_shutdown_timeout=None, call_connection_made=True):
+        ssl_protocol = sslproto.SSLProtocol(
+            self, protocol, sslcontext, waiter, server_side, server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+            call_connection_made=call_connection_made)
+        SocketTransport(self, rawsock, ssl_protocol, extra=extra, server=server)
+        return ssl_protocol._app_transport
+
+    async def _create_connection_transport(self, sock, protocol_factory, ssl, server_hostname,
+                                           server_side=False, ssl_handshake_timeout=None,
+                                           ssl_shutdown_timeout=None):
+        sock.setblocking(False)
+        protocol = protocol_factory()
+        waiter = self.create_future()
+        if ssl:
+            sslcontext = None if isinstance(ssl, bool) else ssl
+            transport = self._make_ssl_transport(
+                sock, protocol, sslcontext, waiter, server_side=server_side,
+                server_hostname=server_hostname,
+                ssl_handshake_timeout=ssl_handshake_timeout,
+                ssl_shutdown_timeout=ssl_shutdown_timeout)
+        else:
+            transport = self._make_socket_transport(sock, protocol, waiter)
+        try:
+            await waiter
+        except BaseException:
+            transport.close()
+            raise
+        return transport, protocol
+
+    # ----------------------------------------------------------------------
+    # Connections
+
+    async def _connect_sock(self, exceptions, addr_info, local_addr_infos=None):
+        """Connect one address of create_connection(); errors are collected."""
+        my_exceptions = []
+        exceptions.append(my_exceptions)
+        family, type_, proto, _, address = addr_info
+        sock = None
+        try:
+            sock = socket.socket(family=family, type=type_, proto=proto)
+            sock.setblocking(False)
+            if local_addr_infos is not None:
+                for lfamily, _, _, _, laddr in local_addr_infos:
+                    if lfamily != family:
+                        continue
+                    try:
+                        sock.bind(laddr)
+                        break
+                    except OSError as exc:
+                        msg = (f'error while attempting to bind on address {laddr!r}: '
+                               f'{str(exc).lower()}')
+                        my_exceptions.append(OSError(exc.errno, msg))
+                else:
+                    if my_exceptions:
+                        raise my_exceptions.pop()
+                    raise OSError(f"no matching local address with family={family} found")
+            await self.sock_connect(sock, address)
+            return sock
+        except OSError as exc:
+            my_exceptions.append(exc)
+            if sock is not None:
+                sock.close()
+            raise
+        except BaseException:
+            if sock is not None:
+                sock.close()
+            raise
+        finally:
+            exceptions = my_exceptions = None
+
+    async def create_connection(self, protocol_factory, host=None, port=None, *, ssl=None,
+                                family=0, proto=0, flags=0, sock=None, local_addr=None,
+                                server_hostname=None, ssl_handshake_timeout=None,
+                                ssl_shutdown_timeout=None, happy_eyeballs_delay=None,
+                                interleave=None, **kwargs):
+        all_errors = _compat.pop_all_errors(kwargs, 'create_connection')
+        if server_hostname is None and ssl:
+            if not host:
+                raise ValueError('You must set server_hostname when using ssl without a host')
+            server_hostname = host
+        _check_ssl_arguments(ssl, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout)
+        if sock is not None:
+            _check_ssl_socket(sock)
+        if happy_eyeballs_delay is not None and interleave is None:
+            interleave = 1
+        if host is not None or port is not None:
+            if sock is not None:
+                raise ValueError('host/port and sock can not be specified at the same time')
+            sock = await self._connect_to(host, port, family, proto, flags, local_addr,
+                                          happy_eyeballs_delay, interleave, all_errors)
+        else:
+            if sock is None:
+                raise ValueError('host and port was not specified and no sock specified')
+            _check_stream_socket(sock)
+        transport, protocol = await self._create_connection_transport(
+            sock, protocol_factory, ssl, server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout)
+        if self.get_debug():
+            logger.debug("%r connected to %s:%r: (%r, %r)",
+                         transport.get_extra_info('socket'), host, port, transport, protocol)
+        return transport, protocol
+
+    async def _connect_to(self, host, port, family, proto, flags, local_addr,
+                          happy_eyeballs_delay, interleave, all_errors):
+        infos = await self._ensure_resolved((host, port), family=family,
+                                            type=socket.SOCK_STREAM, proto=proto, flags=flags)
+        if not infos:
+            raise OSError('getaddrinfo() returned empty list')
+        laddr_infos = None
+        if local_addr is not None:
+            laddr_infos = await self._ensure_resolved(
+                local_addr, family=family, type=socket.SOCK_STREAM, proto=proto, flags=flags)
+            if not laddr_infos:
+                raise OSError('getaddrinfo() returned empty list')
+        if interleave:
+            infos = _interleave_by_family(infos, interleave)
+        errors = []
+        sock = None
+        if happy_eyeballs_delay is None:
+            for info in infos:
+                try:
+                    sock = await self._connect_sock(errors, info, laddr_infos)
+                    break
+                except OSError:
+                    continue
+        else:
+            sock, _, _ = await staggered.staggered_race(
+                (functools.partial(self._connect_sock, errors, info, laddr_infos)
+                 for info in infos),
+                happy_eyeballs_delay, loop=self)
+        if sock is not None:
+            return sock
+        errors = [exc for attempt in errors for exc in attempt]
+        try:
+            if all_errors:
+                raise ExceptionGroup("create_connection failed", errors)
+            if len(errors) == 1:
+                raise errors[0]
+            first = str(errors[0])
+            if all(str(exc) == first for exc in errors):
+                raise errors[0]
+            raise OSError('Multiple exceptions: {}'.format(', '.join(str(exc) for exc in errors)))
+        finally:
+            errors = None
+
+    async def create_unix_connection(self, protocol_factory, path=None, *, ssl=None, sock=None,
+                                     server_hostname=None, ssl_handshake_timeout=None,
+                                     ssl_shutdown_timeout=None):
+        if ssl:
+            if server_hostname is None:
+                raise ValueError('you have to pass server_hostname when using ssl')
+        else:
+            _check_ssl_arguments(ssl, server_hostname, ssl_handshake_timeout,
+                                 ssl_shutdown_timeout)
+        if path is not None:
+            if sock is not None:
+                raise ValueError('path and sock can not be specified at the same time')
+            path = os.fspath(path)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0)
+            try:
+                sock.setblocking(False)
+                await self.sock_connect(sock, path)
+            except BaseException:
+                sock.close()
+                raise
+        else:
+            if sock is None:
+                raise ValueError('no path and sock were specified')
+            if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
+                raise ValueError(f'A UNIX Domain Stream Socket was expected, got {sock!r}')
+            sock.setblocking(False)
+        return await self._create_connection_transport(
+            sock, protocol_factory, ssl, server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout)
+
+    async def connect_accepted_socket(self, protocol_factory, sock, *, ssl=None,
+                                      ssl_handshake_timeout=None, ssl_shutdown_timeout=None):
+        _check_stream_socket(sock)
+        _check_ssl_arguments(ssl, None, ssl_handshake_timeout, ssl_shutdown_timeout)
+        _check_ssl_socket(sock)
+        transport, protocol = await self._create_connection_transport(
+            sock, protocol_factory, ssl, '', server_side=True,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout)
+        if self.get_debug():
+            logger.debug("%r handled: (%r, %r)",
+                         transport.get_extra_info('socket'), transport, protocol)
+        return transport, protocol
+
+    # ----------------------------------------------------------------------
+    # Servers
+
+    async def create_server(self, protocol_factory, host=None, port=None, *,
+                            family=socket.AF_UNSPEC, flags=socket.AI_PASSIVE, sock=None,
+                            backlog=100, ssl=None, reuse_address=None, reuse_port=None,
+                            ssl_handshake_timeout=None, ssl_shutdown_timeout=None,
+                            start_serving=True, **kwargs):
+        keep_alive = _compat.pop_keep_alive(kwargs, 'create_server')
+        if isinstance(ssl, bool):
+            raise TypeError('ssl argument must be an SSLContext or None')
+        _check_ssl_arguments(ssl, None, ssl_handshake_timeout, ssl_shutdown_timeout)
+        if sock is not None:
+            _check_ssl_socket(sock)
+        if host is not None or port is not None:
+            if sock is not None:
+                raise ValueError('host/port and sock can not be specified at the same time')
+            if reuse_address is None:
+                reuse_address = os.name == "posix"
+            sockets = await self._bind_server_sockets(
+                host, port, family, flags, backlog, reuse_address, reuse_port, keep_alive)
+        else:
+            if sock is None:
+                raise ValueError('Neither host/port nor sock were specified')
+            _check_stream_socket(sock)
+            sockets = [sock]
+        for s in sockets:
+            s.setblocking(False)
+        server = base_events.Server(self, sockets, protocol_factory, ssl, backlog,
+                                    ssl_handshake_timeout, ssl_shutdown_timeout)
+        if start_serving:
+            server._start_serving()
+            # One iteration, so that the accept watchers are in place.
+            await _compat.sleep0()
+        if self.get_debug():
+            logger.info("%r is serving", server)
+        return server
+
+    async def _bind_server_sockets(self, host, port, family, flags, backlog, reuse_address,
+                                   reuse_port, keep_alive):
+        if isinstance(host, str) or not isinstance(host, collections.abc.Iterable):
+            hosts = [host]
+        else:
+            hosts = host
+        lookups = [self._ensure_resolved((h, port), family=family, type=socket.SOCK_STREAM,
+                                         flags=flags) for h in hosts]
+        infos = set(itertools.chain.from_iterable(
+            [await lookup for lookup in lookups]))
+        sockets = []
+        completed = False
+        try:
+            for af, socktype, proto, _, sa in infos:
+                try:
+                    sock = socket.socket(af, socktype, proto)
+                except OSError:
+                    if self.get_debug():
+                        logger.warning('create_server() failed to create socket.socket(%r, %r, %r)',
+                                       af, socktype, proto, exc_info=True)
+                    continue
+                sockets.append(sock)
+                if reuse_address:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, True)
+                if reuse_port:
+                    _set_reuseport(sock)
+                if keep_alive:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, True)
+                if _HAS_IPV6 and af == socket.AF_INET6 and hasattr(socket, 'IPPROTO_IPV6'):
+                    # Each family gets its own socket: no dual-stack v6 socket.
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, True)
+                try:
+                    sock.bind(sa)
+                except OSError as err:
+                    msg = (f'error while attempting to bind on address {sa!r}: '
+                           f'{str(err).lower()}')
+                    if err.errno == errno.EADDRNOTAVAIL:
+                        # An address the host lacks (e.g. ::1 without IPv6).
+                        sockets.pop()
+                        sock.close()
+                        if self.get_debug():
+                            logger.warning(msg)
+                        continue
+                    raise OSError(err.errno, msg) from None
+            if not sockets:
+                raise OSError('could not bind on any address out of %r'
+                              % ([info[4] for info in infos],))
+            completed = True
+        finally:
+            if not completed:
+                for sock in sockets:
+                    sock.close()
+        return sockets
+
+    async def create_unix_server(self, protocol_factory, path=None, *, sock=None, backlog=100,
+                                 ssl=None, ssl_handshake_timeout=None, ssl_shutdown_timeout=None,
+                                 start_serving=True, **kwargs):
+        cleanup_socket = _compat.pop_cleanup_socket(kwargs, 'create_unix_server')
+        if isinstance(ssl, bool):
+            raise TypeError('ssl argument must be an SSLContext or None')
+        _check_ssl_arguments(ssl, None, ssl_handshake_timeout, ssl_shutdown_timeout)
+        if path is not None:
+            if sock is not None:
+                raise ValueError('path and sock can not be specified at the same time')
+            path = os.fspath(path)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            # A stale socket file left by a previous server is removed.
+            if path[0] not in (0, '\x00'):
+                try:
+                    if stat.S_ISSOCK(os.stat(path).st_mode):
+                        os.remove(path)
+                except FileNotFoundError:
+                    pass
+                except OSError as err:
+                    logger.error('Unable to check or remove stale UNIX socket %r: %r',
+                                 path, err)
+            try:
+                sock.bind(path)
+            except OSError as exc:
+                sock.close()
+                if exc.errno == errno.EADDRINUSE:
+                    raise OSError(errno.EADDRINUSE, f'Address {path!r} is already in use') \
+                        from None
+                raise
+            except BaseException:
+                sock.close()
+                raise
+        else:
+            if sock is None:
+                raise ValueError('path was not specified, and no sock specified')
+            if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
+                raise ValueError(f'A UNIX Domain Stream Socket was expected, got {sock!r}')
+        if cleanup_socket:
+            path = sock.getsockname()
+            try:
+                self._unix_server_sockets[sock] = os.stat(path).st_ino
+            except FileNotFoundError:
+                pass
+            except AttributeError:
+                self._unix_server_sockets = {}
+                try:
+                    self._unix_server_sockets[sock] = os.stat(path).st_ino
+                except FileNotFoundError:
+                    pass
+        sock.setblocking(False)
+        server = base_events.Server(self, [sock], protocol_factory, ssl, backlog,
+                                    ssl_handshake_timeout, ssl_shutdown_timeout)
+        if start_serving:
+            server._start_serving()
+            await _compat.sleep0()
+        return server
+
+    def _start_serving(self, protocol_factory, sock, sslcontext=None, server=None, backlog=100,
+                       ssl_handshake_timeout=constants.SSL_HANDSHAKE_TIMEOUT,
+                       ssl_shutdown_timeout=constants.SSL_SHUTDOWN_TIMEOUT):
+        self._add_reader(sock.fileno(), self._accept_connections, protocol_factory, sock,
+                         sslcontext, server, backlog, ssl_handshake_timeout,
+                         ssl_shutdown_timeout)
+
+    def _stop_serving(self, sock):
+        self._remove_reader(sock.fileno())
+        inode = getattr(self, '_unix_server_sockets', {}).pop(sock, None)
+        if inode is not None:
+            # Remove the socket file of a Unix server, if it is still ours.
+            path = sock.getsockname()
+            try:
+                if os.stat(path).st_ino == inode:
+                    os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as err:
+                logger.error('Unable to clean up listening UNIX socket %r: %r', path, err)
+        sock.close()
+
+    def _accept_connections(self, protocol_factory, sock, sslcontext, server, backlog,
+                            ssl_handshake_timeout, ssl_shutdown_timeout):
+        # Accept a batch per readiness event: up to `backlog` connections.
+        for _ in range(backlog):
+            try:
+                conn, addr = sock.accept()
+                if self.get_debug():
+                    logger.debug("%r got a new connection from %r: %r", server, addr, conn)
+                conn.setblocking(False)
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return  # nothing more to accept now (or the peer gave up)
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    # Out of descriptors or memory: log, stop accepting for a
+                    # while, and go on serving the connections we have.
+                    self.call_exception_handler({
+                        'message': 'socket.accept() out of system resource',
+                        'exception': exc,
+                        'socket': trsock.TransportSocket(sock),
+                    })
+                    self._remove_reader(sock.fileno())
+                    self.call_later(constants.ACCEPT_RETRY_DELAY, self._start_serving,
+                                    protocol_factory, sock, sslcontext, server, backlog,
+                                    ssl_handshake_timeout, ssl_shutdown_timeout)
+                    return
+                raise  # the listening socket itself failed: the handler reports it
+            else:
+                extra = {'peername': addr}
+                if sslcontext is None:
+                    self._serve_plain(protocol_factory, conn, extra, server)
+                else:
+                    self.create_task(self._accept_connection2(
+                        protocol_factory, conn, extra, sslcontext, server,
+                        ssl_handshake_timeout, ssl_shutdown_timeout))
+
+    def _serve_plain(self, protocol_factory, conn, extra, server):
+        # No TLS handshake to wait for: set the transport up right here.
+        try:
+            protocol = protocol_factory()
+            self._make_socket_transport(conn, protocol, extra=extra, server=server)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            conn.close()
+            # Like asyncio: a failed set-up is reported in debug mode only.
+            if self.get_debug():
+                self.call_exception_handler({
+                    'message': 'Error on transport creation for incoming connection',
+                    'exception': exc,
+                })
+
+    async def _accept_connection2(self, protocol_factory, conn, extra, sslcontext, server,
+                                  ssl_handshake_timeout, ssl_shutdown_timeout):
+        protocol = None
+        transport = None
+        try:
+            protocol = protocol_factory()
+            waiter = self.create_future()
+            transport = self._make_ssl_transport(
+                conn, protocol, sslcontext, waiter=waiter, server_side=True, extra=extra,
+                server=server, ssl_handshake_timeout=ssl_handshake_timeout,
+                ssl_shutdown_timeout=ssl_shutdown_timeout)
+            try:
+                await waiter
+            except BaseException:
+                transport.close()
+                # The handshake failed: let the transport's close run.
+                await _compat.sleep0()
+                raise
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            if self.get_debug():
+                context = {
+                    'message': 'Error on transport creation for incoming connection',
+                    'exception': exc,
+                }
+                if protocol is not None:
+                    context['protocol'] = protocol
+                if transport is not None:
+                    context['transport'] = transport
+                self.call_exception_handler(context)
+
+    # ----------------------------------------------------------------------
+    # sendfile over a transport
+
+    async def sendfile(self, transport, file, offset=0, count=None, *, fallback=True):
+        if transport.is_closing():
+            raise RuntimeError("Transport is closing")
+        mode = getattr(transport, '_sendfile_compatible', constants._SendfileMode.UNSUPPORTED)
+        if mode is constants._SendfileMode.UNSUPPORTED:
+            raise RuntimeError(f"sendfile is not supported for transport {transport!r}")
+        if mode is constants._SendfileMode.TRY_NATIVE:
+            try:
+                return await self._sendfile_native(transport, file, offset, count)
+            except exceptions.SendfileNotAvailableError:
+                if not fallback:
+                    raise
+        if not fallback:
+            raise RuntimeError(f"fallback is disabled and native sendfile is not "
+                               f"supported for transport {transport!r}")
+        return await self._sendfile_fallback(transport, file, offset, count)
+
+    async def _sendfile_native(self, transport, file, offset, count):
+        fd = transport._sock_fd
+        self._transports.pop(fd, None)
+        resume_reading = transport.is_reading()
+        transport.pause_reading()
+        await transport._make_empty_waiter()
+        try:
+            return await self.sock_sendfile(transport._sock, file, offset, count,
+                                            fallback=False)
+        finally:
+            transport._reset_empty_waiter()
+            if resume_reading:
+                transport.resume_reading()
+            self._transports[fd] = transport
+
+    async def _sendfile_fallback(self, transport, file, offset, count):
+        if offset:
+            file.seek(offset)
+        blocksize = min(count, 16384) if count else 16384
+        buf = bytearray(blocksize)
+        sent = 0
+        proto = base_events._SendfileFallbackProtocol(transport)
+        try:
+            while True:
+                if count:
+                    blocksize = min(count - sent, blocksize)
+                    if blocksize <= 0:
+                        return sent
+                view = memoryview(buf)[:blocksize]
+                read = await self.run_in_executor(None, file.readinto, view)
+                if not read:
+                    return sent
+                await proto.drain()
+                transport.write(view[:read])
+                sent += read
+        finally:
+            if sent > 0 and hasattr(file, 'seek'):
+                file.seek(offset + sent)
+            await proto.restore()
+
+    # ----------------------------------------------------------------------
+    # TLS on an existing transport
+
+    async def start_tls(self, transport, protocol, sslcontext, *, server_side=False,
+                        server_hostname=None, ssl_handshake_timeout=None,
+                        ssl_shutdown_timeout=None):
+        if ssl is None:
+            raise RuntimeError('Python ssl module is not available')
+        if not isinstance(sslcontext, ssl.SSLContext):
+            raise TypeError(f'sslcontext is expected to be an instance of ssl.SSLContext, '
+                            f'got {sslcontext!r}')
+        if not getattr(transport, '_start_tls_compatible', False):
+            raise TypeError(f'transport {transport!r} is not supported by start_tls()')
+        waiter = self.create_future()
+        ssl_protocol = sslproto.SSLProtocol(
+            self, protocol, sslcontext, waiter, server_side, server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout, call_connection_made=False)
+        # Nothing may be read in between: the handshake bytes belong to TLS.
+        transport.pause_reading()
+        transport.set_protocol(ssl_protocol)
+        conmade_cb = self.call_soon(ssl_protocol.connection_made, transport)
+        resume_cb = self.call_soon(transport.resume_reading)
+        try:
+            await waiter
+        except BaseException:
+            transport.close()
+            conmade_cb.cancel()
+            resume_cb.cancel()
+            raise
+        return ssl_protocol._app_transport
+
+
+def _set_reuseport(sock):
+    if not hasattr(socket, 'SO_REUSEPORT'):
+        raise ValueError('reuse_port not supported by socket module')
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    except OSError:
+        raise ValueError('reuse_port not supported by socket module, SO_REUSEPORT defined '
+                         'but not implemented.')
