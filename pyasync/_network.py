@@ -192,23 +192,24 @@ class NetworkMixin:
         if sock.gettimeout() != 0:
             raise ValueError("the socket must be non-blocking")
 
-    async def _sock_wait(self, sock, writable, func, *args):
-        """Run func(*args) each time sock is ready until it stops raising
-        BlockingIOError; its result or exception is the result."""
+    async def _sock_wait(self, sock, writable, attempt):
+        """Call attempt() each time sock is ready until it stops raising
+        BlockingIOError; its result or exception is the result. (attempt
+        looks the socket's method up on each call, as asyncio does.)"""
         fut = self.create_future()
         fd = sock.fileno()
         self._ensure_fd_no_transport(fd)
         watch = self._add_writer if writable else self._add_reader
-        handle = watch(fd, self._sock_retry, fut, func, args)
+        handle = watch(fd, self._sock_retry, fut, attempt)
         fut.add_done_callback(functools.partial(self._sock_unwatch, fd, writable, handle))
         return await fut
 
     @staticmethod
-    def _sock_retry(fut, func, args):
+    def _sock_retry(fut, attempt):
         if fut.done():
             return
         try:
-            result = func(*args)
+            result = attempt()
         except (BlockingIOError, InterruptedError):
             return
         except (SystemExit, KeyboardInterrupt):
@@ -231,7 +232,7 @@ class NetworkMixin:
             return sock.recv(n)
         except (BlockingIOError, InterruptedError):
             pass
-        return await self._sock_wait(sock, False, sock.recv, n)
+        return await self._sock_wait(sock, False, lambda: sock.recv(n))
 
     async def sock_recv_into(self, sock, buf):
         self._check_sock(sock)
@@ -239,7 +240,7 @@ class NetworkMixin:
             return sock.recv_into(buf)
         except (BlockingIOError, InterruptedError):
             pass
-        return await self._sock_wait(sock, False, sock.recv_into, buf)
+        return await self._sock_wait(sock, False, lambda: sock.recv_into(buf))
 
     async def sock_recvfrom(self, sock, bufsize):
         self._check_sock(sock)
@@ -247,7 +248,7 @@ class NetworkMixin:
             return sock.recvfrom(bufsize)
         except (BlockingIOError, InterruptedError):
             pass
-        return await self._sock_wait(sock, False, sock.recvfrom, bufsize)
+        return await self._sock_wait(sock, False, lambda: sock.recvfrom(bufsize))
 
     async def sock_recvfrom_into(self, sock, buf, nbytes=0):
         self._check_sock(sock)
@@ -257,7 +258,8 @@ class NetworkMixin:
             return sock.recvfrom_into(buf, nbytes)
         except (BlockingIOError, InterruptedError):
             pass
-        return await self._sock_wait(sock, False, sock.recvfrom_into, buf, nbytes)
+        return await self._sock_wait(sock, False,
+                                     lambda: sock.recvfrom_into(buf, nbytes))
 
     async def sock_sendto(self, sock, data, address):
         self._check_sock(sock)
@@ -265,7 +267,7 @@ class NetworkMixin:
             return sock.sendto(data, address)
         except (BlockingIOError, InterruptedError):
             pass
-        return await self._sock_wait(sock, True, sock.sendto, data, address)
+        return await self._sock_wait(sock, True, lambda: sock.sendto(data, address))
 
     async def sock_sendall(self, sock, data):
         self._check_sock(sock)
@@ -896,7 +898,7 @@ class NetworkMixin:
         blocksize = min(count, 16384) if count else 16384
         buf = bytearray(blocksize)
         sent = 0
-        proto = base_events._SendfileFallbackProtocol(transport)
+        proto = _SendfileFallbackProtocol(transport)
         try:
             while True:
                 if count:
@@ -946,6 +948,63 @@ class NetworkMixin:
             resume_cb.cancel()
             raise
         return ssl_protocol._app_transport
+
+
+class _SendfileFallbackProtocol:
+    """Stands in for the transport's protocol while sendfile() writes the
+    file through transport.write(): reading is paused, drain() waits for
+    the write buffer to go below its low mark, and restore() puts the
+    protocol back (telling it of a pause/resume it missed)."""
+
+    def __init__(self, transport):
+        self._transport = transport
+        self._proto = transport.get_protocol()
+        self._resume_reading = transport.is_reading()
+        self._resume_writing = transport._protocol_paused
+        transport.pause_reading()
+        transport.set_protocol(self)
+        self._writable = transport._loop.create_future() if self._resume_writing else None
+
+    async def drain(self):
+        if self._transport.is_closing():
+            raise ConnectionError("Connection closed by peer")
+        if self._writable is not None:
+            await self._writable
+
+    def connection_made(self, transport):
+        raise RuntimeError("Invalid state: connection should have been established already.")
+
+    def connection_lost(self, exc):
+        if self._writable is not None:
+            # The peer went away before the whole file was sent.
+            self._writable.set_exception(
+                exc if exc is not None else ConnectionError("Connection is closed by peer"))
+        self._proto.connection_lost(exc)
+
+    def pause_writing(self):
+        if self._writable is None:
+            self._writable = self._transport._loop.create_future()
+
+    def resume_writing(self):
+        if self._writable is not None:
+            self._writable.set_result(False)
+            self._writable = None
+
+    def data_received(self, data):
+        raise RuntimeError("Invalid state: reading should be paused")
+
+    def eof_received(self):
+        raise RuntimeError("Invalid state: reading should be paused")
+
+    async def restore(self):
+        self._transport.set_protocol(self._proto)
+        if self._resume_reading:
+            self._transport.resume_reading()
+        if self._writable is not None:
+            # The buffer is still above its mark: hand the wait back.
+            self._writable.cancel()
+        if self._resume_writing:
+            self._proto.resume_writing()
 
 
 def _set_reuseport(sock):

@@ -513,6 +513,42 @@ def _build_test_eager_task_factory():
     ]
 
 
+# ------------------------------------------------------------ networking suites
+#
+# test_sock_lowlevel, test_sendfile, test_server, test_ssl and test_sslproto
+# write their tests as mixins (or base classes) and pick the loop in small
+# per-loop subclasses (SelectorEventLoopTests, EPollEventLoopTests, ...,
+# which build stdlib selector loops) through a create_event_loop() or
+# new_loop() hook. Those per-loop subclasses are not run; each mixin runs
+# once in a Pyasync<Mixin> class whose hook returns a loop of the
+# implementation under test. Classes with no hook of their own (they use
+# the policy: asyncio.new_event_loop(), IsolatedAsyncioTestCase) run as
+# they are.
+
+_LOOP_HOOKS = ("create_event_loop", "new_loop")
+
+
+def _picks_own_loop(cls):
+    return any(hook in vars(cls) for hook in _LOOP_HOOKS)
+
+
+def _on_impl_loop(name, variants):
+    """variants: [(new class name, (base class names in the module), hook)]."""
+    def build():
+        mod = _import(name)
+        test_utils = _import("utils")
+        classes = [cls for cls in _classes_of(mod) if not _picks_own_loop(cls)]
+        for new_name, base_names, hook in variants:
+            bases = tuple(getattr(mod, b) for b in base_names)
+            if not any(issubclass(b, unittest.TestCase) for b in bases):
+                bases += (test_utils.TestCase,)
+            cls = _named(name, new_name, bases,
+                         {hook: lambda self: harness.new_loop()})
+            classes = [c for c in classes if c not in bases] + [cls]
+        return classes
+    return build
+
+
 # ---------------------------------------------------------------- registry
 
 # name -> (builder, minimum Python version, why it is run)
@@ -548,6 +584,23 @@ MODULES = {
     "test_eager_task_factory": (_build_test_eager_task_factory, (3, 12),
                                 "eager task factories with the "
                                 "implementation's Task"),
+    "test_sock_lowlevel": (_on_impl_loop("test_sock_lowlevel", [
+        ("PyasyncSockTests", ("BaseSockTestsMixin",), "create_event_loop")]), (3, 11),
+        "sock_* operations, create_connection/create_server, Unix sockets"),
+    "test_streams": (_plain("test_streams"), (3, 11),
+                     "asyncio streams on the loop's transports"),
+    "test_server": (_on_impl_loop("test_server", [
+        ("PyasyncStartServerTests", ("BaseStartServer",), "new_loop")]), (3, 11),
+        "Server objects: start_serving, serve_forever, close, wait_closed"),
+    "test_sendfile": (_on_impl_loop("test_sendfile", [
+        ("PyasyncSendfileTests", ("SendfileTestsBase",), "create_event_loop")]), (3, 11),
+        "loop.sendfile() and sock_sendfile(), native and fallback"),
+    "test_ssl": (_on_impl_loop("test_ssl", [
+        ("PyasyncTestSSL", ("TestSSL",), "new_loop")]), (3, 11),
+        "TLS connections, servers and start_tls over the loop's transports"),
+    "test_sslproto": (_on_impl_loop("test_sslproto", [
+        ("PyasyncStartTLSTests", ("BaseStartTLS",), "new_loop")]), (3, 11),
+        "start_tls() and asyncio.sslproto over the loop's transports"),
 }
 
 
