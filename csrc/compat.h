@@ -106,4 +106,10 @@ pa_is_finalizing(void)
  * still being cancelled. */
 #define PA_TASKGROUP_313 (PY_VERSION_HEX >= 0x030D0000)
 
+/* Datagram transports, 3.13: sendto(b"") sends an empty datagram (before,
+ * it was dropped), and each queued datagram counts 8 more bytes in the
+ * write buffer size when queued (not when sent, as in asyncio). */
+#define PA_DGRAM_SENDS_EMPTY (PY_VERSION_HEX >= 0x030D0000)
+#define PA_DGRAM_HEADER_SIZE (PY_VERSION_HEX >= 0x030D0000 ? 8 : 0)
+
 #endif /* PYASYNC_COMPAT_H */

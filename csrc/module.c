@@ -162,7 +162,8 @@ module_exec(PyObject *module)
         pa_future_register_types(module, st) < 0 || pa_task_register_type(module, st) < 0 ||
         pa_taskgroup_register_types(module, st) < 0 ||
         pa_eager_factory_register_type(module, st) < 0 ||
-        pa_transport_register_type(module, st) < 0) {
+        pa_transport_register_type(module, st) < 0 ||
+        pa_dgram_transport_register_type(module, st) < 0) {
         return -1;
     }
     return 0;
@@ -182,6 +183,7 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->TaskGroupExitType);
     Py_VISIT(st->EagerTaskFactoryType);
     Py_VISIT(st->TransportType);
+    Py_VISIT(st->DgramTransportType);
     for (size_t i = 0; i < N_HELPERS; i++) {
         Py_VISIT(*helper_field(st, i));
     }
@@ -245,6 +247,7 @@ module_clear(PyObject *module)
     Py_CLEAR(st->str_get_buffer);
     Py_CLEAR(st->str_buffer_updated);
     Py_CLEAR(st->TransportType);
+    Py_CLEAR(st->DgramTransportType);
     PyMem_RawFree(st->recv_buffer);
     st->recv_buffer = NULL;
     return 0;

@@ -63,6 +63,7 @@ typedef struct {
     PyTypeObject *TaskGroupExitType;
     PyTypeObject *EagerTaskFactoryType;
     PyTypeObject *TransportType;
+    PyTypeObject *DgramTransportType;
     char *recv_buffer;                /* scratch for transports' recv(), made when first needed */
     unsigned long long task_name_counter;
 

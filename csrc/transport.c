@@ -8,7 +8,6 @@
  * WBUF_KEEP bytes is freed so that idle connections hold no memory.
  */
 #include "transport.h"
-#include "loop.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -18,53 +17,15 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#define MAX_READ (256 * 1024)           /* bytes per recv(), as asyncio's max_size */
-#define WBUF_KEEP (16 * 1024)           /* a drained write buffer up to this size is kept */
-#define DEFAULT_HIGH_WATER (64 * 1024)  /* asyncio's default write buffer limits */
-#define LOG_THRESHOLD_FOR_CONNLOST_WRITES 5
+#define WBUF_KEEP (16 * 1024)          /* a drained write buffer up to this size is kept */
+#define DEFAULT_HIGH_WATER (64 * 1024) /* asyncio's default write buffer limits */
 #ifndef IOV_MAX
 #define IOV_MAX 1024
 #endif
 
-typedef struct {
-    PyObject_HEAD
-    PyObject *extra;        /* asyncio.BaseTransport's `_extra` slot: keep first */
-    PyObject *loop;         /* a pyasync loop (LoopObject) */
-    PyObject *sock;         /* socket.socket; NULL once connection_lost ran */
-    PyObject *protocol;
-    PyObject *server;       /* asyncio.Server or None */
-    PyObject *empty_waiter; /* future for sendfile: set when the buffer drains */
-    PyObject *read_ready;   /* bound self._read_ready, made once */
-    PyObject *write_ready;  /* bound self._write_ready, made once */
-    char *wbuf;
-    Py_ssize_t wstart, wend, wcap;
-    Py_ssize_t high_water, low_water;
-    Py_ssize_t conn_lost;   /* connection_lost scheduled (then: writes since) */
-    int fd;
-    char closing;
-    char paused;            /* pause_reading() in effect */
-    char eof;               /* write_eof() called */
-    char protocol_paused;   /* pause_writing() called on the protocol */
-    char protocol_connected;
-    char buffered;          /* the protocol is an asyncio.BufferedProtocol */
-} TransportObject;
-
 #define WBUF_SIZE(t) ((t)->wend - (t)->wstart)
 
-static LoopObject *
-loop_of(TransportObject *self)
-{
-    return (LoopObject *)self->loop;
-}
-
 /* ---------------------------------------------------------------- helpers */
-
-static int
-is_fatal_exception(void)
-{
-    return PyErr_ExceptionMatches(PyExc_SystemExit) ||
-           PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
-}
 
 /* The OSError (subclass picked from errno) for a failed syscall, as an
  * object; NULL only if making it failed. */
@@ -79,7 +40,7 @@ oserror_from_errno(int err)
 static int
 call_soon_method(TransportObject *self, const char *name, PyObject *arg)
 {
-    pa_state *st = loop_of(self)->state;
+    pa_state *st = pa_tr_loop(self)->state;
     PyObject *method = PyObject_GetAttrString((PyObject *)self, name);
     if (method == NULL) {
         return -1;
@@ -93,7 +54,7 @@ call_soon_method(TransportObject *self, const char *name, PyObject *arg)
 static int
 report(TransportObject *self, const char *message, PyObject *exc)
 {
-    pa_state *st = loop_of(self)->state;
+    pa_state *st = pa_tr_loop(self)->state;
     PyObject *ctx = Py_BuildValue("{sssOsOsO}", "message", message, "exception", exc,
                                   "transport", (PyObject *)self, "protocol",
                                   self->protocol ? self->protocol : Py_None);
@@ -106,10 +67,10 @@ report(TransportObject *self, const char *message, PyObject *exc)
     return res ? 0 : -1;
 }
 
-static int
-unwatch(TransportObject *self, uint32_t dir)
+int
+pa_tr_unwatch(TransportObject *self, uint32_t dir)
 {
-    return pa_loop_unwatch_fd(loop_of(self), self->fd, dir) < 0 ? -1 : 0;
+    return pa_loop_unwatch_fd(pa_tr_loop(self), self->fd, dir) < 0 ? -1 : 0;
 }
 
 static void
@@ -174,15 +135,24 @@ force_close(TransportObject *self, PyObject *exc)
     if (self->conn_lost) {
         return 0;
     }
-    if (WBUF_SIZE(self) > 0) {
+    if (pa_tr_has_pending(self)) {
         wbuf_clear(self);
-        if (unwatch(self, PA_WRITABLE) < 0) {
+        if (self->dgram_queue != NULL) {
+            PyObject *res = PyObject_CallMethod(self->dgram_queue, "clear", NULL);
+            if (res == NULL) {
+                return -1;
+            }
+            Py_DECREF(res);
+            self->dgram_count = 0;
+            self->dgram_size = 0;
+        }
+        if (pa_tr_unwatch(self, PA_WRITABLE) < 0) {
             return -1;
         }
     }
     if (!self->closing) {
         self->closing = 1;
-        if (unwatch(self, PA_READABLE) < 0) {
+        if (pa_tr_unwatch(self, PA_READABLE) < 0) {
             return -1;
         }
     }
@@ -193,13 +163,13 @@ force_close(TransportObject *self, PyObject *exc)
 /* _fatal_error(exc, message): OSErrors are only logged in debug mode (peers
  * go away all the time); anything else goes to the exception handler. Then
  * the transport is force-closed. Fails only for what must stop the loop. */
-static int
-fatal_error(TransportObject *self, PyObject *exc, const char *message)
+int
+pa_tr_fatal_error(TransportObject *self, PyObject *exc, const char *message)
 {
-    pa_state *st = loop_of(self)->state;
+    pa_state *st = pa_tr_loop(self)->state;
     int rc = 0;
     if (PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_OSError)) {
-        if (loop_of(self)->debug) {
+        if (pa_tr_loop(self)->debug) {
             PyObject *kw = Py_BuildValue("{sO}", "exc_info", exc);
             PyObject *fn = kw ? PyObject_GetAttrString(st->logger, "debug") : NULL;
             PyObject *args = fn ? Py_BuildValue("(sOs)", "%r: %s", (PyObject *)self, message)
@@ -222,14 +192,14 @@ fatal_error(TransportObject *self, PyObject *exc, const char *message)
 
 /* The raised exception as a fatal error with `message`; SystemExit and
  * KeyboardInterrupt stay raised (-1). */
-static int
-fatal_error_from_raised(TransportObject *self, const char *message)
+int
+pa_tr_fatal_error_from_raised(TransportObject *self, const char *message)
 {
-    if (is_fatal_exception()) {
+    if (pa_tr_is_fatal_exception()) {
         return -1;
     }
     PyObject *exc = pa_err_take();
-    int rc = fatal_error(self, exc, message);
+    int rc = pa_tr_fatal_error(self, exc, message);
     Py_DECREF(exc);
     return rc;
 }
@@ -239,7 +209,7 @@ fatal_error_from_raised(TransportObject *self, const char *message)
 static int
 protocol_callback_failed(TransportObject *self, const char *message)
 {
-    if (is_fatal_exception()) {
+    if (pa_tr_is_fatal_exception()) {
         return -1;
     }
     PyObject *exc = pa_err_take();
@@ -248,10 +218,10 @@ protocol_callback_failed(TransportObject *self, const char *message)
     return rc;
 }
 
-static int
-maybe_pause_protocol(TransportObject *self)
+int
+pa_tr_maybe_pause_protocol(TransportObject *self)
 {
-    if (WBUF_SIZE(self) <= self->high_water || self->protocol_paused) {
+    if (pa_tr_buffer_size(self) <= self->high_water || self->protocol_paused) {
         return 0;
     }
     self->protocol_paused = 1;
@@ -263,10 +233,10 @@ maybe_pause_protocol(TransportObject *self)
     return 0;
 }
 
-static int
-maybe_resume_protocol(TransportObject *self)
+int
+pa_tr_maybe_resume_protocol(TransportObject *self)
 {
-    if (!self->protocol_paused || WBUF_SIZE(self) > self->low_water) {
+    if (!self->protocol_paused || pa_tr_buffer_size(self) > self->low_water) {
         return 0;
     }
     self->protocol_paused = 0;
@@ -283,8 +253,8 @@ maybe_resume_protocol(TransportObject *self)
 static int
 on_eof(TransportObject *self)
 {
-    if (loop_of(self)->debug) {
-        pa_state *st = loop_of(self)->state;
+    if (pa_tr_loop(self)->debug) {
+        pa_state *st = pa_tr_loop(self)->state;
         PyObject *res = PyObject_CallMethod(st->logger, "debug", "sO", "%r received EOF",
                                             (PyObject *)self);
         if (res == NULL) {
@@ -294,16 +264,16 @@ on_eof(TransportObject *self)
     }
     PyObject *res = PyObject_CallMethod(self->protocol, "eof_received", NULL);
     if (res == NULL) {
-        return fatal_error_from_raised(self, "Fatal error: protocol.eof_received() call failed.");
+        return pa_tr_fatal_error_from_raised(self, "Fatal error: protocol.eof_received() call failed.");
     }
     int keep_open = PyObject_IsTrue(res);
     Py_DECREF(res);
     if (keep_open < 0) {
-        return fatal_error_from_raised(self, "Fatal error: protocol.eof_received() call failed.");
+        return pa_tr_fatal_error_from_raised(self, "Fatal error: protocol.eof_received() call failed.");
     }
     if (keep_open) {
         /* The protocol may still write, but nothing more can be read. */
-        return unwatch(self, PA_READABLE);
+        return pa_tr_unwatch(self, PA_READABLE);
     }
     res = PyObject_CallMethod((PyObject *)self, "close", NULL);
     Py_XDECREF(res);
@@ -320,7 +290,7 @@ read_failed(TransportObject *self, int err)
     if (exc == NULL) {
         return -1;
     }
-    int rc = fatal_error(self, exc, "Fatal read error on socket transport");
+    int rc = pa_tr_fatal_error(self, exc, "Fatal read error on socket transport");
     Py_DECREF(exc);
     return rc;
 }
@@ -328,7 +298,7 @@ read_failed(TransportObject *self, int err)
 static int
 read_into_buffered_protocol(TransportObject *self)
 {
-    pa_state *st = loop_of(self)->state;
+    pa_state *st = pa_tr_loop(self)->state;
     PyObject *minus_one = PyLong_FromLong(-1);
     PyObject *buf = minus_one ? PyObject_CallMethodOneArg(self->protocol, st->str_get_buffer,
                                                           minus_one)
@@ -337,13 +307,13 @@ read_into_buffered_protocol(TransportObject *self)
     Py_buffer view;
     if (buf == NULL || PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE) < 0) {
         Py_XDECREF(buf);
-        return fatal_error_from_raised(self, "Fatal error: protocol.get_buffer() call failed.");
+        return pa_tr_fatal_error_from_raised(self, "Fatal error: protocol.get_buffer() call failed.");
     }
     Py_DECREF(buf);
     if (view.len == 0) {
         PyBuffer_Release(&view);
         PyErr_SetString(PyExc_RuntimeError, "get_buffer() returned an empty buffer");
-        return fatal_error_from_raised(self, "Fatal error: protocol.get_buffer() call failed.");
+        return pa_tr_fatal_error_from_raised(self, "Fatal error: protocol.get_buffer() call failed.");
     }
     ssize_t n = recv(self->fd, view.buf, (size_t)view.len, 0);
     int err = errno;
@@ -360,7 +330,7 @@ read_into_buffered_protocol(TransportObject *self)
                            : NULL;
     Py_XDECREF(nbytes);
     if (res == NULL) {
-        return fatal_error_from_raised(self,
+        return pa_tr_fatal_error_from_raised(self,
                                        "Fatal error: protocol.buffer_updated() call failed.");
     }
     Py_DECREF(res);
@@ -370,15 +340,15 @@ read_into_buffered_protocol(TransportObject *self)
 static int
 read_into_protocol(TransportObject *self)
 {
-    pa_state *st = loop_of(self)->state;
+    pa_state *st = pa_tr_loop(self)->state;
     if (st->recv_buffer == NULL) {
-        st->recv_buffer = PyMem_RawMalloc(MAX_READ);
+        st->recv_buffer = PyMem_RawMalloc(PA_MAX_READ);
         if (st->recv_buffer == NULL) {
             PyErr_NoMemory();
             return -1;
         }
     }
-    ssize_t n = recv(self->fd, st->recv_buffer, MAX_READ, 0);
+    ssize_t n = recv(self->fd, st->recv_buffer, PA_MAX_READ, 0);
     if (n < 0) {
         return read_failed(self, errno);
     }
@@ -392,7 +362,7 @@ read_into_protocol(TransportObject *self)
     PyObject *res = PyObject_CallMethodOneArg(self->protocol, st->str_data_received, data);
     Py_DECREF(data);
     if (res == NULL) {
-        return fatal_error_from_raised(self, "Fatal error: protocol.data_received() call failed.");
+        return pa_tr_fatal_error_from_raised(self, "Fatal error: protocol.data_received() call failed.");
     }
     Py_DECREF(res);
     return 0;
@@ -422,18 +392,18 @@ write_failed(TransportObject *self, int err)
     if (exc == NULL) {
         return -1;
     }
-    int rc = fatal_error(self, exc, "Fatal write error on socket transport");
+    int rc = pa_tr_fatal_error(self, exc, "Fatal write error on socket transport");
     Py_DECREF(exc);
     return rc;
 }
 
 /* A write after connection_lost was scheduled: counted, and logged once
  * the count passes asyncio's threshold. */
-static PyObject *
-write_after_lost(TransportObject *self)
+PyObject *
+pa_tr_write_after_lost(TransportObject *self)
 {
-    if (self->conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES) {
-        pa_state *st = loop_of(self)->state;
+    if (self->conn_lost >= PA_LOG_THRESHOLD_FOR_CONNLOST_WRITES) {
+        pa_state *st = pa_tr_loop(self)->state;
         PyObject *res = PyObject_CallMethod(st->logger, "warning", "s",
                                             "socket.send() raised exception.");
         if (res == NULL) {
@@ -464,10 +434,10 @@ check_can_write(TransportObject *self, const char *what)
 static int
 buffered_data_pending(TransportObject *self, int was_empty)
 {
-    if (was_empty && pa_loop_watch_fd(loop_of(self), self->fd, PA_WRITABLE, self->write_ready) < 0) {
+    if (was_empty && pa_loop_watch_fd(pa_tr_loop(self), self->fd, PA_WRITABLE, self->write_ready) < 0) {
         return -1;
     }
-    return maybe_pause_protocol(self);
+    return pa_tr_maybe_pause_protocol(self);
 }
 
 static PyObject *
@@ -491,7 +461,7 @@ Transport_write(TransportObject *self, PyObject *data)
     }
     if (self->conn_lost) {
         PyBuffer_Release(&view);
-        return write_after_lost(self);
+        return pa_tr_write_after_lost(self);
     }
     const char *p = view.buf;
     Py_ssize_t len = view.len;
@@ -562,7 +532,7 @@ Transport_writelines(TransportObject *self, PyObject *list_of_data)
         goto done;
     }
     if (self->conn_lost) {
-        result = write_after_lost(self);
+        result = pa_tr_write_after_lost(self);
         goto done;
     }
     int was_empty = WBUF_SIZE(self) == 0;
@@ -626,8 +596,8 @@ shutdown_write(TransportObject *self)
     return 0;
 }
 
-static int
-call_connection_lost_now(TransportObject *self, PyObject *exc)
+int
+pa_tr_call_connection_lost_now(TransportObject *self, PyObject *exc)
 {
     PyObject *res = PyObject_CallMethod((PyObject *)self, "_call_connection_lost", "O", exc);
     Py_XDECREF(res);
@@ -658,7 +628,7 @@ write_ready(TransportObject *self)
         if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
             return 0;
         }
-        if (unwatch(self, PA_WRITABLE) < 0) {
+        if (pa_tr_unwatch(self, PA_WRITABLE) < 0) {
             return -1;
         }
         wbuf_clear(self);
@@ -666,7 +636,7 @@ write_ready(TransportObject *self)
         if (exc == NULL) {
             return -1;
         }
-        int rc = fatal_error(self, exc, "Fatal write error on socket transport");
+        int rc = pa_tr_fatal_error(self, exc, "Fatal write error on socket transport");
         if (rc == 0) {
             rc = settle_empty_waiter(self, exc);
         }
@@ -677,17 +647,17 @@ write_ready(TransportObject *self)
     if (WBUF_SIZE(self) == 0) {
         wbuf_drained(self);
     }
-    if (maybe_resume_protocol(self) < 0) { /* may write more */
+    if (pa_tr_maybe_resume_protocol(self) < 0) { /* may write more */
         return -1;
     }
     if (WBUF_SIZE(self) > 0) {
         return 0;
     }
-    if (unwatch(self, PA_WRITABLE) < 0 || settle_empty_waiter(self, NULL) < 0) {
+    if (pa_tr_unwatch(self, PA_WRITABLE) < 0 || settle_empty_waiter(self, NULL) < 0) {
         return -1;
     }
     if (self->closing) {
-        return call_connection_lost_now(self, Py_None);
+        return pa_tr_call_connection_lost_now(self, Py_None);
     }
     if (self->eof) {
         return shutdown_write(self);
@@ -728,19 +698,19 @@ Transport_can_write_eof(TransportObject *self, PyObject *Py_UNUSED(ignored))
 
 /* ---------------------------------------------------------------- state changes */
 
-static PyObject *
-Transport_close(TransportObject *self, PyObject *Py_UNUSED(ignored))
+PyObject *
+pa_tr_m_close(TransportObject *self, PyObject *Py_UNUSED(ignored))
 {
     if (self->closing) {
         Py_RETURN_NONE;
     }
     self->closing = 1;
-    if (unwatch(self, PA_READABLE) < 0) {
+    if (pa_tr_unwatch(self, PA_READABLE) < 0) {
         return NULL;
     }
-    if (WBUF_SIZE(self) == 0) {
+    if (!pa_tr_has_pending(self)) {
         self->conn_lost++;
-        if (unwatch(self, PA_WRITABLE) < 0 ||
+        if (pa_tr_unwatch(self, PA_WRITABLE) < 0 ||
             call_soon_method(self, "_call_connection_lost", Py_None) < 0) {
             return NULL;
         }
@@ -748,8 +718,8 @@ Transport_close(TransportObject *self, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
-static PyObject *
-Transport_abort(TransportObject *self, PyObject *Py_UNUSED(ignored))
+PyObject *
+pa_tr_m_abort(TransportObject *self, PyObject *Py_UNUSED(ignored))
 {
     if (force_close(self, NULL) < 0) {
         return NULL;
@@ -757,8 +727,8 @@ Transport_abort(TransportObject *self, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
-static PyObject *
-Transport_force_close(TransportObject *self, PyObject *exc)
+PyObject *
+pa_tr_m_force_close(TransportObject *self, PyObject *exc)
 {
     if (force_close(self, exc == Py_None ? NULL : exc) < 0) {
         return NULL;
@@ -766,15 +736,15 @@ Transport_force_close(TransportObject *self, PyObject *exc)
     Py_RETURN_NONE;
 }
 
-static PyObject *
-Transport_fatal_error(TransportObject *self, PyObject *args)
+PyObject *
+pa_tr_m_fatal_error(TransportObject *self, PyObject *args)
 {
     PyObject *exc;
     const char *message = "Fatal error on transport";
     if (!PyArg_ParseTuple(args, "O|s:_fatal_error", &exc, &message)) {
         return NULL;
     }
-    if (fatal_error(self, exc, message) < 0) {
+    if (pa_tr_fatal_error(self, exc, message) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -782,8 +752,8 @@ Transport_fatal_error(TransportObject *self, PyObject *args)
 
 /* _call_connection_lost(exc): tell the protocol, then close the socket and
  * drop what the transport holds, whatever the protocol did. */
-static PyObject *
-Transport_call_connection_lost(TransportObject *self, PyObject *exc)
+PyObject *
+pa_tr_m_call_connection_lost(TransportObject *self, PyObject *exc)
 {
     PyObject *err = NULL;
     if (self->protocol_connected && self->protocol != NULL) {
@@ -827,14 +797,14 @@ Transport_call_connection_lost(TransportObject *self, PyObject *exc)
     Py_RETURN_NONE;
 }
 
-static PyObject *
-Transport_is_closing(TransportObject *self, PyObject *Py_UNUSED(ignored))
+PyObject *
+pa_tr_m_is_closing(TransportObject *self, PyObject *Py_UNUSED(ignored))
 {
     return PyBool_FromLong(self->closing);
 }
 
-static PyObject *
-Transport_is_reading(TransportObject *self, PyObject *Py_UNUSED(ignored))
+PyObject *
+pa_tr_m_is_reading(TransportObject *self, PyObject *Py_UNUSED(ignored))
 {
     return PyBool_FromLong(!self->closing && !self->paused);
 }
@@ -842,36 +812,36 @@ Transport_is_reading(TransportObject *self, PyObject *Py_UNUSED(ignored))
 static int
 debug_log(TransportObject *self, const char *format)
 {
-    if (!loop_of(self)->debug) {
+    if (!pa_tr_loop(self)->debug) {
         return 0;
     }
     PyObject *res =
-        PyObject_CallMethod(loop_of(self)->state->logger, "debug", "sO", format, (PyObject *)self);
+        PyObject_CallMethod(pa_tr_loop(self)->state->logger, "debug", "sO", format, (PyObject *)self);
     Py_XDECREF(res);
     return res ? 0 : -1;
 }
 
-static PyObject *
-Transport_pause_reading(TransportObject *self, PyObject *Py_UNUSED(ignored))
+PyObject *
+pa_tr_m_pause_reading(TransportObject *self, PyObject *Py_UNUSED(ignored))
 {
     if (self->closing || self->paused) {
         Py_RETURN_NONE;
     }
     self->paused = 1;
-    if (unwatch(self, PA_READABLE) < 0 || debug_log(self, "%r pauses reading") < 0) {
+    if (pa_tr_unwatch(self, PA_READABLE) < 0 || debug_log(self, "%r pauses reading") < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
 }
 
-static PyObject *
-Transport_resume_reading(TransportObject *self, PyObject *Py_UNUSED(ignored))
+PyObject *
+pa_tr_m_resume_reading(TransportObject *self, PyObject *Py_UNUSED(ignored))
 {
     if (self->closing || !self->paused) {
         Py_RETURN_NONE;
     }
     self->paused = 0;
-    if (pa_loop_watch_fd(loop_of(self), self->fd, PA_READABLE, self->read_ready) < 0 ||
+    if (pa_loop_watch_fd(pa_tr_loop(self), self->fd, PA_READABLE, self->read_ready) < 0 ||
         debug_log(self, "%r resumes reading") < 0) {
         return NULL;
     }
@@ -880,13 +850,13 @@ Transport_resume_reading(TransportObject *self, PyObject *Py_UNUSED(ignored))
 
 /* Start reading (scheduled right after connection_made), unless paused or
  * closed meanwhile. */
-static PyObject *
-Transport_start_reading(TransportObject *self, PyObject *Py_UNUSED(ignored))
+PyObject *
+pa_tr_m_start_reading(TransportObject *self, PyObject *Py_UNUSED(ignored))
 {
     if (self->closing || self->paused) {
         Py_RETURN_NONE;
     }
-    if (pa_loop_watch_fd(loop_of(self), self->fd, PA_READABLE, self->read_ready) < 0) {
+    if (pa_loop_watch_fd(pa_tr_loop(self), self->fd, PA_READABLE, self->read_ready) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -895,7 +865,7 @@ Transport_start_reading(TransportObject *self, PyObject *Py_UNUSED(ignored))
 static int
 set_protocol(TransportObject *self, PyObject *protocol)
 {
-    int buffered = PyObject_IsInstance(protocol, loop_of(self)->state->BufferedProtocol);
+    int buffered = PyObject_IsInstance(protocol, pa_tr_loop(self)->state->BufferedProtocol);
     if (buffered < 0) {
         return -1;
     }
@@ -905,8 +875,8 @@ set_protocol(TransportObject *self, PyObject *protocol)
     return 0;
 }
 
-static PyObject *
-Transport_set_protocol(TransportObject *self, PyObject *protocol)
+PyObject *
+pa_tr_m_set_protocol(TransportObject *self, PyObject *protocol)
 {
     if (set_protocol(self, protocol) < 0) {
         return NULL;
@@ -914,8 +884,8 @@ Transport_set_protocol(TransportObject *self, PyObject *protocol)
     Py_RETURN_NONE;
 }
 
-static PyObject *
-Transport_get_protocol(TransportObject *self, PyObject *Py_UNUSED(ignored))
+PyObject *
+pa_tr_m_get_protocol(TransportObject *self, PyObject *Py_UNUSED(ignored))
 {
     return pa_ref_or_none(self->protocol);
 }
@@ -926,8 +896,8 @@ Transport_get_write_buffer_size(TransportObject *self, PyObject *Py_UNUSED(ignor
     return PyLong_FromSsize_t(WBUF_SIZE(self));
 }
 
-static PyObject *
-Transport_get_write_buffer_limits(TransportObject *self, PyObject *Py_UNUSED(ignored))
+PyObject *
+pa_tr_m_get_write_buffer_limits(TransportObject *self, PyObject *Py_UNUSED(ignored))
 {
     return Py_BuildValue("(nn)", self->low_water, self->high_water);
 }
@@ -973,8 +943,8 @@ set_limits(TransportObject *self, PyObject *high_obj, PyObject *low_obj)
     return 0;
 }
 
-static PyObject *
-Transport_set_write_buffer_limits(TransportObject *self, PyObject *args, PyObject *kwds)
+PyObject *
+pa_tr_m_set_write_buffer_limits(TransportObject *self, PyObject *args, PyObject *kwds)
 {
     PyObject *high = Py_None, *low = Py_None;
     static char *kwlist[] = {"high", "low", NULL};
@@ -982,7 +952,7 @@ Transport_set_write_buffer_limits(TransportObject *self, PyObject *args, PyObjec
                                      &low)) {
         return NULL;
     }
-    if (set_limits(self, high, low) < 0 || maybe_pause_protocol(self) < 0) {
+    if (set_limits(self, high, low) < 0 || pa_tr_maybe_pause_protocol(self) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -1015,16 +985,10 @@ Transport_reset_empty_waiter(TransportObject *self, PyObject *Py_UNUSED(ignored)
 
 /* ---------------------------------------------------------------- type slots */
 
-/* StreamTransportBase(loop, sock, protocol, extra=None, server=None) */
-static int
-Transport_init(TransportObject *self, PyObject *args, PyObject *kwds)
+int
+pa_tr_init(TransportObject *self, PyObject *loop, PyObject *sock, PyObject *protocol,
+           PyObject *extra, PyObject *server, const char *write_ready_name)
 {
-    PyObject *loop, *sock, *protocol, *extra = Py_None, *server = Py_None;
-    static char *kwlist[] = {"loop", "sock", "protocol", "extra", "server", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|OO:StreamTransportBase", kwlist, &loop,
-                                     &sock, &protocol, &extra, &server)) {
-        return -1;
-    }
     pa_state *st = pa_state_of((PyObject *)self);
     if (st == NULL || pa_check_ready(st) < 0) {
         return -1;
@@ -1058,7 +1022,7 @@ Transport_init(TransportObject *self, PyObject *args, PyObject *kwds)
     if (self->read_ready == NULL) {
         self->read_ready = PyObject_GetAttrString((PyObject *)self, "_read_ready");
         self->write_ready = self->read_ready
-                                ? PyObject_GetAttrString((PyObject *)self, "_write_ready")
+                                ? PyObject_GetAttrString((PyObject *)self, write_ready_name)
                                 : NULL;
         if (self->write_ready == NULL) {
             return -1;
@@ -1069,8 +1033,21 @@ Transport_init(TransportObject *self, PyObject *args, PyObject *kwds)
     return set_protocol(self, protocol);
 }
 
+/* StreamTransportBase(loop, sock, protocol, extra=None, server=None) */
 static int
-Transport_traverse(TransportObject *self, visitproc visit, void *arg)
+Transport_init(TransportObject *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *loop, *sock, *protocol, *extra = Py_None, *server = Py_None;
+    static char *kwlist[] = {"loop", "sock", "protocol", "extra", "server", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|OO:StreamTransportBase", kwlist, &loop,
+                                     &sock, &protocol, &extra, &server)) {
+        return -1;
+    }
+    return pa_tr_init(self, loop, sock, protocol, extra, server, "_write_ready");
+}
+
+int
+pa_tr_traverse(TransportObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->extra);
@@ -1081,11 +1058,13 @@ Transport_traverse(TransportObject *self, visitproc visit, void *arg)
     Py_VISIT(self->empty_waiter);
     Py_VISIT(self->read_ready);
     Py_VISIT(self->write_ready);
+    Py_VISIT(self->dgram_queue);
+    Py_VISIT(self->address);
     return 0;
 }
 
-static int
-Transport_clear(TransportObject *self)
+int
+pa_tr_clear(TransportObject *self)
 {
     Py_CLEAR(self->extra);
     Py_CLEAR(self->loop);
@@ -1095,22 +1074,25 @@ Transport_clear(TransportObject *self)
     Py_CLEAR(self->empty_waiter);
     Py_CLEAR(self->read_ready);
     Py_CLEAR(self->write_ready);
+    Py_CLEAR(self->dgram_queue);
+    Py_CLEAR(self->address);
     return 0;
 }
 
-static void
-Transport_dealloc(TransportObject *self)
+void
+pa_tr_dealloc(TransportObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
     if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0) {
         return; /* resurrected */
     }
     PyObject_GC_UnTrack(self);
-    (void)Transport_clear(self);
+    (void)pa_tr_clear(self);
     free(self->wbuf);
     tp->tp_free(self);
     Py_DECREF(tp);
 }
+
 
 #define NOARGS(name, func) {name, (PyCFunction)func, METH_NOARGS, NULL}
 
@@ -1119,51 +1101,48 @@ static PyMethodDef Transport_methods[] = {
     {"writelines", (PyCFunction)Transport_writelines, METH_O, NULL},
     NOARGS("write_eof", Transport_write_eof),
     NOARGS("can_write_eof", Transport_can_write_eof),
-    NOARGS("close", Transport_close),
-    NOARGS("abort", Transport_abort),
-    NOARGS("is_closing", Transport_is_closing),
-    NOARGS("is_reading", Transport_is_reading),
-    NOARGS("pause_reading", Transport_pause_reading),
-    NOARGS("resume_reading", Transport_resume_reading),
-    {"set_protocol", (PyCFunction)Transport_set_protocol, METH_O, NULL},
-    NOARGS("get_protocol", Transport_get_protocol),
     NOARGS("get_write_buffer_size", Transport_get_write_buffer_size),
-    NOARGS("get_write_buffer_limits", Transport_get_write_buffer_limits),
-    {"set_write_buffer_limits", (PyCFunction)(void (*)(void))Transport_set_write_buffer_limits,
-     METH_VARARGS | METH_KEYWORDS, NULL},
     NOARGS("_read_ready", Transport_read_ready),
     NOARGS("_write_ready", Transport_write_ready),
-    NOARGS("_start_reading", Transport_start_reading),
-    {"_force_close", (PyCFunction)Transport_force_close, METH_O, NULL},
-    {"_fatal_error", (PyCFunction)Transport_fatal_error, METH_VARARGS, NULL},
-    {"_call_connection_lost", (PyCFunction)Transport_call_connection_lost, METH_O, NULL},
     NOARGS("_make_empty_waiter", Transport_make_empty_waiter),
     NOARGS("_reset_empty_waiter", Transport_reset_empty_waiter),
+    PA_TR_COMMON_METHODS,
     {NULL, NULL, 0, NULL},
 };
 
 static PyMemberDef Transport_members[] = {
-    {"_loop", T_OBJECT, offsetof(TransportObject, loop), READONLY, NULL},
-    {"_sock", T_OBJECT, offsetof(TransportObject, sock), READONLY, NULL},
-    {"_sock_fd", T_INT, offsetof(TransportObject, fd), READONLY, NULL},
-    {"_protocol", T_OBJECT, offsetof(TransportObject, protocol), READONLY, NULL},
-    {"_server", T_OBJECT, offsetof(TransportObject, server), READONLY, NULL},
     {"_empty_waiter", T_OBJECT, offsetof(TransportObject, empty_waiter), READONLY, NULL},
-    {"_conn_lost", T_PYSSIZET, offsetof(TransportObject, conn_lost), READONLY, NULL},
-    {"_closing", T_BOOL, offsetof(TransportObject, closing), READONLY, NULL},
-    {"_paused", T_BOOL, offsetof(TransportObject, paused), READONLY, NULL},
     {"_eof", T_BOOL, offsetof(TransportObject, eof), READONLY, NULL},
-    {"_protocol_paused", T_BOOL, offsetof(TransportObject, protocol_paused), READONLY, NULL},
-    {"_high_water", T_PYSSIZET, offsetof(TransportObject, high_water), READONLY, NULL},
-    {"_low_water", T_PYSSIZET, offsetof(TransportObject, low_water), READONLY, NULL},
+    PA_TR_COMMON_MEMBERS,
     {NULL, 0, 0, 0, NULL},
 };
 
+PyObject *
+pa_tr_asyncio_base(const char *name)
+{
+    PyObject *transports = PyImport_ImportModule("asyncio.transports");
+    PyObject *base = transports ? PyObject_GetAttrString(transports, name) : NULL;
+    Py_XDECREF(transports);
+    if (base == NULL) {
+        return NULL;
+    }
+    /* Our layout starts with the base's only slot; refuse to build on a
+     * base that changed shape. */
+    if (!PyType_Check(base) ||
+        ((PyTypeObject *)base)->tp_basicsize != (Py_ssize_t)offsetof(TransportObject, loop)) {
+        PyErr_Format(PyExc_ImportError,
+                     "asyncio.%s's layout is not the one pyasync was built for", name);
+        Py_DECREF(base);
+        return NULL;
+    }
+    return base;
+}
+
 static PyType_Slot Transport_slots[] = {
     {Py_tp_init, Transport_init},
-    {Py_tp_traverse, Transport_traverse},
-    {Py_tp_clear, Transport_clear},
-    {Py_tp_dealloc, Transport_dealloc},
+    {Py_tp_traverse, pa_tr_traverse},
+    {Py_tp_clear, pa_tr_clear},
+    {Py_tp_dealloc, pa_tr_dealloc},
     {Py_tp_methods, Transport_methods},
     {Py_tp_members, Transport_members},
     {Py_tp_doc, "The data path of a socket stream transport (see pyasync._transports)."},
@@ -1178,27 +1157,31 @@ static PyType_Spec Transport_spec = {
 };
 
 int
-pa_transport_register_type(PyObject *module, pa_state *st)
+pa_tr_register(PyObject *module, PyType_Spec *spec, const char *base_name,
+               const char *second_base_name, PyTypeObject **type)
 {
-    PyObject *transports = PyImport_ImportModule("asyncio.transports");
-    PyObject *base = transports ? PyObject_GetAttrString(transports, "Transport") : NULL;
-    Py_XDECREF(transports);
-    if (base == NULL) {
+    PyObject *base = pa_tr_asyncio_base(base_name);
+    PyObject *second = base && second_base_name ? pa_tr_asyncio_base(second_base_name) : NULL;
+    if (base == NULL || (second_base_name != NULL && second == NULL)) {
+        Py_XDECREF(base);
         return -1;
     }
-    /* Our layout starts with the base's only slot; refuse to build on a
-     * base that changed shape. */
-    if (!PyType_Check(base) ||
-        ((PyTypeObject *)base)->tp_basicsize != (Py_ssize_t)offsetof(TransportObject, loop)) {
-        PyErr_SetString(PyExc_ImportError,
-                        "asyncio.Transport's layout is not the one pyasync was built for");
-        Py_DECREF(base);
-        return -1;
-    }
-    st->TransportType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &Transport_spec, base);
+    PyObject *bases = second ? PyTuple_Pack(2, base, second) : Py_NewRef(base);
     Py_DECREF(base);
-    if (st->TransportType == NULL || PyModule_AddType(module, st->TransportType) < 0) {
+    Py_XDECREF(second);
+    if (bases == NULL) {
+        return -1;
+    }
+    *type = (PyTypeObject *)PyType_FromModuleAndSpec(module, spec, bases);
+    Py_DECREF(bases);
+    if (*type == NULL || PyModule_AddType(module, *type) < 0) {
         return -1;
     }
     return 0;
+}
+
+int
+pa_transport_register_type(PyObject *module, pa_state *st)
+{
+    return pa_tr_register(module, &Transport_spec, "Transport", NULL, &st->TransportType);
 }

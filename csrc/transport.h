@@ -1,15 +1,19 @@
 /*
- * transport.h - the stream transport of a connected socket (TCP or Unix).
+ * transport.h - socket transports: the stream transport (TCP and Unix) and
+ * the datagram transport (UDP and Unix datagrams).
  *
- * The C type (pyasync._core.StreamTransportBase) holds everything on the
- * data path: reading into the protocol (Protocol or BufferedProtocol),
- * write/writelines with a try-first send and a contiguous write buffer,
- * flow control (pause_writing/resume_writing at the high/low marks),
- * half-close, close/abort and the single connection_lost. Its base class is
- * asyncio.Transport itself, so transports pass isinstance() checks; that
- * class's one slot (`_extra`, the get_extra_info() dict) is the first field
- * of our layout. pyasync/_transports.py subclasses it in Python for what
- * runs once per connection (set-up, repr, the unclosed-transport warning).
+ * Both C types hold everything on the data path: reading into the protocol,
+ * writing with a try-first send and a buffer for what the kernel did not
+ * take, flow control (pause_writing/resume_writing at the high/low marks),
+ * close/abort and the single connection_lost. Their base classes are
+ * asyncio.Transport and asyncio.DatagramTransport themselves, so transports
+ * pass isinstance() checks; those classes' one slot (`_extra`, the
+ * get_extra_info() dict) is the first field of our layout.
+ * pyasync/_transports.py subclasses them in Python for what runs once per
+ * connection (set-up, repr, the unclosed-transport warning).
+ *
+ * transport.c has what the two share and the stream transport;
+ * dgramtransport.c the datagram transport.
  *
  * Ownership: the loop's watcher table owns the handles that call
  * _read_ready/_write_ready (bound methods: the cycle transport -> loop ->
@@ -20,7 +24,148 @@
 #define PYASYNC_TRANSPORT_H
 
 #include "state.h"
+#include "loop.h"
+
+#include <structmember.h>
+
+#define PA_MAX_READ (256 * 1024) /* bytes per read, as asyncio's max_size */
+#define PA_LOG_THRESHOLD_FOR_CONNLOST_WRITES 5
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *extra;        /* asyncio.BaseTransport's `_extra` slot: keep first */
+    PyObject *loop;         /* a pyasync loop (LoopObject) */
+    PyObject *sock;         /* socket.socket; NULL once connection_lost ran */
+    PyObject *protocol;
+    PyObject *server;       /* asyncio.Server or None */
+    PyObject *empty_waiter; /* future for sendfile: set when the buffer drains */
+    PyObject *read_ready;   /* bound self._read_ready, made once */
+    PyObject *write_ready;  /* bound self._write_ready (_sendto_ready), made once */
+    /* stream: the write buffer, one contiguous block [wstart, wend) */
+    char *wbuf;
+    Py_ssize_t wstart, wend, wcap;
+    /* datagram: queued (bytes, addr) pairs, their accounted size, and the
+     * address given as remote_addr (or NULL) */
+    PyObject *dgram_queue;
+    Py_ssize_t dgram_count;
+    Py_ssize_t dgram_size;
+    PyObject *address;
+    Py_ssize_t high_water, low_water;
+    Py_ssize_t conn_lost;   /* connection_lost scheduled (then: writes since) */
+    int fd;
+    char is_dgram;
+    char closing;
+    char paused;            /* pause_reading() in effect */
+    char eof;               /* write_eof() called */
+    char protocol_paused;   /* pause_writing() called on the protocol */
+    char protocol_connected;
+    char buffered;          /* the protocol is an asyncio.BufferedProtocol */
+} TransportObject;
+
+static inline LoopObject *
+pa_tr_loop(TransportObject *self)
+{
+    return (LoopObject *)self->loop;
+}
+
+/* Bytes waiting to be sent, as get_write_buffer_size() reports them. */
+static inline Py_ssize_t
+pa_tr_buffer_size(TransportObject *self)
+{
+    return self->is_dgram ? self->dgram_size : self->wend - self->wstart;
+}
+
+/* Whether anything waits to be sent (what close() waits for). */
+static inline int
+pa_tr_has_pending(TransportObject *self)
+{
+    return self->is_dgram ? self->dgram_count > 0 : self->wend > self->wstart;
+}
+
+static inline int
+pa_tr_is_fatal_exception(void)
+{
+    return PyErr_ExceptionMatches(PyExc_SystemExit) ||
+           PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
+}
+
+/* Shared by both kinds, in transport.c. All return 0, or -1 with an
+ * exception that must propagate (SystemExit, KeyboardInterrupt, or a failure
+ * of the exception handler itself). */
+int pa_tr_unwatch(TransportObject *self, uint32_t dir);
+int pa_tr_fatal_error(TransportObject *self, PyObject *exc, const char *message);
+int pa_tr_fatal_error_from_raised(TransportObject *self, const char *message);
+int pa_tr_maybe_pause_protocol(TransportObject *self);
+int pa_tr_maybe_resume_protocol(TransportObject *self);
+int pa_tr_call_connection_lost_now(TransportObject *self, PyObject *exc);
+PyObject *pa_tr_write_after_lost(TransportObject *self);
+
+/* Initialise the common fields: Transport(loop, sock, protocol, extra,
+ * server); `write_ready_name` names the method the writer watch calls. */
+int pa_tr_init(TransportObject *self, PyObject *loop, PyObject *sock, PyObject *protocol,
+               PyObject *extra, PyObject *server, const char *write_ready_name);
+
+/* The methods both types have: asyncio's names, same behaviour. */
+PyObject *pa_tr_m_close(TransportObject *self, PyObject *unused);
+PyObject *pa_tr_m_abort(TransportObject *self, PyObject *unused);
+PyObject *pa_tr_m_is_closing(TransportObject *self, PyObject *unused);
+PyObject *pa_tr_m_is_reading(TransportObject *self, PyObject *unused);
+PyObject *pa_tr_m_pause_reading(TransportObject *self, PyObject *unused);
+PyObject *pa_tr_m_resume_reading(TransportObject *self, PyObject *unused);
+PyObject *pa_tr_m_set_protocol(TransportObject *self, PyObject *protocol);
+PyObject *pa_tr_m_get_protocol(TransportObject *self, PyObject *unused);
+PyObject *pa_tr_m_get_write_buffer_limits(TransportObject *self, PyObject *unused);
+PyObject *pa_tr_m_set_write_buffer_limits(TransportObject *self, PyObject *args, PyObject *kwds);
+PyObject *pa_tr_m_start_reading(TransportObject *self, PyObject *unused);
+PyObject *pa_tr_m_force_close(TransportObject *self, PyObject *exc);
+PyObject *pa_tr_m_fatal_error(TransportObject *self, PyObject *args);
+PyObject *pa_tr_m_call_connection_lost(TransportObject *self, PyObject *exc);
+
+#define PA_TR_NOARGS(name, func) {name, (PyCFunction)(void (*)(void))func, METH_NOARGS, NULL}
+
+#define PA_TR_COMMON_METHODS                                                                       \
+    PA_TR_NOARGS("close", pa_tr_m_close), PA_TR_NOARGS("abort", pa_tr_m_abort),                    \
+        PA_TR_NOARGS("is_closing", pa_tr_m_is_closing),                                            \
+        PA_TR_NOARGS("is_reading", pa_tr_m_is_reading),                                            \
+        PA_TR_NOARGS("pause_reading", pa_tr_m_pause_reading),                                      \
+        PA_TR_NOARGS("resume_reading", pa_tr_m_resume_reading),                                    \
+        {"set_protocol", (PyCFunction)pa_tr_m_set_protocol, METH_O, NULL},                         \
+        PA_TR_NOARGS("get_protocol", pa_tr_m_get_protocol),                                        \
+        PA_TR_NOARGS("get_write_buffer_limits", pa_tr_m_get_write_buffer_limits),                  \
+        {"set_write_buffer_limits", (PyCFunction)(void (*)(void))pa_tr_m_set_write_buffer_limits,  \
+         METH_VARARGS | METH_KEYWORDS, NULL},                                                      \
+        PA_TR_NOARGS("_start_reading", pa_tr_m_start_reading),                                     \
+        {"_force_close", (PyCFunction)pa_tr_m_force_close, METH_O, NULL},                          \
+        {"_fatal_error", (PyCFunction)pa_tr_m_fatal_error, METH_VARARGS, NULL},                    \
+        {"_call_connection_lost", (PyCFunction)pa_tr_m_call_connection_lost, METH_O, NULL}
+
+#define PA_TR_COMMON_MEMBERS                                                                       \
+    {"_loop", T_OBJECT, offsetof(TransportObject, loop), READONLY, NULL},                          \
+        {"_sock", T_OBJECT, offsetof(TransportObject, sock), READONLY, NULL},                      \
+        {"_sock_fd", T_INT, offsetof(TransportObject, fd), READONLY, NULL},                        \
+        {"_protocol", T_OBJECT, offsetof(TransportObject, protocol), READONLY, NULL},              \
+        {"_server", T_OBJECT, offsetof(TransportObject, server), READONLY, NULL},                  \
+        {"_conn_lost", T_PYSSIZET, offsetof(TransportObject, conn_lost), READONLY, NULL},          \
+        {"_closing", T_BOOL, offsetof(TransportObject, closing), READONLY, NULL},                  \
+        {"_paused", T_BOOL, offsetof(TransportObject, paused), READONLY, NULL},                    \
+        {"_protocol_paused", T_BOOL, offsetof(TransportObject, protocol_paused), READONLY, NULL},  \
+        {"_high_water", T_PYSSIZET, offsetof(TransportObject, high_water), READONLY, NULL},        \
+        {"_low_water", T_PYSSIZET, offsetof(TransportObject, low_water), READONLY, NULL}
+
+int pa_tr_traverse(TransportObject *self, visitproc visit, void *arg);
+int pa_tr_clear(TransportObject *self);
+void pa_tr_dealloc(TransportObject *self);
+
+/* The base class, by name, from asyncio.transports, checked for the
+ * layout we build on. */
+PyObject *pa_tr_asyncio_base(const char *name);
+
+/* Make a transport type on that base (and a second one, or NULL) and add
+ * it to the module. */
+int pa_tr_register(PyObject *module, PyType_Spec *spec, const char *base_name,
+                   const char *second_base_name, PyTypeObject **type);
 
 int pa_transport_register_type(PyObject *module, pa_state *st);
+int pa_dgram_transport_register_type(PyObject *module, pa_state *st);
 
 #endif /* PYASYNC_TRANSPORT_H */

@@ -20,7 +20,7 @@ from asyncio import base_events, constants, exceptions, sslproto, staggered, trs
 from asyncio.log import logger
 
 from . import _compat
-from ._transports import SocketTransport
+from ._transports import DatagramTransport, SocketTransport
 
 try:
     import ssl
@@ -856,6 +856,118 @@ class NetworkMixin:
                 if transport is not None:
                     context['transport'] = transport
                 self.call_exception_handler(context)
+
+    # ----------------------------------------------------------------------
+    # Datagrams
+
+    def _make_datagram_transport(self, sock, protocol, address=None, waiter=None, extra=None):
+        return DatagramTransport(self, sock, protocol, address, waiter, extra)
+
+    async def create_datagram_endpoint(self, protocol_factory, local_addr=None,
+                                       remote_addr=None, *, family=0, proto=0, flags=0,
+                                       reuse_port=None, allow_broadcast=None, sock=None):
+        if sock is not None:
+            if sock.type != socket.SOCK_DGRAM:
+                raise ValueError(f'A UDP Socket was expected, got {sock!r}')
+            modifiers = dict(local_addr=local_addr, remote_addr=remote_addr, family=family,
+                             proto=proto, flags=flags, reuse_port=reuse_port,
+                             allow_broadcast=allow_broadcast)
+            if any(modifiers.values()):
+                problems = ', '.join(f'{k}={v}' for k, v in modifiers.items() if v)
+                raise ValueError(f'socket modifier keyword arguments can not be used '
+                                 f'when sock is specified. ({problems})')
+            sock.setblocking(False)
+            r_addr = None
+        else:
+            candidates = await self._datagram_candidates(local_addr, remote_addr, family,
+                                                         proto, flags)
+            sock, r_addr = await self._open_datagram_socket(
+                candidates, local_addr, remote_addr, reuse_port, allow_broadcast)
+        protocol = protocol_factory()
+        waiter = self.create_future()
+        transport = self._make_datagram_transport(sock, protocol, r_addr, waiter)
+        if self.get_debug():
+            if local_addr:
+                logger.info("Datagram endpoint local_addr=%r remote_addr=%r created: (%r, %r)",
+                            local_addr, remote_addr, transport, protocol)
+            else:
+                logger.debug("Datagram endpoint remote_addr=%r created: (%r, %r)",
+                             remote_addr, transport, protocol)
+        try:
+            await waiter
+        except BaseException:
+            transport.close()
+            raise
+        return transport, protocol
+
+    async def _datagram_candidates(self, local_addr, remote_addr, family, proto, flags):
+        """[((family, proto), (local address, remote address))] to try in turn."""
+        if not (local_addr or remote_addr):
+            if family == 0:
+                raise ValueError('unexpected address family')
+            return [((family, proto), (None, None))]
+        if hasattr(socket, 'AF_UNIX') and family == socket.AF_UNIX:
+            for addr in (local_addr, remote_addr):
+                if addr is not None and not isinstance(addr, str):
+                    raise TypeError('string is expected')
+            if local_addr and local_addr[0] not in (0, '\x00'):
+                try:
+                    if stat.S_ISSOCK(os.stat(local_addr).st_mode):
+                        os.remove(local_addr)
+                except FileNotFoundError:
+                    pass
+                except OSError as err:
+                    logger.error('Unable to check or remove stale UNIX socket %r: %r',
+                                 local_addr, err)
+            return [((family, proto), (local_addr, remote_addr))]
+        pairs = {}  # (family, proto) -> [local, remote], in resolution order
+        for index, addr in ((0, local_addr), (1, remote_addr)):
+            if addr is None:
+                continue
+            if not (isinstance(addr, tuple) and len(addr) == 2):
+                raise TypeError('2-tuple is expected')
+            infos = await self._ensure_resolved(addr, family=family, type=socket.SOCK_DGRAM,
+                                                proto=proto, flags=flags)
+            if not infos:
+                raise OSError('getaddrinfo() returned empty list')
+            for fam, _, pro, _, address in infos:
+                pairs.setdefault((fam, pro), [None, None])[index] = address
+        candidates = [(key, pair) for key, pair in pairs.items()
+                      if not ((local_addr and pair[0] is None) or
+                              (remote_addr and pair[1] is None))]
+        if not candidates:
+            raise ValueError('can not get address information')
+        return candidates
+
+    async def _open_datagram_socket(self, candidates, local_addr, remote_addr, reuse_port,
+                                    allow_broadcast):
+        errors = []
+        for (family, proto), (local_address, remote_address) in candidates:
+            sock = None
+            try:
+                sock = socket.socket(family=family, type=socket.SOCK_DGRAM, proto=proto)
+                if reuse_port:
+                    _set_reuseport(sock)
+                if allow_broadcast:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+                sock.setblocking(False)
+                if local_addr:
+                    sock.bind(local_address)
+                r_addr = None
+                if remote_addr:
+                    if not allow_broadcast:
+                        await self.sock_connect(sock, remote_address)
+                    r_addr = remote_address
+                return sock, r_addr
+            except OSError as exc:
+                if sock is not None:
+                    sock.close()
+                errors.append(exc)
+            except BaseException:
+                if sock is not None:
+                    sock.close()
+                raise
+        raise errors[0]
 
     # ----------------------------------------------------------------------
     # sendfile over a transport

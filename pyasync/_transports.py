@@ -1,7 +1,9 @@
-"""The socket stream transport: the C data path plus its once-per-connection parts.
+"""Socket transports: the C data path plus their once-per-connection parts.
 
 pyasync._core.StreamTransportBase (csrc/transport.c) is a subclass of
-asyncio.Transport that does the reading, writing, flow control and closing.
+asyncio.Transport, and DatagramTransportBase (csrc/dgramtransport.c) one of
+asyncio.DatagramTransport, that do the reading, writing, flow control and
+closing.
 This subclass adds what runs once per connection: the extra info asyncio
 gives (socket, sockname, peername), TCP_NODELAY, attaching to the server,
 scheduling connection_made() and the first read, the repr and the warning for
@@ -13,7 +15,7 @@ import warnings
 from asyncio import constants, futures, trsock
 
 from . import _compat
-from ._core import StreamTransportBase
+from ._core import DatagramTransportBase, StreamTransportBase
 
 
 def set_nodelay(sock):
@@ -21,6 +23,50 @@ def set_nodelay(sock):
     if (sock.family in (socket.AF_INET, socket.AF_INET6) and
             sock.type == socket.SOCK_STREAM and sock.proto == socket.IPPROTO_TCP):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _repr(transport):
+    info = [type(transport).__name__]
+    if transport._sock is None:
+        info.append('closed')
+    elif transport._closing:
+        info.append('closing')
+    info.append(f'fd={transport._sock_fd}')
+    loop = transport._loop
+    if transport._sock is not None and loop is not None and not loop.is_closed():
+        reading = 'polling' if loop._is_watching_read(transport._sock_fd) else 'idle'
+        info.append(f'read={reading}')
+        writing = 'polling' if loop._is_watching_write(transport._sock_fd) else 'idle'
+        info.append(f'write=<{writing}, bufsize={transport.get_write_buffer_size()}>')
+    return '<{}>'.format(' '.join(info))
+
+
+def _warn_unclosed(transport, warn):
+    sock = transport._sock
+    if sock is not None:
+        warn(f"unclosed transport {transport!r}", ResourceWarning, source=transport)
+        sock.close()
+
+
+def _base_extra(info, sock):
+    info['socket'] = trsock.TransportSocket(sock)
+    try:
+        info['sockname'] = sock.getsockname()
+    except OSError:
+        info['sockname'] = None
+    if 'peername' not in info:
+        try:
+            info['peername'] = sock.getpeername()
+        except OSError:
+            info['peername'] = None
+
+
+def _start(loop, transport, protocol, waiter):
+    loop.call_soon(protocol.connection_made, transport)
+    # Reading starts only once connection_made() has run.
+    loop.call_soon(transport._start_reading)
+    if waiter is not None:
+        loop.call_soon(futures._set_result_unless_cancelled, waiter, None)
 
 
 class SocketTransport(StreamTransportBase):
@@ -31,47 +77,32 @@ class SocketTransport(StreamTransportBase):
 
     def __init__(self, loop, sock, protocol, waiter=None, extra=None, server=None):
         super().__init__(loop, sock, protocol, dict(extra) if extra else None, server)
-        info = self._extra
-        info['socket'] = trsock.TransportSocket(sock)
-        try:
-            info['sockname'] = sock.getsockname()
-        except OSError:
-            info['sockname'] = None
-        if 'peername' not in info:
-            try:
-                info['peername'] = sock.getpeername()
-            except OSError:
-                info['peername'] = None
+        _base_extra(self._extra, sock)
         if server is not None:
             _compat.server_attach(server, self)
         loop._register_transport(self._sock_fd, self)
         set_nodelay(sock)
-        loop.call_soon(protocol.connection_made, self)
-        # Reading starts only once connection_made() has run.
-        loop.call_soon(self._start_reading)
-        if waiter is not None:
-            loop.call_soon(futures._set_result_unless_cancelled, waiter, None)
+        _start(loop, self, protocol, waiter)
 
     def _detach_server(self):
         _compat.server_detach(self._server, self)
 
-    def __repr__(self):
-        info = [type(self).__name__]
-        if self._sock is None:
-            info.append('closed')
-        elif self._closing:
-            info.append('closing')
-        info.append(f'fd={self._sock_fd}')
-        loop = self._loop
-        if self._sock is not None and loop is not None and not loop.is_closed():
-            reading = 'polling' if loop._is_watching_read(self._sock_fd) else 'idle'
-            info.append(f'read={reading}')
-            writing = 'polling' if loop._is_watching_write(self._sock_fd) else 'idle'
-            info.append(f'write=<{writing}, bufsize={self.get_write_buffer_size()}>')
-        return '<{}>'.format(' '.join(info))
+    __repr__ = _repr
 
     def __del__(self, _warn=warnings.warn):
-        sock = self._sock
-        if sock is not None:
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            sock.close()
+        _warn_unclosed(self, _warn)
+
+
+class DatagramTransport(DatagramTransportBase):
+    """The transport of a UDP or Unix datagram socket."""
+
+    def __init__(self, loop, sock, protocol, address=None, waiter=None, extra=None):
+        super().__init__(loop, sock, protocol, address, dict(extra) if extra else None)
+        _base_extra(self._extra, sock)
+        loop._register_transport(self._sock_fd, self)
+        _start(loop, self, protocol, waiter)
+
+    __repr__ = _repr
+
+    def __del__(self, _warn=warnings.warn):
+        _warn_unclosed(self, _warn)

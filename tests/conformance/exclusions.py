@@ -30,10 +30,6 @@ import fnmatch
 
 # ---------------------------------------------------------------- reasons
 
-R_NET = "later issue: networking (create_connection/create_server/sock_*)"
-R_UNIX = "later issue: Unix sockets (create_unix_connection/server)"
-R_DGRAM = "later issue: datagram endpoints"
-R_SSL = "later issue: TLS"
 R_PIPE = "later issue: pipes (connect_read_pipe/connect_write_pipe)"
 R_SUBP = "later issue: subprocesses (subprocess_exec/subprocess_shell)"
 R_NOT_FUTURE = ("DIFFERENCE (docs/differences.md, pyasync.Future and pyasync.Task): "
@@ -100,9 +96,6 @@ EXPECTED_FAILURES_COMMON = {
     # Unix sockets
     # TLS over Unix sockets
     # UDP
-    "test_events.PyasyncEventLoopTests.test_create_datagram_endpoint": R_DGRAM,
-    "test_events.PyasyncEventLoopTests.test_create_datagram_endpoint_ipv6": R_DGRAM,
-    "test_events.PyasyncEventLoopTests.test_create_datagram_endpoint_sock": R_DGRAM,
     # pipes and ptys
     "test_events.PyasyncEventLoopTests.test_read_pipe": R_PIPE,
     "test_events.PyasyncEventLoopTests.test_write_pipe": R_PIPE,
@@ -127,8 +120,6 @@ EXPECTED_FAILURES_COMMON = {
     "test_events.PyasyncEventLoopTests.test_subprocess_terminate": R_SUBP,
     "test_events.PyasyncEventLoopTests.test_subprocess_wait_no_same_group": R_SUBP,
     "test_streams.StreamTests.test_read_all_from_pipe_reader": R_PIPE,
-    # makes a UDP transport to check that sendfile() refuses it
-    "test_sendfile.PyasyncSendfileTests.test_sendfile_not_supported": R_DGRAM,
     # documented differences
     "test_events.PyasyncTimerTests.test_timer_repr": R_WHEN,
     "test_events.PyasyncTimerTests.test_timer_repr_debug": R_WHEN,
@@ -146,10 +137,7 @@ EXPECTED_FAILURES_BY_VERSION = {
     "3.11": {},
     "3.12": {
     },
-    "3.13": {
-        "test_events.PyasyncEventLoopTests.test_datagram_send_to_non_listening_address":
-            R_DGRAM,
-    },
+    "3.13": {},
 }
 
 EXPECTED_FAILURES_BY_POLLER = {

@@ -1,0 +1,298 @@
+/*
+ * dgramtransport.c - the datagram transport (UDP and Unix datagram sockets).
+ *
+ * Same state machine as the stream transport (transport.c: close, abort,
+ * connection_lost, flow control); what differs is the data path. A datagram
+ * is read with sock.recvfrom() and handed to datagram_received(data, addr);
+ * sendto() tries sock.send()/sendto() at once and queues (bytes, addr)
+ * pairs only when the socket would block. OSErrors of a single datagram go
+ * to the protocol's error_received() and the transport stays open, as in
+ * asyncio. The socket methods do the address conversions, which are the
+ * socket module's business.
+ */
+#include "transport.h"
+
+static int
+is_would_block(void)
+{
+    return PyErr_ExceptionMatches(PyExc_BlockingIOError) ||
+           PyErr_ExceptionMatches(PyExc_InterruptedError);
+}
+
+/* The raised OSError goes to protocol.error_received(); its own failure
+ * propagates (asyncio calls it unguarded). */
+static int
+error_received(TransportObject *self)
+{
+    PyObject *exc = pa_err_take();
+    PyObject *res = PyObject_CallMethod(self->protocol, "error_received", "O", exc);
+    Py_DECREF(exc);
+    Py_XDECREF(res);
+    return res ? 0 : -1;
+}
+
+static PyObject *
+Dgram_read_ready(TransportObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->conn_lost || self->sock == NULL) {
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(self);
+    int rc = 0;
+    PyObject *res = PyObject_CallMethod(self->sock, "recvfrom", "i", PA_MAX_READ);
+    if (res == NULL) {
+        if (is_would_block()) {
+            PyErr_Clear();
+        } else if (PyErr_ExceptionMatches(PyExc_OSError)) {
+            rc = error_received(self);
+        } else {
+            rc = pa_tr_fatal_error_from_raised(self, "Fatal read error on datagram transport");
+        }
+    } else if (!PyTuple_Check(res) || PyTuple_GET_SIZE(res) != 2) {
+        PyErr_Format(PyExc_TypeError, "recvfrom() returned %R", res);
+        rc = -1;
+    } else {
+        PyObject *out = PyObject_CallMethod(self->protocol, "datagram_received", "OO",
+                                            PyTuple_GET_ITEM(res, 0), PyTuple_GET_ITEM(res, 1));
+        Py_XDECREF(out);
+        rc = out ? 0 : -1;
+    }
+    Py_XDECREF(res);
+    Py_DECREF(self);
+    if (rc < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* Send one datagram now: 1 sent, 0 would block, -1 handled by the error
+ * paths of asyncio (error_received or a fatal error), -2 must propagate. */
+static int
+send_now(TransportObject *self, PyObject *data, PyObject *addr)
+{
+    PyObject *peername = PyDict_GetItemString(self->extra, "peername"); /* borrowed */
+    int connected = peername ? PyObject_IsTrue(peername) : 0;
+    if (connected < 0) {
+        return -2;
+    }
+    PyObject *res = connected ? PyObject_CallMethod(self->sock, "send", "O", data)
+                              : PyObject_CallMethod(self->sock, "sendto", "OO", data, addr);
+    if (res != NULL) {
+        Py_DECREF(res);
+        return 1;
+    }
+    if (is_would_block()) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (PyErr_ExceptionMatches(PyExc_OSError)) {
+        return error_received(self) < 0 ? -2 : -1;
+    }
+    return pa_tr_fatal_error_from_raised(self, "Fatal write error on datagram transport") < 0
+               ? -2
+               : -1;
+}
+
+static PyObject *
+Dgram_sendto(TransportObject *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *data, *addr = Py_None;
+    static char *kwlist[] = {"data", "addr", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O:sendto", kwlist, &data, &addr)) {
+        return NULL;
+    }
+    if (!PyBytes_Check(data) && !PyByteArray_Check(data) && !PyMemoryView_Check(data)) {
+        PyErr_Format(PyExc_TypeError, "data argument must be a bytes-like object, not '%.200s'",
+                     Py_TYPE(data)->tp_name);
+        return NULL;
+    }
+    Py_ssize_t len = PyObject_Length(data);
+    if (len < 0) {
+        return NULL;
+    }
+    if (!PA_DGRAM_SENDS_EMPTY && len == 0) {
+        Py_RETURN_NONE;
+    }
+    if (self->address != NULL && self->address != Py_None) {
+        int same = addr == Py_None || addr == self->address;
+        if (!same) {
+            same = PyObject_RichCompareBool(addr, self->address, Py_EQ);
+            if (same < 0) {
+                return NULL;
+            }
+        }
+        if (!same) {
+            PyErr_Format(PyExc_ValueError, "Invalid address: must be None or %S", self->address);
+            return NULL;
+        }
+        addr = self->address;
+        if (self->conn_lost) {
+            return pa_tr_write_after_lost(self);
+        }
+    }
+    Py_INCREF(self);
+    PyObject *result = NULL;
+    if (self->dgram_count == 0) {
+        int rc = send_now(self, data, addr);
+        if (rc == 0) {
+            rc = pa_loop_watch_fd(pa_tr_loop(self), self->fd, PA_WRITABLE, self->write_ready) < 0
+                     ? -2
+                     : 0;
+        }
+        if (rc != 0) {
+            result = rc == -2 ? NULL : Py_NewRef(Py_None);
+            goto done;
+        }
+    }
+    /* Queue a copy: the caller may change a bytearray afterwards. */
+    PyObject *copy = PyBytes_FromObject(data);
+    PyObject *item = copy ? PyTuple_Pack(2, copy, addr) : NULL;
+    Py_XDECREF(copy);
+    PyObject *res = item ? PyObject_CallMethod(self->dgram_queue, "append", "O", item) : NULL;
+    Py_XDECREF(item);
+    if (res == NULL) {
+        goto done;
+    }
+    Py_DECREF(res);
+    self->dgram_count++;
+    self->dgram_size += len + PA_DGRAM_HEADER_SIZE;
+    if (pa_tr_maybe_pause_protocol(self) < 0) {
+        goto done;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    Py_DECREF(self);
+    return result;
+}
+
+static int
+sendto_ready(TransportObject *self)
+{
+    while (self->dgram_count > 0) {
+        PyObject *item = PyObject_CallMethod(self->dgram_queue, "popleft", NULL);
+        if (item == NULL) {
+            return -1;
+        }
+        self->dgram_count--;
+        PyObject *data = PyTuple_GET_ITEM(item, 0), *addr = PyTuple_GET_ITEM(item, 1);
+        Py_ssize_t len = PyBytes_GET_SIZE(data);
+        self->dgram_size -= len;
+        int rc = send_now(self, data, addr);
+        if (rc == 0) {
+            /* Try again later, first in line. */
+            PyObject *res = PyObject_CallMethod(self->dgram_queue, "appendleft", "O", item);
+            Py_DECREF(item);
+            if (res == NULL) {
+                return -1;
+            }
+            Py_DECREF(res);
+            self->dgram_count++;
+            self->dgram_size += len;
+            break;
+        }
+        Py_DECREF(item);
+        if (rc < 0) {
+            return rc == -2 ? -1 : 0;
+        }
+    }
+    if (pa_tr_maybe_resume_protocol(self) < 0) { /* may queue more */
+        return -1;
+    }
+    if (self->dgram_count == 0) {
+        if (pa_tr_unwatch(self, PA_WRITABLE) < 0) {
+            return -1;
+        }
+        if (self->closing) {
+            return pa_tr_call_connection_lost_now(self, Py_None);
+        }
+    }
+    return 0;
+}
+
+static PyObject *
+Dgram_sendto_ready(TransportObject *self, PyObject *Py_UNUSED(ignored))
+{
+    Py_INCREF(self);
+    int rc = sendto_ready(self);
+    Py_DECREF(self);
+    if (rc < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Dgram_get_write_buffer_size(TransportObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromSsize_t(self->dgram_size);
+}
+
+/* DatagramTransportBase(loop, sock, protocol, address=None, extra=None) */
+static int
+Dgram_init(TransportObject *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *loop, *sock, *protocol, *address = Py_None, *extra = Py_None;
+    static char *kwlist[] = {"loop", "sock", "protocol", "address", "extra", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|OO:DatagramTransportBase", kwlist, &loop,
+                                     &sock, &protocol, &address, &extra)) {
+        return -1;
+    }
+    self->is_dgram = 1;
+    if (pa_tr_init(self, loop, sock, protocol, extra, Py_None, "_sendto_ready") < 0) {
+        return -1;
+    }
+    PyObject *collections = PyImport_ImportModule("collections");
+    PyObject *queue = collections ? PyObject_CallMethod(collections, "deque", NULL) : NULL;
+    Py_XDECREF(collections);
+    if (queue == NULL) {
+        return -1;
+    }
+    Py_XSETREF(self->dgram_queue, queue);
+    Py_XSETREF(self->address, Py_NewRef(address));
+    self->dgram_count = 0;
+    self->dgram_size = 0;
+    return 0;
+}
+
+static PyMethodDef Dgram_methods[] = {
+    {"sendto", (PyCFunction)(void (*)(void))Dgram_sendto, METH_VARARGS | METH_KEYWORDS, NULL},
+    PA_TR_NOARGS("get_write_buffer_size", Dgram_get_write_buffer_size),
+    PA_TR_NOARGS("_read_ready", Dgram_read_ready),
+    PA_TR_NOARGS("_sendto_ready", Dgram_sendto_ready),
+    PA_TR_COMMON_METHODS,
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef Dgram_members[] = {
+    {"_address", T_OBJECT, offsetof(TransportObject, address), READONLY, NULL},
+    {"_buffer_size", T_PYSSIZET, offsetof(TransportObject, dgram_size), READONLY, NULL},
+    PA_TR_COMMON_MEMBERS,
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot Dgram_slots[] = {
+    {Py_tp_init, Dgram_init},
+    {Py_tp_traverse, pa_tr_traverse},
+    {Py_tp_clear, pa_tr_clear},
+    {Py_tp_dealloc, pa_tr_dealloc},
+    {Py_tp_methods, Dgram_methods},
+    {Py_tp_members, Dgram_members},
+    {Py_tp_doc, "The data path of a datagram transport (see pyasync._transports)."},
+    {0, NULL},
+};
+
+static PyType_Spec Dgram_spec = {
+    .name = "pyasync._core.DatagramTransportBase",
+    .basicsize = sizeof(TransportObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .slots = Dgram_slots,
+};
+
+int
+pa_dgram_transport_register_type(PyObject *module, pa_state *st)
+{
+    /* Both, like asyncio's own datagram transport (a Transport subclass
+     * that is also a DatagramTransport from 3.12). */
+    return pa_tr_register(module, &Dgram_spec, "Transport", "DatagramTransport",
+                          &st->DgramTransportType);
+}
