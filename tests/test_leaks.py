@@ -112,3 +112,77 @@ def test_rss_does_not_scale_with_rounds(rounds):
     fds0, fds1, rss0, rss1, *_ = run_rounds(rounds)
     assert fds1 == fds0
     assert UNDER_ASAN or rss1 - rss0 < 4 * 1024
+
+
+CONNECTIONS_SCRIPT = textwrap.dedent(r'''
+    import asyncio, gc, os, sys, tracemalloc
+    import pyasync
+
+    def fd_count():
+        return len(os.listdir("/proc/self/fd"))
+
+    def rss_kib():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def data_received(self, data):
+            self.transport.write(data)
+
+        def eof_received(self):
+            self.transport.close()
+
+    async def one(port, payload):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(payload)
+        writer.write_eof()
+        got = await reader.read()
+        assert got == payload, (len(got), len(payload))
+        writer.close()
+        await writer.wait_closed()
+
+    async def batch(port, count):
+        payload = os.urandom(4096)
+        for _ in range(count // 50):
+            await asyncio.gather(*(one(port, payload) for _ in range(50)))
+
+    async def main():
+        server = await asyncio.get_running_loop().create_server(Echo, "127.0.0.1", 0,
+                                                                backlog=200)
+        port = server.sockets[0].getsockname()[1]
+        await batch(port, 500)                 # warm up
+        gc.collect()
+        fds0, rss0 = fd_count(), rss_kib()
+        tracemalloc.start()
+        await batch(port, 1000)
+        gc.collect()
+        snap1 = tracemalloc.take_snapshot()
+        await batch(port, CONNECTIONS - 1000)
+        gc.collect()
+        snap2 = tracemalloc.take_snapshot()
+        fds1, rss1 = fd_count(), rss_kib()
+        grown = sum(s.size_diff for s in snap2.compare_to(snap1, "filename")
+                    if s.size_diff > 0)
+        server.close()
+        await server.wait_closed()
+        print(fds0, fds1, rss0, rss1, grown)
+
+    pyasync.run(main())
+''')
+
+
+def test_ten_thousand_connections_leak_nothing():
+    # 10,000 TCP connections through a pyasync server and pyasync streams,
+    # each echoing 4 KiB: file descriptors, Python allocations (tracemalloc
+    # between connection 1,500 and 10,500) and RSS stay flat.
+    code = CONNECTIONS_SCRIPT.replace("CONNECTIONS", "10_000")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=HERE,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    fds0, fds1, rss0, rss1, grown = (int(x) for x in out.stdout.split())
+    assert fds1 == fds0, f"file descriptors leaked: {fds0} -> {fds1}"
+    assert grown < 64 * 1024, f"tracemalloc shows {grown} bytes kept over 9,000 connections"
+    assert UNDER_ASAN or rss1 - rss0 < 8 * 1024, f"RSS grew from {rss0} KiB to {rss1} KiB"
