@@ -229,6 +229,23 @@ pa_loop_unwatch_fd(LoopObject *self, int fd, uint32_t dir)
 }
 
 int
+pa_loop_unwatch_fd_lazily(LoopObject *self, int fd, uint32_t dir)
+{
+    if (self->closed || fd < 0 || fd >= self->io_capacity) {
+        return 0;
+    }
+    PyObject **slot = dir == PA_READABLE ? &self->io[fd].reader : &self->io[fd].writer;
+    PyObject *old = *slot;
+    *slot = NULL;
+    if (old == NULL) {
+        return 0;
+    }
+    int rc = pa_handle_cancel_plain(self->state, (HandleObject *)old, self->debug);
+    Py_DECREF(old);
+    return rc < 0 ? -1 : 1;
+}
+
+int
 pa_loop_is_watching(LoopObject *self, int fd, uint32_t dir)
 {
     if (fd < 0 || fd >= self->io_capacity) {
@@ -251,13 +268,15 @@ pa_loop_remove_writer(LoopObject *self, PyObject *fileobj)
 }
 
 /* Queue the handle watching one direction, or drop it if it was cancelled
- * (asyncio unregisters such an fd when it fires). */
+ * (asyncio unregisters such an fd when it fires). An event with no watcher
+ * at all is for an interest left behind by pa_loop_unwatch_fd_lazily():
+ * withdraw it now. */
 static int
 fire(LoopObject *self, int fd, uint32_t dir)
 {
     PyObject *h = dir == PA_READABLE ? self->io[fd].reader : self->io[fd].writer;
     if (h == NULL) {
-        return 0;
+        return set_interest(self, fd, self->io[fd].events & ~dir);
     }
     if (((HandleObject *)h)->cancelled) {
         return remove_watcher(self, fd, dir) < 0 ? -1 : 0;

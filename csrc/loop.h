@@ -111,6 +111,13 @@ int pa_loop_watch_fd(LoopObject *self, int fd, uint32_t dir, PyObject *callback)
 /* Stop watching: 1 if a watcher was removed, 0 if none, -1 on error. */
 int pa_loop_unwatch_fd(LoopObject *self, int fd, uint32_t dir);
 
+/* The same, but the poller keeps its interest until an event comes for it
+ * (then it is withdrawn) or a watcher takes it up again: stopping and
+ * restarting between two polls costs no system call (libuv does the same).
+ * Only for fds whose owner withdraws the interest with pa_loop_unwatch_fd()
+ * before closing them (transports). */
+int pa_loop_unwatch_fd_lazily(LoopObject *self, int fd, uint32_t dir);
+
 /* Whether a live watcher is registered for that direction. */
 int pa_loop_is_watching(LoopObject *self, int fd, uint32_t dir);
 

@@ -50,6 +50,7 @@ static const struct {
     {"task_registry", offsetof(pa_state, task_registry)},
     {"WeakSet", offsetof(pa_state, WeakSet)},
     {"BufferedProtocol", offsetof(pa_state, BufferedProtocol)},
+    {"StreamReaderProtocol", offsetof(pa_state, StreamReaderProtocol)},
 };
 
 #define N_HELPERS (sizeof(helper_slots) / sizeof(helper_slots[0]))

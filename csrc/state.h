@@ -42,6 +42,7 @@ typedef struct {
     PyObject *task_registry;          /* asyncio.tasks._scheduled_tasks (3.11: _all_tasks) */
     PyObject *WeakSet;                /* weakref.WeakSet */
     PyObject *BufferedProtocol;       /* asyncio.BufferedProtocol */
+    PyObject *StreamReaderProtocol;   /* asyncio.StreamReaderProtocol */
 
     /* The registry set and its parts, cached by taskregistry.c. */
     PyObject *registry_set;

@@ -29,6 +29,7 @@
 #include <structmember.h>
 
 #define PA_MAX_READ (256 * 1024) /* bytes per read, as asyncio's max_size */
+#define PA_STREAM_READER_READ (64 * 1024) /* bytes per read for asyncio's streams */
 #define PA_LOG_THRESHOLD_FOR_CONNLOST_WRITES 5
 
 typedef struct {
@@ -51,6 +52,7 @@ typedef struct {
     Py_ssize_t dgram_size;
     PyObject *address;
     Py_ssize_t high_water, low_water;
+    Py_ssize_t read_size;   /* bytes asked of one recv() for a Protocol */
     Py_ssize_t conn_lost;   /* connection_lost scheduled (then: writes since) */
     int fd;
     char is_dgram;

@@ -19,7 +19,7 @@ import weakref
 
 from asyncio import base_events as _base_events
 from asyncio import base_futures, base_tasks, constants, coroutines, events, exceptions
-from asyncio import format_helpers, futures, protocols, tasks, timeouts
+from asyncio import format_helpers, futures, protocols, streams, tasks, timeouts
 from asyncio.log import logger
 
 from . import _compat
@@ -465,6 +465,7 @@ def _install_helpers():
         task_registry=getattr(tasks, _compat.TASK_REGISTRY_NAME),
         WeakSet=weakref.WeakSet,
         BufferedProtocol=protocols.BufferedProtocol,
+        StreamReaderProtocol=streams.StreamReaderProtocol,
     )
 
 
