@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 
-from run import child_env  # bench/ is sys.path[0] when this file runs as a script
+from run import _csv, _git_revision, child_env  # bench/ is sys.path[0] when run as a script
 import workloads
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -609,19 +609,6 @@ def parse_size(text):
     if not t.isdigit() or int(t) <= 0:
         raise ValueError(text)
     return int(t) * mult
-
-
-def _csv(text):
-    return [item.strip() for item in text.split(",") if item.strip()]
-
-
-def _git_revision():
-    try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO_ROOT,
-                             capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
 
 
 def parse_args(argv):

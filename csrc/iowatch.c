@@ -126,6 +126,22 @@ add_watcher(LoopObject *self, PyObject *const *args, Py_ssize_t nargs, uint32_t 
     return (PyObject *)h;
 }
 
+/* Take the handle out of its slot and cancel it: 1 if there was one, 0 if
+ * not, -1 on error. The poller's interest is the caller's business. */
+static int
+drop_watcher(LoopObject *self, int fd, uint32_t dir)
+{
+    PyObject **slot = dir == PA_READABLE ? &self->io[fd].reader : &self->io[fd].writer;
+    PyObject *old = *slot;
+    *slot = NULL;
+    if (old == NULL) {
+        return 0;
+    }
+    int rc = pa_handle_cancel_plain(self->state, (HandleObject *)old, self->debug);
+    Py_DECREF(old);
+    return rc < 0 ? -1 : 1;
+}
+
 /* 1 if a callback was registered for that direction, 0 if not, -1 on error. */
 static int
 remove_watcher(LoopObject *self, int fd, uint32_t dir)
@@ -136,15 +152,7 @@ remove_watcher(LoopObject *self, int fd, uint32_t dir)
     if (set_interest(self, fd, self->io[fd].events & ~dir) < 0) {
         return -1;
     }
-    PyObject **slot = dir == PA_READABLE ? &self->io[fd].reader : &self->io[fd].writer;
-    PyObject *old = *slot;
-    *slot = NULL;
-    if (old == NULL) {
-        return 0;
-    }
-    int rc = pa_handle_cancel_plain(self->state, (HandleObject *)old, self->debug);
-    Py_DECREF(old);
-    return rc < 0 ? -1 : 1;
+    return drop_watcher(self, fd, dir);
 }
 
 static PyObject *
@@ -234,15 +242,7 @@ pa_loop_unwatch_fd_lazily(LoopObject *self, int fd, uint32_t dir)
     if (self->closed || fd < 0 || fd >= self->io_capacity) {
         return 0;
     }
-    PyObject **slot = dir == PA_READABLE ? &self->io[fd].reader : &self->io[fd].writer;
-    PyObject *old = *slot;
-    *slot = NULL;
-    if (old == NULL) {
-        return 0;
-    }
-    int rc = pa_handle_cancel_plain(self->state, (HandleObject *)old, self->debug);
-    Py_DECREF(old);
-    return rc < 0 ? -1 : 1;
+    return drop_watcher(self, fd, dir);
 }
 
 int

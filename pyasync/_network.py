@@ -100,6 +100,20 @@ def _interleave_by_family(infos, first_family_count=1):
     return ordered
 
 
+def _remove_stale_unix_socket(path):
+    """A socket file left at path by an earlier server goes (not in the
+    abstract namespace, and only a socket), as asyncio does before bind()."""
+    if path[0] in (0, '\x00'):
+        return
+    try:
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            os.remove(path)
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        logger.error('Unable to check or remove stale UNIX socket %r: %r', path, err)
+
+
 def _check_sendfile_params(sock, file, offset, count):
     if 'b' not in getattr(file, 'mode', 'b'):
         raise ValueError("file should be opened in binary mode")
@@ -226,48 +240,29 @@ class NetworkMixin:
             else:
                 self._remove_reader(fd)
 
-    async def sock_recv(self, sock, n):
+    async def _sock_call(self, sock, writable, attempt):
+        """attempt() now, or each time sock is ready until it stops blocking."""
         self._check_sock(sock)
         try:
-            return sock.recv(n)
+            return attempt()
         except (BlockingIOError, InterruptedError):
             pass
-        return await self._sock_wait(sock, False, lambda: sock.recv(n))
+        return await self._sock_wait(sock, writable, attempt)
+
+    async def sock_recv(self, sock, n):
+        return await self._sock_call(sock, False, lambda: sock.recv(n))
 
     async def sock_recv_into(self, sock, buf):
-        self._check_sock(sock)
-        try:
-            return sock.recv_into(buf)
-        except (BlockingIOError, InterruptedError):
-            pass
-        return await self._sock_wait(sock, False, lambda: sock.recv_into(buf))
+        return await self._sock_call(sock, False, lambda: sock.recv_into(buf))
 
     async def sock_recvfrom(self, sock, bufsize):
-        self._check_sock(sock)
-        try:
-            return sock.recvfrom(bufsize)
-        except (BlockingIOError, InterruptedError):
-            pass
-        return await self._sock_wait(sock, False, lambda: sock.recvfrom(bufsize))
+        return await self._sock_call(sock, False, lambda: sock.recvfrom(bufsize))
 
     async def sock_recvfrom_into(self, sock, buf, nbytes=0):
-        self._check_sock(sock)
-        if not nbytes:
-            nbytes = len(buf)
-        try:
-            return sock.recvfrom_into(buf, nbytes)
-        except (BlockingIOError, InterruptedError):
-            pass
-        return await self._sock_wait(sock, False,
-                                     lambda: sock.recvfrom_into(buf, nbytes))
+        return await self._sock_call(sock, False, lambda: sock.recvfrom_into(buf, nbytes or len(buf)))
 
     async def sock_sendto(self, sock, data, address):
-        self._check_sock(sock)
-        try:
-            return sock.sendto(data, address)
-        except (BlockingIOError, InterruptedError):
-            pass
-        return await self._sock_wait(sock, True, lambda: sock.sendto(data, address))
+        return await self._sock_call(sock, True, lambda: sock.sendto(data, address))
 
     async def sock_sendall(self, sock, data):
         self._check_sock(sock)
@@ -308,22 +303,13 @@ class NetworkMixin:
         await self._sock_wait(sock, True, connected)
 
     async def sock_accept(self, sock):
-        self._check_sock(sock)
-
         def accept():
             conn, address = sock.accept()
             conn.setblocking(False)
             return conn, address
-        try:
-            return accept()
-        except (BlockingIOError, InterruptedError):
-            pass
-        return await self._sock_wait(sock, False, accept)
+        return await self._sock_call(sock, False, accept)
 
-    async def sock_sendfile(self, sock, file, offset=0, *args, fallback=True, **kwargs):
-        count = kwargs.pop('count', args[0] if args else None)
-        if len(args) > 1 or kwargs:
-            raise TypeError("sock_sendfile() got unexpected arguments")
+    async def sock_sendfile(self, sock, file, offset=0, count=None, *, fallback=True):
         self._check_sock(sock)
         _check_sendfile_params(sock, file, offset, count)
         try:
@@ -706,16 +692,7 @@ class NetworkMixin:
                 raise ValueError('path and sock can not be specified at the same time')
             path = os.fspath(path)
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            # A stale socket file left by a previous server is removed.
-            if path[0] not in (0, '\x00'):
-                try:
-                    if stat.S_ISSOCK(os.stat(path).st_mode):
-                        os.remove(path)
-                except FileNotFoundError:
-                    pass
-                except OSError as err:
-                    logger.error('Unable to check or remove stale UNIX socket %r: %r',
-                                 path, err)
+            _remove_stale_unix_socket(path)
             try:
                 sock.bind(path)
             except OSError as exc:
@@ -910,15 +887,8 @@ class NetworkMixin:
             for addr in (local_addr, remote_addr):
                 if addr is not None and not isinstance(addr, str):
                     raise TypeError('string is expected')
-            if local_addr and local_addr[0] not in (0, '\x00'):
-                try:
-                    if stat.S_ISSOCK(os.stat(local_addr).st_mode):
-                        os.remove(local_addr)
-                except FileNotFoundError:
-                    pass
-                except OSError as err:
-                    logger.error('Unable to check or remove stale UNIX socket %r: %r',
-                                 local_addr, err)
+            if local_addr:
+                _remove_stale_unix_socket(local_addr)
             return [((family, proto), (local_addr, remote_addr))]
         pairs = {}  # (family, proto) -> [local, remote], in resolution order
         for index, addr in ((0, local_addr), (1, remote_addr)):
