@@ -840,9 +840,17 @@ new_future_iter(FutureObject *fut)
     if (ensure_alive(fut) < 0) {
         return NULL;
     }
-    FutureIterObject *it = PyObject_GC_New(FutureIterObject, st->FutureIterType);
-    if (it == NULL) {
-        return NULL;
+    FutureIterObject *it = st->futureiter_freelist;
+    if (it != NULL) {
+        /* Free-list entries are linked through `future`. */
+        st->futureiter_freelist = (void *)it->future;
+        st->futureiter_freelist_len--;
+        (void)PyObject_Init((PyObject *)it, st->FutureIterType);
+    } else {
+        it = PyObject_GC_New(FutureIterObject, st->FutureIterType);
+        if (it == NULL) {
+            return NULL;
+        }
     }
     it->future = (FutureObject *)Py_NewRef(fut);
     PyObject_GC_Track(it);
@@ -1006,14 +1014,42 @@ FutureIter_clear(FutureIterObject *it)
     return 0;
 }
 
+/* One await iterator is made per `await future`: dead ones are kept for
+ * reuse (the type cannot be subclassed, so all have the same size). */
+#define FUTUREITER_FREELIST_MAX 256
+
 static void
 FutureIter_dealloc(FutureIterObject *it)
 {
     PyTypeObject *tp = Py_TYPE(it);
     PyObject_GC_UnTrack(it);
     Py_CLEAR(it->future);
-    tp->tp_free(it);
+    pa_state *st = pa_state_of((PyObject *)it);
+    if (st != NULL && tp == st->FutureIterType &&
+        st->futureiter_freelist_len < FUTUREITER_FREELIST_MAX) {
+        it->future = st->futureiter_freelist;
+        st->futureiter_freelist = it;
+        st->futureiter_freelist_len++;
+    } else {
+        if (st == NULL) {
+            PyErr_Clear();
+        }
+        tp->tp_free(it);
+    }
     Py_DECREF(tp);
+}
+
+void
+pa_futureiter_freelist_clear(pa_state *st)
+{
+    FutureIterObject *it = st->futureiter_freelist;
+    while (it != NULL) {
+        FutureIterObject *next = (FutureIterObject *)(void *)it->future;
+        PyObject_GC_Del(it);
+        it = next;
+    }
+    st->futureiter_freelist = NULL;
+    st->futureiter_freelist_len = 0;
 }
 
 static PyMethodDef FutureIter_methods[] = {

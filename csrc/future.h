@@ -90,4 +90,7 @@ PyObject *pa_future_repr(PyObject *self, PyObject *repr_info);
 int pa_future_traverse(FutureObject *fut, visitproc visit, void *arg);
 int pa_future_clear(FutureObject *fut);
 
+/* Free the await iterators parked in the free list (module teardown). */
+void pa_futureiter_freelist_clear(pa_state *st);
+
 #endif /* PYASYNC_FUTURE_H */

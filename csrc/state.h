@@ -56,6 +56,8 @@ typedef struct {
      * young collections that walk the whole ready queue. */
     void *handle_freelist;
     int handle_freelist_len;
+    void *futureiter_freelist;        /* the same for await iterators (future.c) */
+    int futureiter_freelist_len;
 
     PyTypeObject *FutureType;
     PyTypeObject *FutureIterType;
