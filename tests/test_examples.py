@@ -60,6 +60,12 @@ EXPECTED = {
         sha256^1000(threads) = 1fff3fa8511079fa
         heartbeat went on while the threads worked: True
     """,
+    "echo.py": """\
+        event loop: pyasync (Loop)
+        TCP clients echoed intact: 10 of 10
+        Unix clients echoed intact: 10 of 10
+        servers closed
+    """,
     "run_unchanged.py": """\
         event loop: pyasync (Loop)
         results: ALPHA, BETA, GAMMA
