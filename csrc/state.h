@@ -120,6 +120,12 @@ pa_get_state(PyObject *module)
 static inline pa_state *
 pa_state_from_type(PyTypeObject *tp)
 {
+    if (tp->tp_mro == NULL) {
+        /* The type itself was cleared (garbage collection at interpreter
+         * shutdown can clear it before its last instances). */
+        PyErr_SetString(PyExc_RuntimeError, "pyasync type already cleared");
+        return NULL;
+    }
     PyObject *mod = PyType_GetModuleByDef(tp, &pa_module_def);
     return mod ? pa_get_state(mod) : NULL;
 }

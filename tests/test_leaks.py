@@ -186,3 +186,14 @@ def test_ten_thousand_connections_leak_nothing():
     assert fds1 == fds0, f"file descriptors leaked: {fds0} -> {fds1}"
     assert grown < 64 * 1024, f"tracemalloc shows {grown} bytes kept over 9,000 connections"
     assert UNDER_ASAN or rss1 - rss0 < 8 * 1024, f"RSS grew from {rss0} KiB to {rss1} KiB"
+
+
+def test_handle_in_a_cycle_at_shutdown():
+    # A handle kept alive by a reference cycle until the interpreter exits:
+    # the collector may clear pyasync's types before the handle, and its
+    # deallocation must not need them.
+    code = "import pyasync\nl = [pyasync.Handle(print, (), None)]\nl.append(l)\nprint('ok')\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=HERE,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "ok\n"
