@@ -55,6 +55,8 @@ class Loop(LoopBase, NetworkMixin, events.AbstractEventLoop):
         self._coroutine_origin_tracking_enabled = False
         self._coroutine_origin_tracking_saved_depth = None
         self._signal_handlers = {}
+        self._transports = weakref.WeakValueDictionary()  # fd -> transport (_network.py)
+        self._unix_server_sockets = {}  # listening Unix socket -> inode of its file
         self.set_debug(coroutines._is_debug_mode())
 
     def __repr__(self):

@@ -14,7 +14,6 @@ import itertools
 import os
 import socket
 import stat
-import weakref
 
 from asyncio import base_events, constants, exceptions, sslproto, staggered, trsock
 from asyncio.log import logger
@@ -44,6 +43,11 @@ def _check_ssl_socket(sock):
 def _check_stream_socket(sock):
     if sock.type != socket.SOCK_STREAM:
         raise ValueError(f'A Stream Socket was expected, got {sock!r}')
+
+
+def _check_unix_stream_socket(sock):
+    if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
+        raise ValueError(f'A UNIX Domain Stream Socket was expected, got {sock!r}')
 
 
 def _check_ssl_arguments(ssl, server_hostname=None, ssl_handshake_timeout=None,
@@ -137,11 +141,7 @@ class NetworkMixin:
     # Which fds belong to a transport: sock_* and add_reader refuse them.
 
     def _register_transport(self, fd, transport):
-        try:
-            transports = self._transports
-        except AttributeError:
-            transports = self._transports = weakref.WeakValueDictionary()
-        transports[fd] = transport
+        self._transports[fd] = transport
 
     def _ensure_fd_no_transport(self, fd):
         fileno = fd
@@ -150,8 +150,7 @@ class NetworkMixin:
                 fileno = int(fileno.fileno())
             except (AttributeError, TypeError, ValueError):
                 raise ValueError(f"Invalid file object: {fd!r}") from None
-        transports = getattr(self, '_transports', None)
-        transport = transports.get(fileno) if transports is not None else None
+        transport = self._transports.get(fileno)
         if transport is not None and not transport.is_closing():
             raise RuntimeError(
                 f'File descriptor {fd!r} is used by transport {transport!r}')
@@ -566,8 +565,7 @@ class NetworkMixin:
         else:
             if sock is None:
                 raise ValueError('no path and sock were specified')
-            if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
-                raise ValueError(f'A UNIX Domain Stream Socket was expected, got {sock!r}')
+            _check_unix_stream_socket(sock)
             sock.setblocking(False)
         return await self._create_connection_transport(
             sock, protocol_factory, ssl, server_hostname,
@@ -707,20 +705,13 @@ class NetworkMixin:
         else:
             if sock is None:
                 raise ValueError('path was not specified, and no sock specified')
-            if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
-                raise ValueError(f'A UNIX Domain Stream Socket was expected, got {sock!r}')
+            _check_unix_stream_socket(sock)
         if cleanup_socket:
             path = sock.getsockname()
             try:
                 self._unix_server_sockets[sock] = os.stat(path).st_ino
             except FileNotFoundError:
                 pass
-            except AttributeError:
-                self._unix_server_sockets = {}
-                try:
-                    self._unix_server_sockets[sock] = os.stat(path).st_ino
-                except FileNotFoundError:
-                    pass
         sock.setblocking(False)
         server = base_events.Server(self, [sock], protocol_factory, ssl, backlog,
                                     ssl_handshake_timeout, ssl_shutdown_timeout)
@@ -738,7 +729,7 @@ class NetworkMixin:
 
     def _stop_serving(self, sock):
         self._remove_reader(sock.fileno())
-        inode = getattr(self, '_unix_server_sockets', {}).pop(sock, None)
+        inode = self._unix_server_sockets.pop(sock, None)
         if inode is not None:
             # Remove the socket file of a Unix server, if it is still ours.
             path = sock.getsockname()
