@@ -112,4 +112,99 @@ pa_is_finalizing(void)
 #define PA_DGRAM_SENDS_EMPTY (PY_VERSION_HEX >= 0x030D0000)
 #define PA_DGRAM_HEADER_SIZE (PY_VERSION_HEX >= 0x030D0000 ? 8 : 0)
 
+/* ---------------------------------------------------------------- Future and Task layout
+ *
+ * pyasync.Future and pyasync.Task are subclasses of CPython's C Future and
+ * Task (_asyncio.Future, _asyncio.Task), so isinstance(x, asyncio.Future)
+ * holds. They do not add a second copy of the state: they use the base's
+ * own fields, laid out as Modules/_asynciomodule.c of each version lays them
+ * out, with the same meaning (state values, bits). The base's methods, if
+ * Python code calls them on our objects (asyncio.Future.done(fut)), read
+ * the same state. pa_future_register_types() checks the sizes and the
+ * dict/weakref offsets of the running interpreter's types against these
+ * before it builds our types, and refuses to load on a mismatch.
+ *
+ * PA_ASYNCIO_FUTURE_FIELDS: the whole of _asyncio.Future.
+ * PA_ASYNCIO_TASK_FIELDS: what _asyncio.Task adds after it.
+ * PA_FUTURE_MANAGED_DICT: the instance dict and weakrefs are the
+ * interpreter's (3.13), not fields.
+ */
+#if PY_VERSION_HEX >= 0x030D0000
+#define PA_ASYNCIO_FUTURE_FIELDS                                                                   \
+    PyObject_HEAD                                                                                  \
+    PyObject *loop;                                                                                \
+    PyObject *callback0;                                                                           \
+    PyObject *context0;                                                                            \
+    PyObject *callbacks;                                                                           \
+    PyObject *exception;                                                                           \
+    PyObject *exception_tb;                                                                        \
+    PyObject *result;                                                                              \
+    PyObject *source_tb;                                                                           \
+    PyObject *cancel_msg;                                                                          \
+    PyObject *cancelled_exc;                                                                       \
+    pa_fut_state state;                                                                            \
+    /* the Task's two flags share this word */                                                     \
+    unsigned log_tb : 1;                                                                           \
+    unsigned blocking : 1;
+#define PA_ASYNCIO_TASK_FIELDS                                                                     \
+    unsigned must_cancel : 1;                                                                      \
+    unsigned log_destroy_pending : 1;                                                              \
+    int num_cancels_requested;                                                                     \
+    PyObject *fut_waiter;                                                                          \
+    PyObject *coro;                                                                                \
+    PyObject *name;                                                                                \
+    PyObject *context;
+#define PA_FUTURE_MANAGED_DICT 1
+#else
+#define PA_ASYNCIO_FUTURE_FIELDS                                                                   \
+    PyObject_HEAD                                                                                  \
+    PyObject *loop;                                                                                \
+    PyObject *callback0;                                                                           \
+    PyObject *context0;                                                                            \
+    PyObject *callbacks;                                                                           \
+    PyObject *exception;                                                                           \
+    PyObject *exception_tb;                                                                        \
+    PyObject *result;                                                                              \
+    PyObject *source_tb;                                                                           \
+    PyObject *cancel_msg;                                                                          \
+    pa_fut_state state;                                                                            \
+    int log_tb;                                                                                    \
+    int blocking;                                                                                  \
+    PyObject *dict;                                                                                \
+    PyObject *weakreflist;                                                                         \
+    PyObject *cancelled_exc;
+#define PA_ASYNCIO_TASK_FIELDS                                                                     \
+    PyObject *fut_waiter;                                                                          \
+    PyObject *coro;                                                                                \
+    PyObject *name;                                                                                \
+    PyObject *context;                                                                             \
+    int must_cancel;                                                                               \
+    int log_destroy_pending;                                                                       \
+    int num_cancels_requested;
+#define PA_FUTURE_MANAGED_DICT 0
+#endif
+
+/* The instance dict and weak references of a Future or Task, wherever the
+ * interpreter keeps them. */
+#if PA_FUTURE_MANAGED_DICT
+#define PA_FUTURE_VISIT_DICT(fut, visit, arg)                                                      \
+    do {                                                                                           \
+        int vret_ = PyObject_VisitManagedDict((PyObject *)(fut), visit, arg);                      \
+        if (vret_) {                                                                               \
+            return vret_;                                                                          \
+        }                                                                                          \
+    } while (0)
+#define PA_FUTURE_CLEAR_DICT(fut) PyObject_ClearManagedDict((PyObject *)(fut))
+#define PA_FUTURE_CLEAR_WEAKREFS(fut) PyObject_ClearWeakRefs((PyObject *)(fut))
+#else
+#define PA_FUTURE_VISIT_DICT(fut, visit, arg) Py_VISIT((fut)->dict)
+#define PA_FUTURE_CLEAR_DICT(fut) Py_CLEAR((fut)->dict)
+#define PA_FUTURE_CLEAR_WEAKREFS(fut)                                                              \
+    do {                                                                                           \
+        if ((fut)->weakreflist != NULL) {                                                          \
+            PyObject_ClearWeakRefs((PyObject *)(fut));                                             \
+        }                                                                                          \
+    } while (0)
+#endif
+
 #endif /* PYASYNC_COMPAT_H */

@@ -602,7 +602,7 @@ Future_set_blocking(FutureObject *self, PyObject *value, void *closure)
     if (r < 0) {
         return -1;
     }
-    self->blocking = (char)r;
+    self->blocking = r != 0;
     return 0;
 }
 
@@ -741,7 +741,7 @@ pa_future_traverse(FutureObject *fut, visitproc visit, void *arg)
     Py_VISIT(fut->source_tb);
     Py_VISIT(fut->cancel_msg);
     Py_VISIT(fut->cancelled_exc);
-    Py_VISIT(fut->dict);
+    PA_FUTURE_VISIT_DICT(fut, visit, arg);
     return 0;
 }
 
@@ -765,7 +765,7 @@ static int
 Future_tp_clear(FutureObject *fut)
 {
     (void)pa_future_clear(fut);
-    Py_CLEAR(fut->dict);
+    PA_FUTURE_CLEAR_DICT(fut);
     return 0;
 }
 
@@ -815,9 +815,7 @@ Future_dealloc(FutureObject *self)
         return; /* resurrected by the exception handler */
     }
     PyObject_GC_UnTrack(self);
-    if (self->weakreflist != NULL) {
-        PyObject_ClearWeakRefs((PyObject *)self);
-    }
+    PA_FUTURE_CLEAR_WEAKREFS(self);
     (void)Future_tp_clear(self);
     tp->tp_free(self);
     Py_DECREF(tp);
@@ -1121,12 +1119,6 @@ static PyGetSetDef Future_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
-static PyMemberDef Future_members[] = {
-    {"__weaklistoffset__", T_PYSSIZET, offsetof(FutureObject, weakreflist), READONLY, NULL},
-    {"__dictoffset__", T_PYSSIZET, offsetof(FutureObject, dict), READONLY, NULL},
-    {NULL, 0, 0, 0, NULL},
-};
-
 static PyType_Slot Future_slots[] = {
     {Py_tp_init, Future_tp_init},
     {Py_tp_dealloc, Future_dealloc},
@@ -1138,7 +1130,6 @@ static PyType_Slot Future_slots[] = {
     {Py_am_await, Future_iter},
     {Py_tp_methods, Future_methods},
     {Py_tp_getset, Future_getset},
-    {Py_tp_members, Future_members},
     {Py_tp_doc, "An asyncio-compatible Future, in C."},
     {0, NULL},
 };
@@ -1150,6 +1141,40 @@ static PyType_Spec Future_spec = {
     .slots = Future_slots,
 };
 
+/* Whether the running interpreter's _asyncio.Future and _asyncio.Task have
+ * the layout compat.h describes (sizes, and where the dict and weak
+ * references are): our types use the base's fields, so a mismatch (a
+ * CPython release that changed them) must stop the import, not corrupt
+ * memory. */
+static int
+check_asyncio_layout(PyTypeObject *future, PyTypeObject *task)
+{
+    Py_ssize_t task_size = (Py_ssize_t)offsetof(TaskObject, registry_entry);
+    int ok = future->tp_basicsize == (Py_ssize_t)sizeof(FutureObject) &&
+             task->tp_basicsize == task_size && PyType_IsSubtype(task, future) &&
+             (future->tp_flags & Py_TPFLAGS_HAVE_GC) && (future->tp_flags & Py_TPFLAGS_BASETYPE) &&
+             (task->tp_flags & Py_TPFLAGS_BASETYPE);
+#if PA_FUTURE_MANAGED_DICT
+    unsigned long managed = Py_TPFLAGS_MANAGED_DICT | Py_TPFLAGS_MANAGED_WEAKREF;
+    ok = ok && (future->tp_flags & managed) == managed && (task->tp_flags & managed) == managed;
+#else
+    ok = ok && future->tp_dictoffset == (Py_ssize_t)offsetof(FutureObject, dict) &&
+         future->tp_weaklistoffset == (Py_ssize_t)offsetof(FutureObject, weakreflist) &&
+         task->tp_dictoffset == future->tp_dictoffset &&
+         task->tp_weaklistoffset == future->tp_weaklistoffset;
+#endif
+    if (!ok) {
+        PyErr_Format(PyExc_ImportError,
+                     "pyasync: this interpreter's _asyncio.Future/_asyncio.Task (sizes %zd/%zd) "
+                     "do not have the layout pyasync was built for (%zd/%zd); "
+                     "pyasync supports CPython 3.11, 3.12 and 3.13 releases only",
+                     future->tp_basicsize, task->tp_basicsize, (Py_ssize_t)sizeof(FutureObject),
+                     task_size);
+        return -1;
+    }
+    return 0;
+}
+
 int
 pa_future_register_types(PyObject *module, pa_state *st)
 {
@@ -1157,9 +1182,35 @@ pa_future_register_types(PyObject *module, pa_state *st)
     if (st->FutureIterType == NULL) {
         return -1;
     }
-    st->FutureType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &Future_spec, NULL);
-    if (st->FutureType == NULL || PyModule_AddType(module, st->FutureType) < 0) {
+    /* The bases: asyncio.Future and asyncio.Task, CPython's C types. They
+     * are taken from asyncio, not by importing _asyncio first: _asyncio
+     * imports asyncio while it initialises, and asyncio.tasks, finding it
+     * half-made, would fall back to its Python current-task bookkeeping. */
+    PyObject *asyncio_mod = PyImport_ImportModule("asyncio");
+    if (asyncio_mod == NULL) {
         return -1;
     }
-    return 0;
+    PyObject *future_base = PyObject_GetAttrString(asyncio_mod, "Future");
+    PyObject *task_base = future_base ? PyObject_GetAttrString(asyncio_mod, "Task") : NULL;
+    Py_DECREF(asyncio_mod);
+    int rc = -1;
+    if (task_base == NULL) {
+        goto done;
+    }
+    if (!PyType_Check(future_base) || !PyType_Check(task_base)) {
+        PyErr_SetString(PyExc_ImportError, "pyasync: asyncio.Future/asyncio.Task are not CPython's C types");
+        goto done;
+    }
+    if (check_asyncio_layout((PyTypeObject *)future_base, (PyTypeObject *)task_base) < 0) {
+        goto done;
+    }
+    st->FutureType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &Future_spec, future_base);
+    if (st->FutureType == NULL || PyModule_AddType(module, st->FutureType) < 0) {
+        goto done;
+    }
+    rc = 0;
+done:
+    Py_XDECREF(future_base);
+    Py_XDECREF(task_base);
+    return rc;
 }

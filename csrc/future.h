@@ -6,7 +6,11 @@
  * list. A future is "alive" once initialised (loop != NULL); every method
  * checks that, since a subclass may skip __init__.
  *
- * PA_FUTURE_HEAD is the layout Task extends (task.h puts its fields after it).
+ * pyasync.Future is a subclass of asyncio's C Future (_asyncio.Future) that
+ * uses the base's fields as its own (compat.h has the layout of each CPython
+ * version), so isinstance(fut, asyncio.Future) holds and nothing is stored
+ * twice. PA_FUTURE_HEAD is the layout Task extends (task.h puts its fields
+ * after it, as _asyncio.Task does).
  */
 #ifndef PYASYNC_FUTURE_H
 #define PYASYNC_FUTURE_H
@@ -19,23 +23,9 @@ typedef enum {
     PA_FUT_FINISHED,
 } pa_fut_state;
 
-#define PA_FUTURE_HEAD                                                                             \
-    PyObject_HEAD                                                                                  \
-    PyObject *loop;                                                                                \
-    PyObject *callback0;     /* first done-callback, or NULL */                                    \
-    PyObject *context0;      /* its context */                                                     \
-    PyObject *callbacks;     /* list of (callback, context) after the first, or NULL */            \
-    PyObject *result;                                                                              \
-    PyObject *exception;                                                                           \
-    PyObject *exception_tb;                                                                        \
-    PyObject *source_tb;     /* creation stack in debug mode */                                    \
-    PyObject *cancel_msg;                                                                          \
-    PyObject *cancelled_exc; /* the CancelledError to re-raise, set by Task */                     \
-    PyObject *dict;                                                                                \
-    PyObject *weakreflist;                                                                         \
-    pa_fut_state state;                                                                            \
-    char log_tb;             /* an exception nobody retrieved yet */                               \
-    char blocking;           /* _asyncio_future_blocking */
+/* CPython's own Future fields (see compat.h): a Future adds nothing to its
+ * base type _asyncio.Future. */
+#define PA_FUTURE_HEAD PA_ASYNCIO_FUTURE_FIELDS
 
 typedef struct {
     PA_FUTURE_HEAD

@@ -75,7 +75,11 @@ int pa_loop_push_ready(LoopObject *loop, PyObject *handle, int threadsafe);
 /* loop.call_soon(callback, *args, context=context) for any loop: queued
  * directly as a handle on a pyasync loop outside debug mode (no Python call),
  * through the loop's call_soon() method otherwise. At most 2 args. context
- * may be st->fresh_context: a new empty context, made only if needed. */
+ * may be st->fresh_context: a new empty context, made only if needed.
+ * The callback is not checked on the direct path: our own callers pass
+ * callables, and a done-callback that is not callable must fail when it runs
+ * (reported to the exception handler, the other callbacks still scheduled),
+ * as with asyncio, whose call_soon() checks only in debug mode. */
 int pa_call_soon(pa_state *st, PyObject *loop, PyObject *callback, PyObject *const *args,
                  Py_ssize_t nargs, PyObject *context);
 

@@ -794,7 +794,7 @@ Task_tp_clear(TaskObject *self)
     Py_CLEAR(self->fut_waiter);
     pa_task_drop_pending(self);
     (void)pa_future_clear((FutureObject *)self);
-    Py_CLEAR(self->dict);
+    PA_FUTURE_CLEAR_DICT(self);
     return 0;
 }
 
@@ -831,9 +831,7 @@ Task_dealloc(TaskObject *self)
         return; /* resurrected */
     }
     PyObject_GC_UnTrack(self);
-    if (self->weakreflist != NULL) {
-        PyObject_ClearWeakRefs((PyObject *)self);
-    }
+    PA_FUTURE_CLEAR_WEAKREFS(self);
     (void)Task_tp_clear(self);
     tp->tp_free(self);
     Py_DECREF(tp);
@@ -980,25 +978,26 @@ Task_get_must_cancel(TaskObject *self, void *closure)
     return PyBool_FromLong(self->must_cancel);
 }
 
+/* The flags are bitfields on 3.13 (compat.h): no pointer to them. */
 static int
-set_flag(char *flag, PyObject *value)
+parse_flag(PyObject *value)
 {
     if (value == NULL) {
         PyErr_SetString(PyExc_AttributeError, "cannot delete attribute");
         return -1;
     }
-    int r = PyObject_IsTrue(value);
-    if (r < 0) {
-        return -1;
-    }
-    *flag = (char)r;
-    return 0;
+    return PyObject_IsTrue(value);
 }
 
 static int
 Task_set_must_cancel(TaskObject *self, PyObject *value, void *closure)
 {
-    return set_flag(&self->must_cancel, value);
+    int r = parse_flag(value);
+    if (r < 0) {
+        return -1;
+    }
+    self->must_cancel = r != 0;
+    return 0;
 }
 
 static PyObject *
@@ -1010,7 +1009,12 @@ Task_get_log_destroy_pending(TaskObject *self, void *closure)
 static int
 Task_set_log_destroy_pending(TaskObject *self, PyObject *value, void *closure)
 {
-    return set_flag(&self->log_destroy_pending, value);
+    int r = parse_flag(value);
+    if (r < 0) {
+        return -1;
+    }
+    self->log_destroy_pending = r != 0;
+    return 0;
 }
 
 static PyObject *
@@ -1073,8 +1077,27 @@ static PyType_Spec Task_spec = {
 int
 pa_task_register_type(PyObject *module, pa_state *st)
 {
-    st->TaskType =
-        (PyTypeObject *)PyType_FromModuleAndSpec(module, &Task_spec, (PyObject *)st->FutureType);
+    /* pyasync.Task(pyasync.Future, _asyncio.Task), whose layout
+     * pa_future_register_types() checked. Our Future adds no field to
+     * _asyncio.Future, so the two bases' layouts agree and both
+     * isinstance(task, pyasync.Future) and isinstance(task, asyncio.Task)
+     * hold. */
+    PyObject *asyncio_mod = PyImport_ImportModule("asyncio"); /* see pa_future_register_types() */
+    if (asyncio_mod == NULL) {
+        return -1;
+    }
+    PyObject *task_base = PyObject_GetAttrString(asyncio_mod, "Task");
+    Py_DECREF(asyncio_mod);
+    if (task_base == NULL) {
+        return -1;
+    }
+    PyObject *bases = PyTuple_Pack(2, (PyObject *)st->FutureType, task_base);
+    Py_DECREF(task_base);
+    if (bases == NULL) {
+        return -1;
+    }
+    st->TaskType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &Task_spec, bases);
+    Py_DECREF(bases);
     if (st->TaskType == NULL || PyModule_AddType(module, st->TaskType) < 0) {
         return -1;
     }

@@ -21,17 +21,12 @@
 
 typedef struct {
     PA_FUTURE_HEAD
-    PyObject *coro;
-    PyObject *context;
-    PyObject *name;          /* NULL until asked for: "Task-<name_number>" */
-    PyObject *fut_waiter;    /* the future this task waits on, or NULL */
+    PA_ASYNCIO_TASK_FIELDS   /* _asyncio.Task's own: coro, context, name, fut_waiter, flags */
+    /* pyasync's additions; `name` stays NULL until asked for: "Task-<name_number>" */
     PyObject *registry_entry; /* our entry in asyncio's set of tasks, or NULL */
     PyObject *pending_arg;   /* PA_TASK_STEP: exception to throw in, or NULL;
                               * PA_TASK_WAKEUP: the future that completed */
     unsigned long long name_number;
-    Py_ssize_t num_cancels_requested;
-    char must_cancel;
-    char log_destroy_pending;
     char pending;            /* what this task's ready-queue entry does */
     char context_shared;     /* `context` was given by the caller or handed out */
 } TaskObject;

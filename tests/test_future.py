@@ -251,3 +251,18 @@ def test_task_awaits_pyasync_future(loop):
         assert fut2.cancelled()
         return res
     assert loop.run_until_complete(main()) == 5
+
+
+def test_uncallable_done_callback_fails_when_it_runs(Future, loop):
+    """asyncio takes any object as a done-callback; one that is not callable
+    fails when it runs, reported to the exception handler, and the other
+    callbacks still run (set_result() must not raise and drop them)."""
+    fut = Future(loop=loop)
+    errors, ran = [], []
+    loop.set_exception_handler(lambda lp, ctx: errors.append(ctx["exception"]))
+    fut.add_done_callback(None)
+    fut.add_done_callback(lambda f: ran.append(f.result()))
+    fut.set_result(7)
+    run_briefly(loop)
+    assert ran == [7]
+    assert len(errors) == 1 and isinstance(errors[0], TypeError)

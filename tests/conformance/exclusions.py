@@ -32,9 +32,6 @@ import fnmatch
 
 R_PIPE = "later issue: pipes (connect_read_pipe/connect_write_pipe)"
 R_SUBP = "later issue: subprocesses (subprocess_exec/subprocess_shell)"
-R_NOT_FUTURE = ("DIFFERENCE (docs/differences.md, pyasync.Future and pyasync.Task): "
-                "loop.create_future() makes a pyasync.Future, which is not an "
-                "instance of asyncio.Future (asserted by isinstance())")
 R_WHEN = ("DIFFERENCE (docs/differences.md, Representation): "
           "TimerHandle.when() is always a float, so TimerHandle(123, ...) "
           "shows when=123.0 in its repr; asyncio keeps the object given (123)")
@@ -124,14 +121,6 @@ EXPECTED_FAILURES_COMMON = {
     "test_events.PyasyncTimerTests.test_timer_repr": R_WHEN,
     "test_events.PyasyncTimerTests.test_timer_repr_debug": R_WHEN,
 }
-
-EXPECTED_FAILURES_COMMON.update({
-    # gather() of nothing returns loop.create_future()
-    "test_tasks.PyasyncFutureGatherTests.test_constructor_empty_sequence_use_global_loop":
-        R_NOT_FUTURE,
-    "test_tasks.PyasyncFutureGatherTests.test_constructor_empty_sequence_use_running_loop":
-        R_NOT_FUTURE,
-})
 
 EXPECTED_FAILURES_BY_VERSION = {
     "3.11": {},
