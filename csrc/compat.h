@@ -112,6 +112,16 @@ pa_is_finalizing(void)
 #define PA_DGRAM_SENDS_EMPTY (PY_VERSION_HEX >= 0x030D0000)
 #define PA_DGRAM_HEADER_SIZE (PY_VERSION_HEX >= 0x030D0000 ? 8 : 0)
 
+/* A number that changes whenever `type` or one of its bases is modified (an
+ * attribute set or deleted, the bases replaced), or 0 when there is none at
+ * the moment: CPython's method-cache version tag (tp_version_tag, 3.11-3.13).
+ * A type gets one again when an attribute is next looked up on it. */
+static inline unsigned int
+pa_type_version(PyTypeObject *type)
+{
+    return type->tp_version_tag;
+}
+
 /* ---------------------------------------------------------------- Future and Task layout
  *
  * pyasync.Future and pyasync.Task are subclasses of CPython's C Future and

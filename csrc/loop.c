@@ -59,6 +59,60 @@ check_thread(LoopObject *self)
     return 0;
 }
 
+/* ---------------------------------------------------------------- the clock */
+
+static int type_has_our_method(pa_state *st, PyTypeObject *type, const char *name);
+
+/* Whether the loop's clock is LoopBase.time(), read in C. Anything that
+ * replaces time() -- an instance attribute (unittest.mock.patch.object), a
+ * subclass, a patched class, a new __class__ -- moves the clock asyncio's
+ * way: deadlines, due timers and the poll timeout then follow self.time().
+ * The type's answer is kept until its version tag changes, so the common
+ * case costs two comparisons. */
+static int
+clock_is_ours(LoopObject *self)
+{
+    if (self->time_set_on_instance) {
+        return 0;
+    }
+    PyTypeObject *type = Py_TYPE(self);
+    unsigned int version = pa_type_version(type);
+    if (type != self->clock_type || version != self->clock_type_version || version == 0) {
+        self->time_is_ours_in_type = (char)type_has_our_method(self->state, type, "time");
+        self->clock_type = type;
+        /* The lookup above gives the type a version tag if it had none. */
+        self->clock_type_version = pa_type_version(type);
+    }
+    return self->time_is_ours_in_type;
+}
+
+/* The loop's time: CLOCK_MONOTONIC, or what self.time() says when it is
+ * overridden. 0, or -1 with an exception. */
+static int
+loop_now(LoopObject *self, double *now)
+{
+    if (clock_is_ours(self)) {
+        *now = pa_clock_now();
+        return 0;
+    }
+    PyObject *res = PyObject_CallMethodNoArgs((PyObject *)self, self->state->str_time);
+    if (res == NULL) {
+        return -1;
+    }
+    double t = PyFloat_AsDouble(res);
+    Py_DECREF(res);
+    if (t == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (isnan(t)) {
+        /* Every deadline computed from it would be NaN: never due. */
+        PyErr_SetString(PyExc_ValueError, "loop.time() returned NaN");
+        return -1;
+    }
+    *now = t;
+    return 0;
+}
+
 /* Split `*args, context=None` of the call_* methods. */
 static int
 parse_context_kw(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, PyObject **context,
@@ -317,8 +371,11 @@ Loop_call_later(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf, PyOb
                        &delay, &context) < 0) {
         return NULL;
     }
-    return schedule_at(self, pa_clock_now() + delay, args + 1, PyVectorcall_NARGS(nargsf) - 1,
-                       context);
+    double now;
+    if (loop_now(self, &now) < 0) {
+        return NULL;
+    }
+    return schedule_at(self, now + delay, args + 1, PyVectorcall_NARGS(nargsf) - 1, context);
 }
 
 static PyObject *
@@ -455,25 +512,33 @@ drop_cancelled_timers(LoopObject *self)
 }
 
 /* Phase 2: milliseconds to block, rounded up so that we never wake before a
- * deadline and spin; -1 blocks. */
+ * deadline and spin; -1 blocks. 0, or -1 with an exception (from an
+ * overridden time()). */
 static int
-poll_timeout_ms(LoopObject *self)
+poll_timeout_ms(LoopObject *self, int *timeout_ms)
 {
+    *timeout_ms = 0;
     if (self->ready.count > 0 || self->stopping) {
         return 0;
     }
     const pa_timer_entry *top = pa_timerheap_top(&self->timers);
     if (top == NULL) {
+        *timeout_ms = -1;
+        return 0;
+    }
+    double when = top->when, now;
+    if (loop_now(self, &now) < 0) {
         return -1;
     }
-    double delay = top->when - pa_clock_now();
+    double delay = when - now;
     if (delay <= 0) {
         return 0;
     }
     if (delay > MAXIMUM_POLL_TIMEOUT) {
         delay = MAXIMUM_POLL_TIMEOUT;
     }
-    return (int)ceil(delay * 1e3);
+    *timeout_ms = (int)ceil(delay * 1e3);
+    return 0;
 }
 
 /* Phase 3. Returns the number of events, or -1 with an exception set. */
@@ -508,7 +573,11 @@ poll_events(LoopObject *self, int timeout_ms)
 static int
 queue_due_timers(LoopObject *self)
 {
-    double end_time = pa_clock_now() + self->clock_resolution;
+    double now;
+    if (loop_now(self, &now) < 0) {
+        return -1;
+    }
+    double end_time = now + self->clock_resolution;
     const pa_timer_entry *top;
     while ((top = pa_timerheap_top(&self->timers)) != NULL && top->when < end_time) {
         PyObject *timer = pa_timerheap_pop(&self->timers);
@@ -549,13 +618,19 @@ warn_slow_callback(LoopObject *self, PyObject *handle, double seconds)
 static int
 run_handle_debug(LoopObject *self, HandleObject *h)
 {
+    double t0 = 0.0, t1 = 0.0;
     self->current_handle = (PyObject *)h;
-    double t0 = pa_clock_now();
+    if (loop_now(self, &t0) < 0) {
+        self->current_handle = NULL;
+        return -1;
+    }
     int rc = pa_handle_run(self->state, h);
-    double dt = pa_clock_now() - t0;
+    if (rc == 0) {
+        rc = loop_now(self, &t1);
+    }
     self->current_handle = NULL;
-    if (rc == 0 && dt >= self->slow_callback_duration) {
-        rc = warn_slow_callback(self, (PyObject *)h, dt);
+    if (rc == 0 && t1 - t0 >= self->slow_callback_duration) {
+        rc = warn_slow_callback(self, (PyObject *)h, t1 - t0);
     }
     return rc;
 }
@@ -592,7 +667,11 @@ run_once(LoopObject *self)
     if (drop_cancelled_timers(self) < 0) {
         return -1;
     }
-    int n = poll_events(self, poll_timeout_ms(self));
+    int timeout_ms;
+    if (poll_timeout_ms(self, &timeout_ms) < 0) {
+        return -1;
+    }
+    int n = poll_events(self, timeout_ms);
     if (n < 0) {
         return -1;
     }
@@ -918,12 +997,12 @@ Loop_get_poller(LoopObject *self, void *closure)
 
 /* ---------------------------------------------------------------- type slots */
 
-/* Whether `type` still has LoopBase's own call_soon(). */
+/* Whether `type` still has LoopBase's own method `name`. */
 static int
-type_has_our_call_soon(pa_state *st, PyTypeObject *type)
+type_has_our_method(pa_state *st, PyTypeObject *type, const char *name)
 {
-    PyObject *ours = PyDict_GetItemString(st->LoopType->tp_dict, "call_soon"); /* borrowed */
-    PyObject *found = PyObject_GetAttrString((PyObject *)type, "call_soon");
+    PyObject *ours = PyDict_GetItemString(st->LoopType->tp_dict, name); /* borrowed */
+    PyObject *found = PyObject_GetAttrString((PyObject *)type, name);
     if (found == NULL) {
         PyErr_Clear();
         return 0;
@@ -933,16 +1012,19 @@ type_has_our_call_soon(pa_state *st, PyTypeObject *type)
     return same;
 }
 
-/* Setting or deleting call_soon on an instance turns the fast path off or
- * back on (see pa_loop_fast_path). */
+/* Setting or deleting call_soon or time on an instance turns the fast path
+ * or the C clock off or back on (see pa_loop_fast_path, clock_is_ours). */
 static int
 Loop_setattro(LoopObject *self, PyObject *name, PyObject *value)
 {
     int rc = PyObject_GenericSetAttr((PyObject *)self, name, value);
-    if (rc == 0 && PyUnicode_Check(name) &&
-        PyUnicode_CompareWithASCIIString(name, "call_soon") == 0) {
-        self->call_soon_is_ours = value == NULL && type_has_our_call_soon(self->state,
-                                                                          Py_TYPE(self));
+    if (rc == 0 && PyUnicode_Check(name)) {
+        if (PyUnicode_CompareWithASCIIString(name, "call_soon") == 0) {
+            self->call_soon_is_ours =
+                value == NULL && type_has_our_method(self->state, Py_TYPE(self), "call_soon");
+        } else if (PyUnicode_CompareWithASCIIString(name, "time") == 0) {
+            self->time_set_on_instance = value != NULL;
+        }
     }
     return rc;
 }
@@ -969,7 +1051,7 @@ Loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->poller_ops = ops;
     self->wake_rfd = self->wake_wfd = -1;
     self->clock_resolution = pa_clock_resolution();
-    self->call_soon_is_ours = (char)type_has_our_call_soon(st, type);
+    self->call_soon_is_ours = (char)type_has_our_method(st, type, "call_soon");
     self->slow_callback_duration = 0.1;
     pa_timerheap_init(&self->timers);
     int rc = pa_readyqueue_init(&self->ready);

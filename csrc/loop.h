@@ -41,6 +41,10 @@ typedef struct {
     double clock_resolution;
     double slow_callback_duration;
     char call_soon_is_ours;           /* call_soon() is not overridden (type or instance) */
+    char time_set_on_instance;        /* an instance attribute `time` hides time() */
+    char time_is_ours_in_type;        /* clock_type's time() is LoopBase's own */
+    PyTypeObject *clock_type;         /* borrowed, only compared: the type last checked for time() */
+    unsigned int clock_type_version;  /* its version tag then (0: unknown, check again) */
     char running;
     char stopping;
     char closed;

@@ -129,6 +129,7 @@ module_exec(PyObject *module)
     INTERN(str_handle, "handle");
     INTERN(str_source_traceback, "source_traceback");
     INTERN(str_call_soon, "call_soon");
+    INTERN(str_time, "time");
     INTERN(str_context, "context");
     INTERN(str_future, "future");
     INTERN(str_throw, "throw");
@@ -227,6 +228,7 @@ module_clear(PyObject *module)
     Py_CLEAR(st->str_handle);
     Py_CLEAR(st->str_source_traceback);
     Py_CLEAR(st->str_call_soon);
+    Py_CLEAR(st->str_time);
     Py_CLEAR(st->str_context);
     Py_CLEAR(st->str_future);
     Py_CLEAR(st->kwnames_context);

@@ -85,6 +85,7 @@ typedef struct {
     PyObject *str_handle;
     PyObject *str_source_traceback;
     PyObject *str_call_soon;
+    PyObject *str_time;
     PyObject *str_context;
     PyObject *str_future;
     PyObject *kwnames_context;        /* ("context",) for vectorcall */
