@@ -7,6 +7,17 @@
  * selector loop: a new reader replaces and cancels the old one, removal
  * reports whether a callback was registered, and a cancelled handle found at
  * dispatch time unregisters its fd.
+ *
+ * Like a selector's keys, each watcher remembers the object it was
+ * registered with. A socket closed while registered has no fd any more
+ * (fileno() is -1), so remove_reader(sock) finds its watcher by identity, as
+ * selectors' _fileobj_lookup() does; the kernel already forgot that file, so
+ * its interest is withdrawn without fuss. The fd number is then free for the
+ * next file: adding a watcher through add_reader()/add_writer() always
+ * renews the kernel's registration, and so does a transport taking over an
+ * fd that still holds watchers registered through some file object, since
+ * the registration they made may have gone with a file closed behind the
+ * loop's back.
  */
 #include "handle.h"
 #include "loop.h"
@@ -48,6 +59,29 @@ fileobj_to_fd(PyObject *fileobj)
     return (int)fd;
 }
 
+/* Where fileobj is watched, like selectors' _fileobj_lookup(): its fd, or
+ * for an object without one any more (a socket closed while registered) the
+ * fd of a watcher registered with that very object; *gone says which. -1
+ * with the ValueError of fileobj_to_fd() when neither. */
+static int
+lookup_fd(LoopObject *self, PyObject *fileobj, int *gone)
+{
+    *gone = 0;
+    int fd = fileobj_to_fd(fileobj);
+    if (fd >= 0 || !PyErr_ExceptionMatches(PyExc_ValueError)) {
+        return fd;
+    }
+    /* O(table size), only for objects that lost their fd. */
+    for (int i = 0; i < self->io_capacity; i++) {
+        if (self->io[i].reader_file == fileobj || self->io[i].writer_file == fileobj) {
+            PyErr_Clear();
+            *gone = 1;
+            return i;
+        }
+    }
+    return -1;
+}
+
 static int
 ensure_capacity(LoopObject *self, int fd)
 {
@@ -69,11 +103,13 @@ ensure_capacity(LoopObject *self, int fd)
     return 0;
 }
 
+/* Tell the poller the interest for fd if it changed, or anyway when `renew`
+ * asks for it (the file behind the fd may not be the one registered). */
 static int
-set_interest(LoopObject *self, int fd, uint32_t events)
+set_interest(LoopObject *self, int fd, uint32_t events, int renew)
 {
     pa_io_watch *w = &self->io[fd];
-    if (w->events == events) {
+    if (w->events == events && !(renew && events != 0)) {
         return 0;
     }
     int rc = self->poller_ops->update(self->poller, fd, w->events, events);
@@ -86,8 +122,28 @@ set_interest(LoopObject *self, int fd, uint32_t events)
     return 0;
 }
 
-/* Swap in a new handle for one direction; the replaced handle (if any) is
- * cancelled like asyncio does. */
+/* Put handle h (reference stolen) in the slot of one direction, registered
+ * with `file` (borrowed, NULL for the loop's own watchers); the handle it
+ * replaces (if any) is cancelled like asyncio does. */
+static int
+install_watcher(LoopObject *self, int fd, uint32_t dir, PyObject *h, PyObject *file)
+{
+    pa_io_watch *w = &self->io[fd];
+    PyObject **slot = dir == PA_READABLE ? &w->reader : &w->writer;
+    PyObject **file_slot = dir == PA_READABLE ? &w->reader_file : &w->writer_file;
+    PyObject *old = *slot, *old_file = *file_slot;
+    *slot = h;
+    *file_slot = Py_XNewRef(file);
+    /* The table is consistent: Python code may run from here on. */
+    Py_XDECREF(old_file);
+    if (old == NULL) {
+        return 0;
+    }
+    int rc = pa_handle_cancel_plain(self->state, (HandleObject *)old, self->debug);
+    Py_DECREF(old);
+    return rc;
+}
+
 static PyObject *
 add_watcher(LoopObject *self, PyObject *const *args, Py_ssize_t nargs, uint32_t dir,
             const char *method)
@@ -98,9 +154,13 @@ add_watcher(LoopObject *self, PyObject *const *args, Py_ssize_t nargs, uint32_t 
                      method);
         return NULL;
     }
-    int fd = fileobj_to_fd(args[0]);
-    if (fd < 0 || pa_loop_check_closed(self) < 0 ||
-        pa_check_callback(st, args[1], method, self->debug) < 0 || ensure_capacity(self, fd) < 0) {
+    if (pa_loop_check_closed(self) < 0) {
+        return NULL;
+    }
+    int gone;
+    int fd = lookup_fd(self, args[0], &gone);
+    if (fd < 0 || pa_check_callback(st, args[1], method, self->debug) < 0 ||
+        ensure_capacity(self, fd) < 0) {
         return NULL;
     }
     HandleObject *h = pa_handle_new(st, st->HandleType, (PyObject *)self, args[1], args + 2,
@@ -108,20 +168,17 @@ add_watcher(LoopObject *self, PyObject *const *args, Py_ssize_t nargs, uint32_t 
     if (h == NULL) {
         return NULL;
     }
-    if (set_interest(self, fd, self->io[fd].events | dir) < 0) {
+    /* A closed object keeps its watchers, as in asyncio, but the kernel has
+     * nothing left to watch for it. Otherwise the registration is renewed
+     * even if the interest did not change: the fd may be a new file that
+     * took the number of one closed while it was watched. */
+    if (!gone && set_interest(self, fd, self->io[fd].events | dir, 1) < 0) {
         Py_DECREF(h);
         return NULL;
     }
-    PyObject **slot = dir == PA_READABLE ? &self->io[fd].reader : &self->io[fd].writer;
-    PyObject *old = *slot;
-    *slot = Py_NewRef((PyObject *)h);
-    if (old != NULL) {
-        int rc = pa_handle_cancel_plain(st, (HandleObject *)old, self->debug);
-        Py_DECREF(old);
-        if (rc < 0) {
-            Py_DECREF(h);
-            return NULL;
-        }
+    if (install_watcher(self, fd, dir, Py_NewRef((PyObject *)h), args[0]) < 0) {
+        Py_DECREF(h);
+        return NULL;
     }
     return (PyObject *)h;
 }
@@ -131,9 +188,13 @@ add_watcher(LoopObject *self, PyObject *const *args, Py_ssize_t nargs, uint32_t 
 static int
 drop_watcher(LoopObject *self, int fd, uint32_t dir)
 {
-    PyObject **slot = dir == PA_READABLE ? &self->io[fd].reader : &self->io[fd].writer;
-    PyObject *old = *slot;
+    pa_io_watch *w = &self->io[fd];
+    PyObject **slot = dir == PA_READABLE ? &w->reader : &w->writer;
+    PyObject **file_slot = dir == PA_READABLE ? &w->reader_file : &w->writer_file;
+    PyObject *old = *slot, *old_file = *file_slot;
     *slot = NULL;
+    *file_slot = NULL;
+    Py_XDECREF(old_file);
     if (old == NULL) {
         return 0;
     }
@@ -142,14 +203,28 @@ drop_watcher(LoopObject *self, int fd, uint32_t dir)
     return rc < 0 ? -1 : 1;
 }
 
-/* 1 if a callback was registered for that direction, 0 if not, -1 on error. */
+/* 1 if a callback was registered for that direction, 0 if not, -1 on error.
+ * `gone` is the object the watcher was found by when it has no fd any more
+ * (see lookup_fd), else NULL: the interest of every direction registered
+ * with it is withdrawn, since the kernel keeps none for a closed file (epoll
+ * dropped it; poll() would report the fd invalid at every call). */
 static int
-remove_watcher(LoopObject *self, int fd, uint32_t dir)
+remove_watcher(LoopObject *self, int fd, uint32_t dir, PyObject *gone)
 {
-    if (self->closed || fd >= self->io_capacity || self->io[fd].events == 0) {
+    if (self->closed || fd < 0 || fd >= self->io_capacity) {
         return 0;
     }
-    if (set_interest(self, fd, self->io[fd].events & ~dir) < 0) {
+    pa_io_watch *w = &self->io[fd];
+    uint32_t keep = w->events & ~dir;
+    if (gone != NULL) {
+        if (w->reader_file == gone) {
+            keep &= ~PA_READABLE;
+        }
+        if (w->writer_file == gone) {
+            keep &= ~PA_WRITABLE;
+        }
+    }
+    if (set_interest(self, fd, keep, 0) < 0) {
         return -1;
     }
     return drop_watcher(self, fd, dir);
@@ -158,11 +233,15 @@ remove_watcher(LoopObject *self, int fd, uint32_t dir)
 static PyObject *
 remove_method(LoopObject *self, PyObject *fileobj, uint32_t dir)
 {
-    int fd = fileobj_to_fd(fileobj);
+    if (self->closed) {
+        Py_RETURN_FALSE;
+    }
+    int gone;
+    int fd = lookup_fd(self, fileobj, &gone);
     if (fd < 0) {
         return NULL;
     }
-    int r = remove_watcher(self, fd, dir);
+    int r = remove_watcher(self, fd, dir, gone ? fileobj : NULL);
     if (r < 0) {
         return NULL;
     }
@@ -215,25 +294,22 @@ pa_loop_watch_fd(LoopObject *self, int fd, uint32_t dir, PyObject *callback)
     if (h == NULL) {
         return -1;
     }
-    if (set_interest(self, fd, self->io[fd].events | dir) < 0) {
+    /* Watchers registered through a file object on the fd of this
+     * transport's open socket: their registration may have gone with a file
+     * that had the fd before and was closed behind the loop's back. */
+    pa_io_watch *w = &self->io[fd];
+    int renew = w->reader_file != NULL || w->writer_file != NULL;
+    if (set_interest(self, fd, w->events | dir, renew) < 0) {
         Py_DECREF(h);
         return -1;
     }
-    PyObject **slot = dir == PA_READABLE ? &self->io[fd].reader : &self->io[fd].writer;
-    PyObject *old = *slot;
-    *slot = (PyObject *)h;
-    if (old != NULL) {
-        int rc = pa_handle_cancel_plain(st, (HandleObject *)old, self->debug);
-        Py_DECREF(old);
-        return rc;
-    }
-    return 0;
+    return install_watcher(self, fd, dir, (PyObject *)h, NULL);
 }
 
 int
 pa_loop_unwatch_fd(LoopObject *self, int fd, uint32_t dir)
 {
-    return remove_watcher(self, fd, dir);
+    return remove_watcher(self, fd, dir, NULL);
 }
 
 int
@@ -276,10 +352,10 @@ fire(LoopObject *self, int fd, uint32_t dir)
 {
     PyObject *h = dir == PA_READABLE ? self->io[fd].reader : self->io[fd].writer;
     if (h == NULL) {
-        return set_interest(self, fd, self->io[fd].events & ~dir);
+        return set_interest(self, fd, self->io[fd].events & ~dir, 0);
     }
     if (((HandleObject *)h)->cancelled) {
-        return remove_watcher(self, fd, dir) < 0 ? -1 : 0;
+        return remove_watcher(self, fd, dir, NULL) < 0 ? -1 : 0;
     }
     int rc = pa_readyqueue_push(&self->ready, Py_NewRef(h));
     if (rc < 0) {
@@ -329,10 +405,12 @@ pa_loop_clear_io(LoopObject *self)
         }
         w->events = 0;
         PyObject *reader = w->reader, *writer = w->writer;
-        w->reader = NULL;
-        w->writer = NULL;
+        PyObject *reader_file = w->reader_file, *writer_file = w->writer_file;
+        w->reader = w->writer = w->reader_file = w->writer_file = NULL;
         Py_XDECREF(reader);
         Py_XDECREF(writer);
+        Py_XDECREF(reader_file);
+        Py_XDECREF(writer_file);
     }
 }
 
@@ -342,6 +420,8 @@ pa_loop_traverse_io(LoopObject *self, visitproc visit, void *arg)
     for (int fd = 0; fd < self->io_capacity; fd++) {
         Py_VISIT(self->io[fd].reader);
         Py_VISIT(self->io[fd].writer);
+        Py_VISIT(self->io[fd].reader_file);
+        Py_VISIT(self->io[fd].writer_file);
     }
     return 0;
 }

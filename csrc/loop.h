@@ -16,9 +16,11 @@
 #include "timerheap.h"
 
 typedef struct {
-    PyObject *reader;  /* Handle or NULL */
-    PyObject *writer;  /* Handle or NULL */
-    uint32_t events;   /* interest registered with the poller */
+    PyObject *reader;      /* Handle or NULL */
+    PyObject *writer;      /* Handle or NULL */
+    PyObject *reader_file; /* what add_reader() was given (an int or a file object); NULL */
+    PyObject *writer_file; /* for an empty slot and for the loop's own watchers (transports) */
+    uint32_t events;       /* interest registered with the poller */
 } pa_io_watch;
 
 typedef struct {

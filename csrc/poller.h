@@ -30,7 +30,10 @@ typedef struct {
     const char *name;
     int (*create)(pa_poller **out);
     void (*destroy)(pa_poller *p);
-    /* old == 0 means the fd is new to the poller; events == 0 means remove it. */
+    /* old == 0 means the fd is new to the poller; events == 0 means remove it;
+     * old == events renews the registration (the fd may name a new file).
+     * Removing an fd that is closed, or names a file the poller does not
+     * know, succeeds. */
     int (*update)(pa_poller *p, int fd, uint32_t old, uint32_t events);
     /* timeout_ms < 0 blocks until an event; returns the number of events. */
     int (*wait)(pa_poller *p, pa_poll_event *out, int max, int timeout_ms);

@@ -4,8 +4,14 @@
  * Kernel quirks handled here:
  * - epoll tracks open file descriptions, not fd numbers: an fd closed without
  *   being removed may keep reporting events through a dup. Removal of an fd
- *   that is already closed fails with EBADF (or ENOENT); that is not an error
- *   for the caller, who only wants the registration gone.
+ *   that is already closed fails with EBADF (or ENOENT when the number now
+ *   names another file); that is not an error for the caller, who only wants
+ *   the registration gone.
+ * - Closing the last fd of a file drops its registration silently: the next
+ *   file given that number is not registered, though the loop's table may
+ *   still hold an interest for the number. So MOD falls back to ADD on
+ *   ENOENT, and ADD to MOD on EEXIST: either way the file now behind the fd
+ *   is registered with the interest asked for.
  * - EPOLLERR and EPOLLHUP are always reported; like the selectors module we
  *   report them as both readable and writable, and the loop masks the result
  *   with what was asked for.
@@ -81,6 +87,12 @@ epoll_update(pa_poller *p, int fd, uint32_t old, uint32_t events)
     if (op == EPOLL_CTL_MOD && err == ENOENT) {
         /* The fd was closed and reopened under us: register it afresh. */
         if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) == 0) {
+            return 0;
+        }
+        err = errno;
+    } else if (op == EPOLL_CTL_ADD && err == EEXIST) {
+        /* Still registered (the loop had withdrawn it from its table only). */
+        if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, fd, &ev) == 0) {
             return 0;
         }
         err = errno;
