@@ -24,9 +24,9 @@ raise_coroutine_callback(const char *method)
  * functions and bound methods are decided from their code flags; functions
  * carrying attributes may have been marked with
  * inspect.markcoroutinefunction(), so they take asyncio's own check, as do
- * unusual callables in thorough (debug) mode. */
+ * unusual callables (functools.partial, ...). */
 static int
-is_coroutine_function(pa_state *st, PyObject *callback, int thorough)
+is_coroutine_function(pa_state *st, PyObject *callback)
 {
     PyObject *func = callback;
     if (PyMethod_Check(func)) {
@@ -41,7 +41,7 @@ is_coroutine_function(pa_state *st, PyObject *callback, int thorough)
         if (dict == NULL || PyDict_GET_SIZE(dict) == 0) {
             return 0;
         }
-    } else if (!thorough || PyCFunction_Check(func) || PyType_Check(func)) {
+    } else if (PyCFunction_Check(func) || PyType_Check(func)) {
         return 0;
     }
     PyObject *res = PyObject_CallOneArg(st->iscoroutinefunction, callback);
@@ -54,7 +54,7 @@ is_coroutine_function(pa_state *st, PyObject *callback, int thorough)
 }
 
 int
-pa_check_callback(pa_state *st, PyObject *callback, const char *method, int thorough)
+pa_check_callback(pa_state *st, PyObject *callback, const char *method)
 {
     if (PyCoro_CheckExact(callback)) {
         return raise_coroutine_callback(method);
@@ -76,7 +76,7 @@ pa_check_callback(pa_state *st, PyObject *callback, const char *method, int thor
                      callback);
         return -1;
     }
-    int r = is_coroutine_function(st, callback, thorough);
+    int r = is_coroutine_function(st, callback);
     if (r < 0) {
         return -1;
     }

@@ -52,9 +52,9 @@ int pa_handle_report_error(pa_state *st, HandleObject *h);
 /* Mark cancelled and drop the callback (no loop bookkeeping). */
 int pa_handle_cancel_plain(pa_state *st, HandleObject *h, int debug);
 
-/* The asyncio checks on a callback given to call_soon() and friends:
- * TypeError for coroutines and non-callables. `thorough` adds the slow
- * Python-level checks for callables of unusual types (debug mode). */
-int pa_check_callback(pa_state *st, PyObject *callback, const char *method, int thorough);
+/* The asyncio checks on a callback given to call_soon() and friends in
+ * debug mode: TypeError for coroutines, coroutine functions and
+ * non-callables. */
+int pa_check_callback(pa_state *st, PyObject *callback, const char *method);
 
 #endif /* PYASYNC_HANDLE_H */

@@ -159,7 +159,8 @@ add_watcher(LoopObject *self, PyObject *const *args, Py_ssize_t nargs, uint32_t 
     }
     int gone;
     int fd = lookup_fd(self, args[0], &gone);
-    if (fd < 0 || pa_check_callback(st, args[1], method, self->debug) < 0 ||
+    /* The callback is checked in debug mode only, as call_soon()'s. */
+    if (fd < 0 || (self->debug && pa_check_callback(st, args[1], method) < 0) ||
         ensure_capacity(self, fd) < 0) {
         return NULL;
     }

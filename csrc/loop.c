@@ -271,7 +271,7 @@ schedule_soon(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObje
     pa_state *st = self->state;
     /* asyncio checks the callback in debug mode only; a bad one otherwise
      * fails when it runs, reported to the exception handler. */
-    if (self->debug && pa_check_callback(st, args[0], method, 1) < 0) {
+    if (self->debug && pa_check_callback(st, args[0], method) < 0) {
         return NULL;
     }
     HandleObject *h = pa_handle_new(st, st->HandleType, (PyObject *)self, args[0], args + 1,
@@ -313,7 +313,7 @@ schedule_at(LoopObject *self, double when, PyObject *const *args, Py_ssize_t nar
         return NULL;
     }
     pa_state *st = self->state;
-    if (self->debug && pa_check_callback(st, args[0], "call_at", 1) < 0) { /* as call_soon */
+    if (self->debug && pa_check_callback(st, args[0], "call_at") < 0) { /* as call_soon */
         return NULL;
     }
     HandleObject *h = pa_handle_new(st, st->TimerHandleType, (PyObject *)self, args[0], args + 1,
