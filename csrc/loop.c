@@ -63,6 +63,17 @@ check_thread(LoopObject *self)
 
 static int type_has_our_method(pa_state *st, PyTypeObject *type, const char *name);
 
+void
+pa_loop_check_methods_of_type(LoopObject *loop)
+{
+    PyTypeObject *type = Py_TYPE(loop);
+    loop->call_soon_is_ours_in_type = (char)type_has_our_method(loop->state, type, "call_soon");
+    loop->time_is_ours_in_type = (char)type_has_our_method(loop->state, type, "time");
+    loop->methods_type = type;
+    /* The lookups above give the type a version tag if it had none. */
+    loop->methods_type_version = pa_type_version(type);
+}
+
 /* Whether the loop's clock is LoopBase.time(), read in C. Anything that
  * replaces time() -- an instance attribute (unittest.mock.patch.object), a
  * subclass, a patched class, a new __class__ -- moves the clock asyncio's
@@ -75,14 +86,7 @@ clock_is_ours(LoopObject *self)
     if (self->time_set_on_instance) {
         return 0;
     }
-    PyTypeObject *type = Py_TYPE(self);
-    unsigned int version = pa_type_version(type);
-    if (type != self->clock_type || version != self->clock_type_version || version == 0) {
-        self->time_is_ours_in_type = (char)type_has_our_method(self->state, type, "time");
-        self->clock_type = type;
-        /* The lookup above gives the type a version tag if it had none. */
-        self->clock_type_version = pa_type_version(type);
-    }
+    pa_loop_methods_of_type(self);
     return self->time_is_ours_in_type;
 }
 
@@ -1020,8 +1024,7 @@ Loop_setattro(LoopObject *self, PyObject *name, PyObject *value)
     int rc = PyObject_GenericSetAttr((PyObject *)self, name, value);
     if (rc == 0 && PyUnicode_Check(name)) {
         if (PyUnicode_CompareWithASCIIString(name, "call_soon") == 0) {
-            self->call_soon_is_ours =
-                value == NULL && type_has_our_method(self->state, Py_TYPE(self), "call_soon");
+            self->call_soon_set_on_instance = value != NULL;
         } else if (PyUnicode_CompareWithASCIIString(name, "time") == 0) {
             self->time_set_on_instance = value != NULL;
         }
@@ -1051,7 +1054,7 @@ Loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->poller_ops = ops;
     self->wake_rfd = self->wake_wfd = -1;
     self->clock_resolution = pa_clock_resolution();
-    self->call_soon_is_ours = (char)type_has_our_method(st, type, "call_soon");
+    pa_loop_check_methods_of_type(self);
     self->slow_callback_duration = 0.1;
     pa_timerheap_init(&self->timers);
     int rc = pa_readyqueue_init(&self->ready);

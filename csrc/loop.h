@@ -42,11 +42,15 @@ typedef struct {
     Py_ssize_t timer_cancelled_count; /* cancelled timers still in the heap */
     double clock_resolution;
     double slow_callback_duration;
-    char call_soon_is_ours;           /* call_soon() is not overridden (type or instance) */
-    char time_set_on_instance;        /* an instance attribute `time` hides time() */
-    char time_is_ours_in_type;        /* clock_type's time() is LoopBase's own */
-    PyTypeObject *clock_type;         /* borrowed, only compared: the type last checked for time() */
-    unsigned int clock_type_version;  /* its version tag then (0: unknown, check again) */
+    /* Overrides of call_soon() and time(): on the instance (seen by
+     * setattr), or in the type, whose answer is kept for `methods_type` at
+     * `methods_type_version` (see pa_loop_methods_of_type). */
+    char call_soon_set_on_instance;
+    char time_set_on_instance;
+    char call_soon_is_ours_in_type;   /* methods_type's call_soon() is LoopBase's own */
+    char time_is_ours_in_type;        /* methods_type's time() is LoopBase's own */
+    PyTypeObject *methods_type;       /* borrowed, only compared: the type last checked */
+    unsigned int methods_type_version; /* its version tag then (0: unknown, check again) */
     char running;
     char stopping;
     char closed;
@@ -61,14 +65,38 @@ pa_loop_check(pa_state *st, PyObject *obj)
     return Py_IS_TYPE(obj, st->LoopType) || PyType_IsSubtype(Py_TYPE(obj), st->LoopType);
 }
 
+/* Recheck which of call_soon() and time() the loop's type overrides, when
+ * the type or its version tag changed since the last check (a subclass, a
+ * class patched after the loop was made, a new __class__). */
+void pa_loop_check_methods_of_type(LoopObject *loop);
+
+static inline void
+pa_loop_methods_of_type(LoopObject *loop)
+{
+    PyTypeObject *type = Py_TYPE(loop);
+    unsigned int version = pa_type_version(type);
+    if (type != loop->methods_type || version != loop->methods_type_version || version == 0) {
+        pa_loop_check_methods_of_type(loop);
+    }
+}
+
 /* Whether callbacks for this loop may be queued directly: a pyasync loop,
- * outside debug mode, whose call_soon() nobody replaced (asyncio's Future and
- * Task go through loop.call_soon(), so an override must see every call). */
+ * outside debug mode, whose call_soon() nobody replaced, on the instance or
+ * in its class, before or after the loop was made (asyncio's Future and Task
+ * go through loop.call_soon(), so an override must see every call). Two
+ * comparisons besides the flags while the type is unchanged. */
 static inline int
 pa_loop_fast_path(pa_state *st, PyObject *obj)
 {
-    return pa_loop_check(st, obj) && ((LoopObject *)obj)->call_soon_is_ours &&
-           !((LoopObject *)obj)->debug;
+    if (!pa_loop_check(st, obj)) {
+        return 0;
+    }
+    LoopObject *loop = (LoopObject *)obj;
+    if (loop->debug || loop->call_soon_set_on_instance) {
+        return 0;
+    }
+    pa_loop_methods_of_type(loop);
+    return loop->call_soon_is_ours_in_type;
 }
 
 /* Raise RuntimeError('Event loop is closed') and return -1 if it is. */
