@@ -122,9 +122,11 @@ set_interest(LoopObject *self, int fd, uint32_t events, int renew)
     return 0;
 }
 
-/* Put handle h (reference stolen) in the slot of one direction, registered
- * with `file` (borrowed, NULL for the loop's own watchers); the handle it
- * replaces (if any) is cancelled like asyncio does. */
+/* Put handle h (reference stolen, or NULL to empty the slot) in the slot of
+ * one direction, registered with `file` (borrowed, NULL for the loop's own
+ * watchers); the handle it replaces (if any) is cancelled like asyncio does.
+ * 1 if there was one, 0 if not, -1 on error. The poller's interest is the
+ * caller's business. */
 static int
 install_watcher(LoopObject *self, int fd, uint32_t dir, PyObject *h, PyObject *file)
 {
@@ -141,7 +143,7 @@ install_watcher(LoopObject *self, int fd, uint32_t dir, PyObject *h, PyObject *f
     }
     int rc = pa_handle_cancel_plain(self->state, (HandleObject *)old, self->debug);
     Py_DECREF(old);
-    return rc;
+    return rc < 0 ? -1 : 1;
 }
 
 static PyObject *
@@ -189,19 +191,7 @@ add_watcher(LoopObject *self, PyObject *const *args, Py_ssize_t nargs, uint32_t 
 static int
 drop_watcher(LoopObject *self, int fd, uint32_t dir)
 {
-    pa_io_watch *w = &self->io[fd];
-    PyObject **slot = dir == PA_READABLE ? &w->reader : &w->writer;
-    PyObject **file_slot = dir == PA_READABLE ? &w->reader_file : &w->writer_file;
-    PyObject *old = *slot, *old_file = *file_slot;
-    *slot = NULL;
-    *file_slot = NULL;
-    Py_XDECREF(old_file);
-    if (old == NULL) {
-        return 0;
-    }
-    int rc = pa_handle_cancel_plain(self->state, (HandleObject *)old, self->debug);
-    Py_DECREF(old);
-    return rc < 0 ? -1 : 1;
+    return install_watcher(self, fd, dir, NULL, NULL);
 }
 
 /* 1 if a callback was registered for that direction, 0 if not, -1 on error.
