@@ -205,17 +205,21 @@ class NetworkMixin:
         if sock.gettimeout() != 0:
             raise ValueError("the socket must be non-blocking")
 
-    async def _sock_wait(self, sock, writable, attempt):
-        """Call attempt() each time sock is ready until it stops raising
-        BlockingIOError; its result or exception is the result. (attempt
-        looks the socket's method up on each call, as asyncio does.)"""
+    def _sock_wait(self, sock, writable, attempt):
+        """A future for the result (or exception) of attempt(), called each
+        time sock is ready until it stops raising BlockingIOError. (attempt
+        looks the socket's method up on each call, as asyncio does.)
+
+        Callers await it without keeping it in a variable: a frame that
+        holds the future would be kept by the traceback of the exception
+        that the future holds, a cycle only the collector could free."""
         fut = self.create_future()
         fd = sock.fileno()
         self._ensure_fd_no_transport(fd)
         watch = self._add_writer if writable else self._add_reader
         handle = watch(fd, self._sock_retry, fut, attempt)
         fut.add_done_callback(functools.partial(self._sock_unwatch, fd, writable, handle))
-        return await fut
+        return fut
 
     @staticmethod
     def _sock_retry(fut, attempt):
@@ -231,6 +235,9 @@ class NetworkMixin:
             fut.set_exception(exc)
         else:
             fut.set_result(result)
+        finally:
+            # This frame is in the traceback of the exception given to fut.
+            fut = None
 
     def _sock_unwatch(self, fd, writable, handle, fut):
         if not handle.cancelled():
@@ -423,6 +430,8 @@ class NetworkMixin:
         except BaseException:
             transport.close()
             raise
+        finally:
+            waiter = None  # it holds the exception whose traceback holds this frame
         return transport, protocol
 
     # ----------------------------------------------------------------------
@@ -797,6 +806,7 @@ class NetworkMixin:
                                   ssl_handshake_timeout, ssl_shutdown_timeout):
         protocol = None
         transport = None
+        waiter = None
         try:
             protocol = protocol_factory()
             waiter = self.create_future()
@@ -807,6 +817,7 @@ class NetworkMixin:
             try:
                 await waiter
             except BaseException:
+                waiter = None  # it holds the exception whose traceback holds this frame
                 transport.close()
                 # The handshake failed: let the transport's close run.
                 await _compat.sleep0()
@@ -866,6 +877,8 @@ class NetworkMixin:
         except BaseException:
             transport.close()
             raise
+        finally:
+            waiter = None
         return transport, protocol
 
     async def _datagram_candidates(self, local_addr, remote_addr, family, proto, flags):
@@ -928,7 +941,10 @@ class NetworkMixin:
                 if sock is not None:
                     sock.close()
                 raise
-        raise errors[0]
+        try:
+            raise errors[0]
+        finally:
+            errors = None  # the list would keep the exception, and it this frame
 
     # ----------------------------------------------------------------------
     # sendfile over a transport
@@ -989,6 +1005,8 @@ class NetworkMixin:
             if sent > 0 and hasattr(file, 'seek'):
                 file.seek(offset + sent)
             await proto.restore()
+            # Its future may hold the exception being raised through here.
+            proto = None
 
     # ----------------------------------------------------------------------
     # TLS on an existing transport
@@ -1020,7 +1038,20 @@ class NetworkMixin:
             conmade_cb.cancel()
             resume_cb.cancel()
             raise
+        finally:
+            waiter = None
         return ssl_protocol._app_transport
+
+
+class _NothingToWaitFor:
+    """An awaitable that is done at once, without a trip round the loop."""
+
+    def __await__(self):
+        return
+        yield
+
+
+_NOTHING_TO_WAIT_FOR = _NothingToWaitFor()
 
 
 class _SendfileFallbackProtocol:
@@ -1038,11 +1069,14 @@ class _SendfileFallbackProtocol:
         transport.set_protocol(self)
         self._writable = transport._loop.create_future() if self._resume_writing else None
 
-    async def drain(self):
+    def drain(self):
+        """Raise if the connection is closing; else an awaitable that ends
+        when the write buffer is below its low mark. (Not a coroutine: its
+        frame would be in the traceback of the error that _writable gets,
+        and would hold this protocol and so _writable: a cycle.)"""
         if self._transport.is_closing():
             raise ConnectionError("Connection closed by peer")
-        if self._writable is not None:
-            await self._writable
+        return self._writable if self._writable is not None else _NOTHING_TO_WAIT_FOR
 
     def connection_made(self, transport):
         raise RuntimeError("Invalid state: connection should have been established already.")
