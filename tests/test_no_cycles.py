@@ -252,15 +252,25 @@ def test_create_unix_connection_to_missing_path(loop, unix):
     assert isinstance(assert_freed_by_refcount(loop, make), FileNotFoundError)
 
 
+# The lookup runs in the default executor, whose worker thread holds the
+# work item (and so the error) until it takes the next one: the executor is
+# shut down before the error is looked at.
+
 def test_getaddrinfo_error(loop):
     async def make():
-        await loop.getaddrinfo("name.invalid", 80)
+        try:
+            await loop.getaddrinfo("name.invalid", 80)
+        finally:
+            await loop.shutdown_default_executor()
     assert isinstance(assert_freed_by_refcount(loop, make), socket.gaierror)
 
 
 def test_create_connection_getaddrinfo_error(loop):
     async def make():
-        await loop.create_connection(asyncio.Protocol, "name.invalid", 80)
+        try:
+            await loop.create_connection(asyncio.Protocol, "name.invalid", 80)
+        finally:
+            await loop.shutdown_default_executor()
     assert isinstance(assert_freed_by_refcount(loop, make), socket.gaierror)
 
 
