@@ -14,11 +14,12 @@ import itertools
 import os
 import socket
 import stat
+import sys
 
 from asyncio import base_events, constants, exceptions, sslproto, staggered, trsock
 from asyncio.log import logger
 
-from . import _compat
+from . import _compat, _core
 from ._transports import DatagramTransport, SocketTransport
 
 try:
@@ -28,7 +29,7 @@ except ImportError:  # pragma: no cover - CPython built without ssl
 
 _HAS_IPV6 = hasattr(socket, 'AF_INET6')
 _INET_FAMILIES = (socket.AF_INET, socket.AF_INET6) if _HAS_IPV6 else (socket.AF_INET,)
-_SENDFILE_CHUNK = 2 ** 30  # os.sendfile() moves at most this much per call here
+_MAX_SENDFILE_BLOCK = sys.maxsize // 2 + 1  # what one sendfile() is asked for at most
 
 
 # --------------------------------------------------------------------------
@@ -331,41 +332,16 @@ class NetworkMixin:
         except (AttributeError, io.UnsupportedOperation):
             raise exceptions.SendfileNotAvailableError("not a regular file") from None
         try:
-            st = os.fstat(fileno)
+            fsize = os.fstat(fileno).st_size
         except OSError:
             raise exceptions.SendfileNotAvailableError("not a regular file") from None
-        if not stat.S_ISREG(st.st_mode):
-            raise exceptions.SendfileNotAvailableError("not a regular file")
-        total = count if count else st.st_size
-        if not total:
-            return 0
-        sent = 0
-
-        def send_chunk():
-            nonlocal sent
-            n = os.sendfile(sock.fileno(), fileno, offset + sent,
-                            min(total - sent, _SENDFILE_CHUNK))
-            sent += n
-            return n
-        try:
-            while sent < total:
-                try:
-                    n = send_chunk()
-                except (BlockingIOError, InterruptedError):
-                    n = await self._sock_wait(sock, True, send_chunk)
-                if n == 0:
-                    break  # end of file
-        except OSError as exc:
-            if (exc.errno == errno.ENOTCONN and type(exc) is not ConnectionError):
-                raise ConnectionError("socket is not connected", errno.ENOTCONN) from exc
-            if sent == 0:
-                # Nothing went out: let the caller fall back to read/send.
-                raise exceptions.SendfileNotAvailableError("os.sendfile call failed") from exc
-            raise
-        finally:
-            if sent > 0:
-                file.seek(offset + sent)
-        return sent
+        blocksize = count if count else fsize
+        if not blocksize:
+            return 0  # an empty file
+        # The sendfile() calls, and the waits for the socket between them,
+        # are C (csrc/sendfile.c).
+        return await _core.sock_sendfile_native(self, sock, fileno, offset, count or 0,
+                                                min(blocksize, _MAX_SENDFILE_BLOCK))
 
     async def _sock_sendfile_fallback(self, sock, file, offset, count):
         if offset:
