@@ -16,6 +16,7 @@
 #include "taskregistry.h"
 #include "transport.h"
 #include "sendfile.h"
+#include "unixsocket.h"
 
 #if !defined(__linux__) && !defined(__unix__) && !defined(__APPLE__)
 #error "pyasync needs a POSIX system with poll() (epoll on Linux)"
@@ -166,7 +167,7 @@ module_exec(PyObject *module)
         pa_eager_factory_register_type(module, st) < 0 ||
         pa_transport_register_type(module, st) < 0 ||
         pa_dgram_transport_register_type(module, st) < 0 ||
-        pa_sendfile_register(module, st) < 0) {
+        pa_sendfile_register(module, st) < 0 || pa_unixsocket_register(module) < 0) {
         return -1;
     }
     return 0;

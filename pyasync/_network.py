@@ -13,7 +13,6 @@ import io
 import itertools
 import os
 import socket
-import stat
 import sys
 
 from asyncio import base_events, constants, exceptions, sslproto, staggered, trsock
@@ -105,17 +104,22 @@ def _interleave_by_family(infos, first_family_count=1):
     return ordered
 
 
+def _is_abstract_unix_address(path):
+    return path[0] in (0, '\x00')
+
+
 def _remove_stale_unix_socket(path):
     """A socket file left at path by an earlier server goes (not in the
-    abstract namespace, and only a socket), as asyncio does before bind()."""
-    if path[0] in (0, '\x00'):
+    abstract namespace, and only a socket), as asyncio does before bind().
+    (The system calls are C: csrc/unixsocket.c.)"""
+    if _is_abstract_unix_address(path):
         return
     try:
-        if stat.S_ISSOCK(os.stat(path).st_mode):
-            os.remove(path)
+        _core.remove_stale_unix_socket(path)
     except FileNotFoundError:
         pass
     except OSError as err:
+        # The directory may let us create the socket and no more.
         logger.error('Unable to check or remove stale UNIX socket %r: %r', path, err)
 
 
@@ -597,16 +601,36 @@ class NetworkMixin:
                 raise ValueError('Neither host/port nor sock were specified')
             _check_stream_socket(sock)
             sockets = [sock]
-        for s in sockets:
-            s.setblocking(False)
-        server = base_events.Server(self, sockets, protocol_factory, ssl, backlog,
-                                    ssl_handshake_timeout, ssl_shutdown_timeout)
-        if start_serving:
-            server._start_serving()
-            # One iteration, so that the accept watchers are in place.
-            await _compat.sleep0()
+        server = await self._serve(sockets, sock is None, protocol_factory, ssl, backlog,
+                                   ssl_handshake_timeout, ssl_shutdown_timeout, start_serving)
         if self.get_debug():
             logger.info("%r is serving", server)
+        return server
+
+    async def _serve(self, sockets, made_here, protocol_factory, ssl, backlog,
+                     ssl_handshake_timeout, ssl_shutdown_timeout, start_serving):
+        """The asyncio.Server of sockets, serving unless start_serving is
+        false. If that fails (listen() raises, the caller is cancelled),
+        sockets made_here are closed, their server too if it was made:
+        nobody else has them."""
+        server = None
+        try:
+            for sock in sockets:
+                sock.setblocking(False)
+            server = base_events.Server(self, sockets, protocol_factory, ssl, backlog,
+                                        ssl_handshake_timeout, ssl_shutdown_timeout)
+            if start_serving:
+                server._start_serving()
+                # One iteration, so that the accept watchers are in place.
+                await _compat.sleep0()
+        except BaseException:
+            if made_here:
+                if server is not None:
+                    server.close()
+                else:
+                    for sock in sockets:
+                        sock.close()
+            raise
         return server
 
     async def _bind_server_sockets(self, host, port, family, flags, backlog, reuse_address,
@@ -670,13 +694,14 @@ class NetworkMixin:
         if isinstance(ssl, bool):
             raise TypeError('ssl argument must be an SSLContext or None')
         _check_ssl_arguments(ssl, None, ssl_handshake_timeout, ssl_shutdown_timeout)
-        if path is not None:
+        made_here = path is not None
+        if made_here:
             if sock is not None:
                 raise ValueError('path and sock can not be specified at the same time')
             path = os.fspath(path)
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            _remove_stale_unix_socket(path)
             try:
+                _remove_stale_unix_socket(path)
                 sock.bind(path)
             except OSError as exc:
                 sock.close()
@@ -691,19 +716,22 @@ class NetworkMixin:
             if sock is None:
                 raise ValueError('path was not specified, and no sock specified')
             _check_unix_stream_socket(sock)
-        if cleanup_socket:
-            path = sock.getsockname()
-            try:
-                self._unix_server_sockets[sock] = os.stat(path).st_ino
-            except FileNotFoundError:
-                pass
-        sock.setblocking(False)
-        server = base_events.Server(self, [sock], protocol_factory, ssl, backlog,
-                                    ssl_handshake_timeout, ssl_shutdown_timeout)
-        if start_serving:
-            server._start_serving()
-            await _compat.sleep0()
-        return server
+        try:
+            if cleanup_socket:
+                path = sock.getsockname()
+                if not _is_abstract_unix_address(path):
+                    try:
+                        # Closing the server removes the file if it is still this one.
+                        self._unix_server_sockets[sock] = _core.unix_socket_inode(path)
+                    except FileNotFoundError:
+                        pass
+            return await self._serve([sock], made_here, protocol_factory, ssl, backlog,
+                                     ssl_handshake_timeout, ssl_shutdown_timeout, start_serving)
+        except BaseException:
+            if made_here:
+                sock.close()
+            self._unix_server_sockets.pop(sock, None)
+            raise
 
     def _start_serving(self, protocol_factory, sock, sslcontext=None, server=None, backlog=100,
                        ssl_handshake_timeout=constants.SSL_HANDSHAKE_TIMEOUT,
@@ -719,8 +747,7 @@ class NetworkMixin:
             # Remove the socket file of a Unix server, if it is still ours.
             path = sock.getsockname()
             try:
-                if os.stat(path).st_ino == inode:
-                    os.unlink(path)
+                _core.remove_unix_socket(path, inode)
             except FileNotFoundError:
                 pass
             except OSError as err:
