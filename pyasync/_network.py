@@ -838,6 +838,7 @@ class NetworkMixin:
                 if transport is not None:
                     context['transport'] = transport
                 self.call_exception_handler(context)
+                context = None  # it holds exc, whose traceback holds this frame
 
     # ----------------------------------------------------------------------
     # Datagrams

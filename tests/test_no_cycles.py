@@ -302,6 +302,41 @@ def test_tls_connection_handshake_error(pyloop, client_ctx):
     assert isinstance(exc, ssl.SSLError)
 
 
+def test_tls_server_handshake_error(pyloop, server_ctx):
+    # A failed handshake of an accepted connection is reported to the
+    # exception handler in debug mode. asyncio's SSLProtocol keeps the
+    # error in a frame of its own, on both loops; asyncio's loop also keeps
+    # it in the waiter and in the context given to the handler.
+    loop = pyloop
+    loop.set_debug(True)
+    reported = []
+
+    def handler(lp, context):
+        if context["message"] == "Error on transport creation for incoming connection":
+            reported.append(context["exception"])
+    loop.set_exception_handler(handler)
+
+    async def main():
+        server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0, ssl=server_ctx)
+        try:
+            transport, _ = await loop.create_connection(
+                asyncio.Protocol, "127.0.0.1", server.sockets[0].getsockname()[1])
+            transport.write(b"this is not TLS\r\n" * 64)
+            while not reported:
+                await asyncio.sleep(0.01)
+            transport.close()
+        finally:
+            server.close()
+    with collector_off():
+        run(loop, main())
+        exc = reported.pop()
+        outside_sslproto = [r for r in referrers(exc)
+                            if not (isinstance(r, types.FrameType)
+                                    and r.f_code.co_filename == sslproto.__file__)]
+        assert outside_sslproto == []
+    assert isinstance(exc, ssl.SSLError)
+
+
 def test_start_tls_handshake_timeout(pyloop, client_ctx):
     async def make():
         server = await pyloop.create_server(asyncio.Protocol, "127.0.0.1", 0)
