@@ -285,11 +285,11 @@ SendfileOperation_step(SendfileOperation *self, PyObject *Py_UNUSED(ignored))
     if (cancelled == Py_True) {
         /* The done callback has not run yet: what asyncio does when its
          * writer callback sees the cancelled future. */
-        rc = update_file_position(self);
-        if (stop_watching(self) < 0) {
-            rc = -1;
-        }
+        rc = stop_watching(self);
         drop_operation(self);
+        if (rc == 0) {
+            rc = update_file_position(self);
+        }
     } else if (cancelled != NULL) {
         rc = send_block(self, 1);
         if (rc < 0 && self->fut != NULL) {
@@ -367,10 +367,13 @@ sock_sendfile_native(PyObject *module, PyObject *args)
     self->offset = offset;
     self->count = count;
     self->blocksize = blocksize;
-    int rc = send_block(self, 0);
-    if (rc < 0) {
-        (void)stop_watching(self);
+    if (send_block(self, 0) < 0) {
+        PyObject *exc = pa_err_take();
+        if (stop_watching(self) < 0) {
+            PyErr_Clear(); /* the first error is the one to tell */
+        }
         drop_operation(self);
+        pa_err_restore(exc);
         Py_CLEAR(fut);
     }
     Py_DECREF(self);
