@@ -15,6 +15,8 @@
 #include "taskgroup.h"
 #include "taskregistry.h"
 #include "transport.h"
+#include "sendfile.h"
+#include "unixsocket.h"
 
 #if !defined(__linux__) && !defined(__unix__) && !defined(__APPLE__)
 #error "pyasync needs a POSIX system with poll() (epoll on Linux)"
@@ -165,7 +167,8 @@ module_exec(PyObject *module)
         pa_taskgroup_register_types(module, st) < 0 ||
         pa_eager_factory_register_type(module, st) < 0 ||
         pa_transport_register_type(module, st) < 0 ||
-        pa_dgram_transport_register_type(module, st) < 0) {
+        pa_dgram_transport_register_type(module, st) < 0 ||
+        pa_sendfile_register(module, st) < 0 || pa_unixsocket_register(module) < 0) {
         return -1;
     }
     return 0;
@@ -186,6 +189,8 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->EagerTaskFactoryType);
     Py_VISIT(st->TransportType);
     Py_VISIT(st->DgramTransportType);
+    Py_VISIT(st->SendfileOperationType);
+    Py_VISIT(st->SendfileNotAvailableError);
     for (size_t i = 0; i < N_HELPERS; i++) {
         Py_VISIT(*helper_field(st, i));
     }
@@ -252,6 +257,8 @@ module_clear(PyObject *module)
     Py_CLEAR(st->str_buffer_updated);
     Py_CLEAR(st->TransportType);
     Py_CLEAR(st->DgramTransportType);
+    Py_CLEAR(st->SendfileOperationType);
+    Py_CLEAR(st->SendfileNotAvailableError);
     PyMem_RawFree(st->recv_buffer);
     st->recv_buffer = NULL;
     return 0;

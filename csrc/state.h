@@ -67,6 +67,8 @@ typedef struct {
     PyTypeObject *EagerTaskFactoryType;
     PyTypeObject *TransportType;
     PyTypeObject *DgramTransportType;
+    PyTypeObject *SendfileOperationType;
+    PyObject *SendfileNotAvailableError; /* asyncio.SendfileNotAvailableError */
     char *recv_buffer;                /* scratch for transports' recv(), made when first needed */
     unsigned long long task_name_counter;
 

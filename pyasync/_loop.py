@@ -121,7 +121,11 @@ class Loop(LoopBase, NetworkMixin, events.AbstractEventLoop):
             future.remove_done_callback(_run_until_complete_cb)
         if not future.done():
             raise RuntimeError('Event loop stopped before Future completed.')
-        return future.result()
+        try:
+            return future.result()
+        finally:
+            # This frame is in the traceback of the future's exception.
+            future = None
 
     def close(self):
         """Close the loop: drop pending callbacks, release the OS resources,
@@ -193,6 +197,8 @@ class Loop(LoopBase, NetworkMixin, events.AbstractEventLoop):
             self._default_executor.shutdown(wait=False)
         else:
             thread.join()
+        finally:
+            future = None  # it may hold the exception raised through this frame
 
     if not _compat.SHUTDOWN_EXECUTOR_HAS_TIMEOUT:
         _shutdown_default_executor = shutdown_default_executor
@@ -210,6 +216,8 @@ class Loop(LoopBase, NetworkMixin, events.AbstractEventLoop):
         except Exception as ex:
             if not self.is_closed() and not future.cancelled():
                 self.call_soon_threadsafe(future.set_exception, ex)
+        finally:
+            future = None  # ex's traceback holds this frame
 
     # ------------------------------------------------------------ async generators
 

@@ -13,12 +13,12 @@ import io
 import itertools
 import os
 import socket
-import stat
+import sys
 
 from asyncio import base_events, constants, exceptions, sslproto, staggered, trsock
 from asyncio.log import logger
 
-from . import _compat
+from . import _compat, _core
 from ._transports import DatagramTransport, SocketTransport
 
 try:
@@ -28,7 +28,7 @@ except ImportError:  # pragma: no cover - CPython built without ssl
 
 _HAS_IPV6 = hasattr(socket, 'AF_INET6')
 _INET_FAMILIES = (socket.AF_INET, socket.AF_INET6) if _HAS_IPV6 else (socket.AF_INET,)
-_SENDFILE_CHUNK = 2 ** 30  # os.sendfile() moves at most this much per call here
+_MAX_SENDFILE_BLOCK = sys.maxsize // 2 + 1  # what one sendfile() is asked for at most
 
 
 # --------------------------------------------------------------------------
@@ -104,17 +104,22 @@ def _interleave_by_family(infos, first_family_count=1):
     return ordered
 
 
+def _is_abstract_unix_address(path):
+    return path[0] in (0, '\x00')
+
+
 def _remove_stale_unix_socket(path):
     """A socket file left at path by an earlier server goes (not in the
-    abstract namespace, and only a socket), as asyncio does before bind()."""
-    if path[0] in (0, '\x00'):
+    abstract namespace, and only a socket), as asyncio does before bind().
+    (The system calls are C: csrc/unixsocket.c.)"""
+    if _is_abstract_unix_address(path):
         return
     try:
-        if stat.S_ISSOCK(os.stat(path).st_mode):
-            os.remove(path)
+        _core.remove_stale_unix_socket(path)
     except FileNotFoundError:
         pass
     except OSError as err:
+        # The directory may let us create the socket and no more.
         logger.error('Unable to check or remove stale UNIX socket %r: %r', path, err)
 
 
@@ -205,17 +210,21 @@ class NetworkMixin:
         if sock.gettimeout() != 0:
             raise ValueError("the socket must be non-blocking")
 
-    async def _sock_wait(self, sock, writable, attempt):
-        """Call attempt() each time sock is ready until it stops raising
-        BlockingIOError; its result or exception is the result. (attempt
-        looks the socket's method up on each call, as asyncio does.)"""
+    def _sock_wait(self, sock, writable, attempt):
+        """A future for the result (or exception) of attempt(), called each
+        time sock is ready until it stops raising BlockingIOError. (attempt
+        looks the socket's method up on each call, as asyncio does.)
+
+        Callers await it without keeping it in a variable: a frame that
+        holds the future would be kept by the traceback of the exception
+        that the future holds, a cycle only the collector could free."""
         fut = self.create_future()
         fd = sock.fileno()
         self._ensure_fd_no_transport(fd)
         watch = self._add_writer if writable else self._add_reader
         handle = watch(fd, self._sock_retry, fut, attempt)
         fut.add_done_callback(functools.partial(self._sock_unwatch, fd, writable, handle))
-        return await fut
+        return fut
 
     @staticmethod
     def _sock_retry(fut, attempt):
@@ -231,6 +240,9 @@ class NetworkMixin:
             fut.set_exception(exc)
         else:
             fut.set_result(result)
+        finally:
+            # This frame is in the traceback of the exception given to fut.
+            fut = None
 
     def _sock_unwatch(self, fd, writable, handle, fut):
         if not handle.cancelled():
@@ -324,41 +336,16 @@ class NetworkMixin:
         except (AttributeError, io.UnsupportedOperation):
             raise exceptions.SendfileNotAvailableError("not a regular file") from None
         try:
-            st = os.fstat(fileno)
+            fsize = os.fstat(fileno).st_size
         except OSError:
             raise exceptions.SendfileNotAvailableError("not a regular file") from None
-        if not stat.S_ISREG(st.st_mode):
-            raise exceptions.SendfileNotAvailableError("not a regular file")
-        total = count if count else st.st_size
-        if not total:
-            return 0
-        sent = 0
-
-        def send_chunk():
-            nonlocal sent
-            n = os.sendfile(sock.fileno(), fileno, offset + sent,
-                            min(total - sent, _SENDFILE_CHUNK))
-            sent += n
-            return n
-        try:
-            while sent < total:
-                try:
-                    n = send_chunk()
-                except (BlockingIOError, InterruptedError):
-                    n = await self._sock_wait(sock, True, send_chunk)
-                if n == 0:
-                    break  # end of file
-        except OSError as exc:
-            if (exc.errno == errno.ENOTCONN and type(exc) is not ConnectionError):
-                raise ConnectionError("socket is not connected", errno.ENOTCONN) from exc
-            if sent == 0:
-                # Nothing went out: let the caller fall back to read/send.
-                raise exceptions.SendfileNotAvailableError("os.sendfile call failed") from exc
-            raise
-        finally:
-            if sent > 0:
-                file.seek(offset + sent)
-        return sent
+        blocksize = count if count else fsize
+        if not blocksize:
+            return 0  # an empty file
+        # The sendfile() calls, and the waits for the socket between them,
+        # are C (csrc/sendfile.c).
+        return await _core.sock_sendfile_native(self, sock, fileno, offset, count or 0,
+                                                min(blocksize, _MAX_SENDFILE_BLOCK))
 
     async def _sock_sendfile_fallback(self, sock, file, offset, count):
         if offset:
@@ -423,6 +410,8 @@ class NetworkMixin:
         except BaseException:
             transport.close()
             raise
+        finally:
+            waiter = None  # it holds the exception whose traceback holds this frame
         return transport, protocol
 
     # ----------------------------------------------------------------------
@@ -612,16 +601,36 @@ class NetworkMixin:
                 raise ValueError('Neither host/port nor sock were specified')
             _check_stream_socket(sock)
             sockets = [sock]
-        for s in sockets:
-            s.setblocking(False)
-        server = base_events.Server(self, sockets, protocol_factory, ssl, backlog,
-                                    ssl_handshake_timeout, ssl_shutdown_timeout)
-        if start_serving:
-            server._start_serving()
-            # One iteration, so that the accept watchers are in place.
-            await _compat.sleep0()
+        server = await self._serve(sockets, sock is None, protocol_factory, ssl, backlog,
+                                   ssl_handshake_timeout, ssl_shutdown_timeout, start_serving)
         if self.get_debug():
             logger.info("%r is serving", server)
+        return server
+
+    async def _serve(self, sockets, made_here, protocol_factory, ssl, backlog,
+                     ssl_handshake_timeout, ssl_shutdown_timeout, start_serving):
+        """The asyncio.Server of sockets, serving unless start_serving is
+        false. If that fails (listen() raises, the caller is cancelled),
+        sockets made_here are closed, their server too if it was made:
+        nobody else has them."""
+        server = None
+        try:
+            for sock in sockets:
+                sock.setblocking(False)
+            server = base_events.Server(self, sockets, protocol_factory, ssl, backlog,
+                                        ssl_handshake_timeout, ssl_shutdown_timeout)
+            if start_serving:
+                server._start_serving()
+                # One iteration, so that the accept watchers are in place.
+                await _compat.sleep0()
+        except BaseException:
+            if made_here:
+                if server is not None:
+                    server.close()
+                else:
+                    for sock in sockets:
+                        sock.close()
+            raise
         return server
 
     async def _bind_server_sockets(self, host, port, family, flags, backlog, reuse_address,
@@ -685,13 +694,14 @@ class NetworkMixin:
         if isinstance(ssl, bool):
             raise TypeError('ssl argument must be an SSLContext or None')
         _check_ssl_arguments(ssl, None, ssl_handshake_timeout, ssl_shutdown_timeout)
-        if path is not None:
+        made_here = path is not None
+        if made_here:
             if sock is not None:
                 raise ValueError('path and sock can not be specified at the same time')
             path = os.fspath(path)
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            _remove_stale_unix_socket(path)
             try:
+                _remove_stale_unix_socket(path)
                 sock.bind(path)
             except OSError as exc:
                 sock.close()
@@ -706,19 +716,22 @@ class NetworkMixin:
             if sock is None:
                 raise ValueError('path was not specified, and no sock specified')
             _check_unix_stream_socket(sock)
-        if cleanup_socket:
-            path = sock.getsockname()
-            try:
-                self._unix_server_sockets[sock] = os.stat(path).st_ino
-            except FileNotFoundError:
-                pass
-        sock.setblocking(False)
-        server = base_events.Server(self, [sock], protocol_factory, ssl, backlog,
-                                    ssl_handshake_timeout, ssl_shutdown_timeout)
-        if start_serving:
-            server._start_serving()
-            await _compat.sleep0()
-        return server
+        try:
+            if cleanup_socket:
+                path = sock.getsockname()
+                if not _is_abstract_unix_address(path):
+                    try:
+                        # Closing the server removes the file if it is still this one.
+                        self._unix_server_sockets[sock] = _core.unix_socket_inode(path)
+                    except FileNotFoundError:
+                        pass
+            return await self._serve([sock], made_here, protocol_factory, ssl, backlog,
+                                     ssl_handshake_timeout, ssl_shutdown_timeout, start_serving)
+        except BaseException:
+            if made_here:
+                sock.close()
+            self._unix_server_sockets.pop(sock, None)
+            raise
 
     def _start_serving(self, protocol_factory, sock, sslcontext=None, server=None, backlog=100,
                        ssl_handshake_timeout=constants.SSL_HANDSHAKE_TIMEOUT,
@@ -734,8 +747,7 @@ class NetworkMixin:
             # Remove the socket file of a Unix server, if it is still ours.
             path = sock.getsockname()
             try:
-                if os.stat(path).st_ino == inode:
-                    os.unlink(path)
+                _core.remove_unix_socket(path, inode)
             except FileNotFoundError:
                 pass
             except OSError as err:
@@ -797,6 +809,7 @@ class NetworkMixin:
                                   ssl_handshake_timeout, ssl_shutdown_timeout):
         protocol = None
         transport = None
+        waiter = None
         try:
             protocol = protocol_factory()
             waiter = self.create_future()
@@ -807,6 +820,7 @@ class NetworkMixin:
             try:
                 await waiter
             except BaseException:
+                waiter = None  # it holds the exception whose traceback holds this frame
                 transport.close()
                 # The handshake failed: let the transport's close run.
                 await _compat.sleep0()
@@ -824,6 +838,7 @@ class NetworkMixin:
                 if transport is not None:
                     context['transport'] = transport
                 self.call_exception_handler(context)
+                context = None  # it holds exc, whose traceback holds this frame
 
     # ----------------------------------------------------------------------
     # Datagrams
@@ -866,6 +881,8 @@ class NetworkMixin:
         except BaseException:
             transport.close()
             raise
+        finally:
+            waiter = None
         return transport, protocol
 
     async def _datagram_candidates(self, local_addr, remote_addr, family, proto, flags):
@@ -928,7 +945,10 @@ class NetworkMixin:
                 if sock is not None:
                     sock.close()
                 raise
-        raise errors[0]
+        try:
+            raise errors[0]
+        finally:
+            errors = None  # the list would keep the exception, and it this frame
 
     # ----------------------------------------------------------------------
     # sendfile over a transport
@@ -989,6 +1009,8 @@ class NetworkMixin:
             if sent > 0 and hasattr(file, 'seek'):
                 file.seek(offset + sent)
             await proto.restore()
+            # Its future may hold the exception being raised through here.
+            proto = None
 
     # ----------------------------------------------------------------------
     # TLS on an existing transport
@@ -1020,7 +1042,20 @@ class NetworkMixin:
             conmade_cb.cancel()
             resume_cb.cancel()
             raise
+        finally:
+            waiter = None
         return ssl_protocol._app_transport
+
+
+class _NothingToWaitFor:
+    """An awaitable that is done at once, without a trip round the loop."""
+
+    def __await__(self):
+        return
+        yield
+
+
+_NOTHING_TO_WAIT_FOR = _NothingToWaitFor()
 
 
 class _SendfileFallbackProtocol:
@@ -1038,11 +1073,14 @@ class _SendfileFallbackProtocol:
         transport.set_protocol(self)
         self._writable = transport._loop.create_future() if self._resume_writing else None
 
-    async def drain(self):
+    def drain(self):
+        """Raise if the connection is closing; else an awaitable that ends
+        when the write buffer is below its low mark. (Not a coroutine: its
+        frame would be in the traceback of the error that _writable gets,
+        and would hold this protocol and so _writable: a cycle.)"""
         if self._transport.is_closing():
             raise ConnectionError("Connection closed by peer")
-        if self._writable is not None:
-            await self._writable
+        return self._writable if self._writable is not None else _NOTHING_TO_WAIT_FOR
 
     def connection_made(self, transport):
         raise RuntimeError("Invalid state: connection should have been established already.")

@@ -308,6 +308,88 @@ def test_unix_server_path_like(loop, unix):
     assert run(loop, main()) == b"hello"
 
 
+def test_unix_server_abstract_address(loop):
+    # No file to remove before bind() or on close (3.13's cleanup_socket
+    # must not stat() the name either).
+    name = f"\0pyasync-test-{os.getpid()}-{id(loop)}"
+
+    async def main():
+        server = await loop.create_unix_server(ServerFactory(loop, echo=True), name)
+        async with server:
+            address = server.sockets[0].getsockname()
+            return address, await _round_trip(loop, nh.Endpoint("unix", None), address)
+    assert run(loop, main()) == (name.encode(), b"hello")
+
+
+# -- a failed create_unix_server() or create_server() keeps no socket open ------
+
+def _fds_after_failure(loop, make):
+    """(open fds before, open fds after) a make() that fails, counted while
+    the exception (and so its traceback's frames) is still alive."""
+    before = nh.open_fd_count()
+    caught = []
+
+    async def main():
+        try:
+            await make()
+        except BaseException as exc:
+            caught.append(exc)
+    run(loop, main())
+    assert caught, "it did not fail"
+    return before, nh.open_fd_count()
+
+
+@pytest.mark.parametrize("where", ["missing directory", "too long", "regular file"])
+def test_failed_unix_server_bind_closes_socket(loop, unix, where):
+    path = unix.new_path()
+    if where == "missing directory":
+        path += "/no/such/dir"
+    elif where == "too long":
+        path += "x" * 200
+    else:
+        with open(path, "w"):
+            pass
+    before, after = _fds_after_failure(loop, lambda: loop.create_unix_server(P, path))
+    assert after == before
+
+
+# asyncio leaves the socket to the garbage collector when listen() fails, when
+# the path cannot be checked, or when the caller is cancelled while the server
+# starts.
+
+def test_failed_unix_server_listen_closes_socket(pyloop, unix):
+    path = unix.new_path()
+    before, after = _fds_after_failure(
+        pyloop, lambda: pyloop.create_unix_server(P, path, backlog="many"))
+    assert after == before
+    # Closed like a server: 3.13+ removes the file, earlier versions keep it.
+    assert os.path.exists(path) is not nh.UNIX_SERVER_CLEANUP
+
+
+def test_failed_unix_server_bad_path_closes_socket(pyloop, unix):
+    path = unix.new_path() + "\0and more"
+    before, after = _fds_after_failure(pyloop, lambda: pyloop.create_unix_server(P, path))
+    assert after == before
+
+
+def test_unix_server_cancelled_while_starting_closes_socket(pyloop, unix):
+    path = unix.new_path()
+
+    async def make():
+        task = asyncio.ensure_future(pyloop.create_unix_server(P, path))
+        # Its first step binds, listens and yields once; then it is cancelled.
+        pyloop.call_soon(task.cancel)
+        await task
+    before, after = _fds_after_failure(pyloop, make)
+    assert after == before
+
+
+def test_failed_server_listen_closes_sockets(pyloop):
+    before, after = _fds_after_failure(
+        pyloop, lambda: pyloop.create_server(P, "127.0.0.1", 0, backlog="many"))
+    assert after == before
+
+
 # -- other ways to get a connection -------------------------------------------
 
 def test_connect_accepted_socket(loop, endpoint, closer):

@@ -2,7 +2,9 @@
 sock_recvfrom, sock_recvfrom_into, sock_sendall, sock_sendto, sock_connect,
 sock_accept and sock_sendfile."""
 import asyncio
+import gc
 import io
+import os
 import socket
 import ssl
 
@@ -400,6 +402,81 @@ def test_sock_sendfile_datagram_socket_rejected(loop, udp_pair, data_file):
     f, _ = data_file
     with pytest.raises(ValueError, match="SOCK_STREAM"):
         run(loop, loop.sock_sendfile(a, f))
+
+
+@pytest.fixture
+def pipe_file(closer):
+    """The read end of a pipe holding 20 bytes, as a binary file object: it
+    has a fileno() that sendfile(2) cannot read from."""
+    r, w = os.pipe()
+    os.write(w, b"0123456789" * 2)
+    os.close(w)
+    f = os.fdopen(r, "rb", buffering=0)
+    closer(f)
+    return f
+
+
+def test_sock_sendfile_unsendable_file_without_fallback(loop, sock_pair, pipe_file):
+    # The first sendfile() fails before sending anything.
+    a, _ = sock_pair
+    with pytest.raises(asyncio.SendfileNotAvailableError, match="os.sendfile call failed"):
+        run(loop, loop.sock_sendfile(a, pipe_file, 0, 5, fallback=False))
+
+
+def test_sock_sendfile_file_of_size_zero_sends_nothing(loop, sock_pair, pipe_file):
+    # Without a count the native path sends up to the size fstat() gives:
+    # nothing for a pipe, which is not read at all.
+    a, _ = sock_pair
+    assert run(loop, loop.sock_sendfile(a, pipe_file)) == 0
+    assert pipe_file.read() == b"0123456789" * 2
+
+
+def test_sock_sendfile_cancelled_while_waiting(loop, tcp, tmp_path, closer):
+    a, b = tcp.pair()
+    closer(a)
+    closer(b)
+    nh.set_small_buffers(a)
+    path = tmp_path / "big.bin"
+    path.write_bytes(b"x" * (8 * nh.MiB))
+
+    async def main():
+        with open(path, "rb") as f:
+            sender = asyncio.ensure_future(loop.sock_sendfile(a, f))
+            await nh.spin()  # the peer reads nothing: the sender waits
+            assert not sender.done()
+            sender.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await sender
+            await nh.spin()
+            # The writer is gone and, as asyncio does, the file position is
+            # left where it was.
+            return loop.remove_writer(a.fileno()), f.tell()
+    assert run(loop, main()) == (False, 0)
+
+
+def test_sock_sendfile_operation_freed_without_collector(pyloop, sock_pair, data_file):
+    # The C operation holds a bound method of its own while it waits; it
+    # lets it go when it ends, so reference counting frees it.
+    a, b = sock_pair
+    f, data = data_file
+    nh.set_small_buffers(a)
+
+    def operations():
+        return sum(type(o).__name__ == "SendfileOperation" for o in gc.get_objects())
+    gc.collect()
+    gc.disable()
+    try:
+        async def main():
+            sender = asyncio.ensure_future(pyloop.sock_sendfile(a, f))
+            await nh.spin(2)
+            waiting = operations()
+            got = await _recv_all(pyloop, b, len(data))
+            return waiting, await sender, got
+        waiting, sent, got = run(pyloop, main())
+        assert (waiting, sent, got) == (1, len(data), data)
+        assert operations() == 0
+    finally:
+        gc.enable()
 
 
 # -- misuse ------------------------------------------------------------------
