@@ -16,6 +16,8 @@ from aiohttp import web  # noqa: E402
 
 import _ecosystem as eco  # noqa: E402
 
+pytest_plugins = ["_net_helpers"]  # TLS fixtures: server_ctx, client_ctx
+
 FILE_SIZE = 1024 * 1024 + 17
 
 
@@ -83,16 +85,17 @@ class Served:
     """An aiohttp AppRunner serving make_app() on an ephemeral port of
     127.0.0.1 (and, given unix_path, on that Unix socket too)."""
 
-    def __init__(self, served_file=None, unix_path=None, **runner_options):
+    def __init__(self, served_file=None, unix_path=None, ssl_context=None, **runner_options):
         self.app = make_app(served_file)
         self.unix_path = unix_path
+        self.ssl_context = ssl_context
         self.runner_options = runner_options
 
     async def __aenter__(self):
         self.runner = web.AppRunner(self.app, **self.runner_options)
         await self.runner.setup()
         try:
-            await web.TCPSite(self.runner, eco.LOCALHOST, 0).start()
+            await web.TCPSite(self.runner, eco.LOCALHOST, 0, ssl_context=self.ssl_context).start()
             if self.unix_path is not None:
                 await web.UnixSite(self.runner, self.unix_path).start()
         except BaseException:
@@ -102,7 +105,8 @@ class Served:
         return self
 
     def url(self, path):
-        return f"http://{eco.LOCALHOST}:{self.port}{path}"
+        scheme = "http" if self.ssl_context is None else "https"
+        return f"{scheme}://{eco.LOCALHOST}:{self.port}{path}"
 
     async def __aexit__(self, *exc_info):
         await self.runner.cleanup()
@@ -124,6 +128,21 @@ def test_client_and_server(run):
     assert run(main) == (
         (200, "hello pyasync"), {"got": {"a": [1, 2]}},
         [b"chunk %d\n" % i for i in range(5)], 404)
+
+
+def test_https_and_wss(run, server_ctx, client_ctx):
+    async def main():
+        async with Served(ssl_context=server_ctx) as served, aiohttp.ClientSession() as session:
+            ports = []
+            for _ in range(3):
+                async with session.get(served.url("/peer"), ssl=client_ctx) as r:
+                    ports.append(await r.text())
+            async with session.ws_connect(served.url("/ws"), ssl=client_ctx) as ws:
+                await ws.send_bytes(b"tls" * 100000)
+                echoed = await ws.receive_bytes()
+        return len(set(ports)), echoed == b"slt" * 100000
+
+    assert run(main) == (1, True)  # one kept-alive TLS connection
 
 
 def test_client_timeout(run):
@@ -157,6 +176,22 @@ def test_keep_alive_reuses_the_connection(run):
     ports = run(main)
     assert len(set(ports[:6])) == 1  # one connection, closed after the 6th
     assert ports[6] != ports[0]
+
+
+def test_idle_connections_leave_the_client_pool(run):
+    # The connector drops a pooled connection idle for longer than its
+    # keepalive_timeout (a timer of the loop's, in real time here).
+    async def main():
+        connector = aiohttp.TCPConnector(keepalive_timeout=0.05)
+        async with Served() as served, aiohttp.ClientSession(connector=connector) as session:
+            ports = []
+            for pause in (0, 0, 0.3):
+                await asyncio.sleep(pause)
+                async with session.get(served.url("/peer")) as r:
+                    ports.append(await r.text())
+        return ports[0] == ports[1], ports[1] == ports[2]
+
+    assert run(main) == (True, False)
 
 
 def test_keep_alive_timeout_follows_a_patched_loop_time(run):

@@ -19,8 +19,11 @@ anyio = pytest.importorskip("anyio")
 
 from anyio import from_thread, to_thread  # noqa: E402
 from anyio.abc import TaskStatus  # noqa: E402
+from anyio.streams.tls import TLSAttribute, TLSListener  # noqa: E402
 
 import _ecosystem as eco  # noqa: E402
+
+pytest_plugins = ["_net_helpers"]  # TLS fixtures: server_ctx, client_ctx
 
 
 @pytest.fixture
@@ -285,6 +288,29 @@ def test_tcp_listener_and_client(anyio_run):
         return replies
 
     assert anyio_run(main) == [b"X" * (100000 * n) + b"HELLO" for n in range(3)]
+
+
+def test_tls_listener_and_client(anyio_run, server_ctx, client_ctx):
+    async def main():
+        async def handle(stream):
+            async with stream:
+                await stream.send((await stream.receive()).upper())
+
+        listener = TLSListener(await anyio.create_tcp_listener(local_host=eco.LOCALHOST),
+                               server_ctx)
+        port = listener.listener.extra(anyio.abc.SocketAttribute.local_port)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, handle)
+            async with await anyio.connect_tcp(eco.LOCALHOST, port, tls=True,
+                                               ssl_context=client_ctx) as client:
+                await client.send(b"over tls")
+                reply = await client.receive()
+                version = client.extra(TLSAttribute.tls_version)
+            tg.cancel_scope.cancel()
+        await listener.aclose()
+        return reply, version.startswith("TLS")
+
+    assert anyio_run(main) == (b"OVER TLS", True)
 
 
 def test_udp_echo(anyio_run):

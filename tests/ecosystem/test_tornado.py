@@ -21,6 +21,8 @@ from tornado.ioloop import IOLoop, PeriodicCallback  # noqa: E402
 
 import _ecosystem as eco  # noqa: E402
 
+pytest_plugins = ["_net_helpers"]  # TLS fixtures: server_ctx, client_ctx
+
 
 class HelloHandler(web.RequestHandler):
     def get(self):
@@ -72,10 +74,13 @@ def make_app():
 class Served:
     """tornado's HTTPServer on an ephemeral port of 127.0.0.1."""
 
+    def __init__(self, ssl_options=None):
+        self.ssl_options = ssl_options
+
     async def __aenter__(self):
         sockets = netutil.bind_sockets(0, eco.LOCALHOST)
         self.port = sockets[0].getsockname()[1]
-        self.server = httpserver.HTTPServer(make_app())
+        self.server = httpserver.HTTPServer(make_app(), ssl_options=self.ssl_options)
         self.server.add_sockets(sockets)
         return self
 
@@ -112,6 +117,20 @@ def test_http_server_and_client(run):
         assert missing.value.code == 404
 
     run(main)
+
+
+def test_https(run, server_ctx, client_ctx):
+    async def main():
+        async with Served(ssl_options=server_ctx) as served:
+            client = httpclient.AsyncHTTPClient(force_instance=True)
+            try:
+                response = await client.fetch(served.url("/", scheme="https"),
+                                              ssl_options=client_ctx)
+            finally:
+                client.close()
+        return response.code, response.body
+
+    assert run(main) == (200, b"hello")
 
 
 def test_concurrent_fetches(run):

@@ -178,3 +178,28 @@ def test_websocket_through_uvicorn(run, loop_kind):
         return replies
 
     assert run(main) == ["ONE", "TWO"]
+
+
+def test_idle_connection_closed_after_keep_alive_timeout(run):
+    async def main():
+        sock, port = eco.bound_socket()
+        with sock:
+            server = uvicorn.Server(config(App(), timeout_keep_alive=0.05))
+            serving = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+            try:
+                while not server.started:
+                    await asyncio.sleep(0.005)
+                reader, writer = await asyncio.open_connection(eco.LOCALHOST, port)
+                writer.write(b"GET /stream HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                status = await reader.readline()
+                started = time.monotonic()
+                await asyncio.wait_for(reader.read(), 2)  # the rest, until the server closes
+                idle = time.monotonic() - started
+                writer.close()
+                await writer.wait_closed()
+            finally:
+                server.should_exit = True
+                await serving
+        return status, idle >= 0.04
+
+    assert run(main) == (b"HTTP/1.1 200 OK\r\n", True)

@@ -14,6 +14,8 @@ from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK  # n
 
 import _ecosystem as eco  # noqa: E402
 
+pytest_plugins = ["_net_helpers"]  # TLS fixtures: server_ctx, client_ctx
+
 
 async def echo(connection):
     async for message in connection:
@@ -29,9 +31,9 @@ def health_check(connection, request):
     return None
 
 
-def uri(server, path="/"):
+def uri(server, path="/", scheme="ws"):
     port = server.sockets[0].getsockname()[1]
-    return f"ws://{eco.LOCALHOST}:{port}{path}"
+    return f"{scheme}://{eco.LOCALHOST}:{port}{path}"
 
 
 def test_echo_text_binary_and_large_messages(run):
@@ -50,6 +52,19 @@ def test_echo_text_binary_and_large_messages(run):
         return text, binary, echoed_big == big, fragmented
 
     assert run(main) == ("hello", b"\x00\xff" * 10, True, "fragmented")
+
+
+def test_over_tls(run, server_ctx, client_ctx):
+    async def main():
+        async with serve(echo, eco.LOCALHOST, 0, ssl=server_ctx) as server:
+            async with connect(uri(server, scheme="wss"), ssl=client_ctx) as ws:
+                replies = []
+                for message in ("secure", b"\x01" * 100000):
+                    await ws.send(message)
+                    replies.append(await ws.recv())
+        return replies
+
+    assert run(main) == ["secure", b"\x01" * 100000]
 
 
 def test_ping_pong_and_keepalive(run):
