@@ -182,10 +182,10 @@ def test_idle_connections_leave_the_client_pool(run):
     # The connector drops a pooled connection idle for longer than its
     # keepalive_timeout (a timer of the loop's, in real time here).
     async def main():
-        connector = aiohttp.TCPConnector(keepalive_timeout=0.05)
+        connector = aiohttp.TCPConnector(keepalive_timeout=0.1)
         async with Served() as served, aiohttp.ClientSession(connector=connector) as session:
             ports = []
-            for pause in (0, 0, 0.3):
+            for pause in (0, 0, 0.4):
                 await asyncio.sleep(pause)
                 async with session.get(served.url("/peer")) as r:
                     ports.append(await r.text())

@@ -10,6 +10,8 @@ after their wait completed, and items of memory object streams lost.
 """
 import asyncio
 import gc
+import os
+import signal
 import socket
 import threading
 
@@ -472,3 +474,34 @@ def test_many_short_connections(anyio_run):
         return echoed
 
     assert anyio_run(main) == [b"%d" % n for n in range(20)]
+
+
+def test_blocking_portal_from_sync_code(new_loop, loop_kind):
+    # Synchronous code calling into async code: the portal runs a loop made
+    # by the factory in a thread of its own.
+    async def work(n):
+        await anyio.sleep(0.001)
+        return n * 2, type(asyncio.get_running_loop()).__module__.split(".")[0]
+
+    with from_thread.start_blocking_portal(backend_options={"loop_factory": new_loop}) as portal:
+        results = [portal.call(work, n) for n in range(3)]
+        in_background = portal.start_task_soon(work, 10)  # a concurrent.futures.Future
+        results.append(in_background.result(eco.TIMEOUT))
+    assert results == [(n * 2, loop_kind) for n in (0, 1, 2, 10)]
+
+
+def test_signal_receiver(anyio_run):
+    # SIGWINCH (a terminal resized): ignored by default, so a handler that
+    # never got installed shows as a timeout, not a killed test run.
+    async def main():
+        received = []
+        with anyio.open_signal_receiver(signal.SIGWINCH) as signals:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(to_thread.run_sync, os.kill, os.getpid(), signal.SIGWINCH)
+                with anyio.fail_after(5):
+                    async for signum in signals:
+                        received.append(signum)
+                        break
+        return received
+
+    assert anyio_run(main) == [signal.SIGWINCH]

@@ -8,8 +8,8 @@ import pytest
 
 websockets = pytest.importorskip("websockets")
 
-from websockets.asyncio.client import connect  # noqa: E402
-from websockets.asyncio.server import broadcast, serve  # noqa: E402
+from websockets.asyncio.client import connect, unix_connect  # noqa: E402
+from websockets.asyncio.server import broadcast, serve, unix_serve  # noqa: E402
 from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK  # noqa: E402
 
 import _ecosystem as eco  # noqa: E402
@@ -65,6 +65,18 @@ def test_over_tls(run, server_ctx, client_ctx):
         return replies
 
     assert run(main) == ["secure", b"\x01" * 100000]
+
+
+def test_over_a_unix_socket(run, tmp_path):
+    path = str(tmp_path / "ws.sock")
+
+    async def main():
+        async with unix_serve(echo, path):
+            async with unix_connect(path) as ws:
+                await ws.send("local")
+                return await ws.recv()
+
+    assert run(main) == "local"
 
 
 def test_ping_pong_and_keepalive(run):
