@@ -4,10 +4,14 @@ Two ways to put uvicorn on a loop: ``uvicorn.Server(config).serve()``
 awaited inside a running loop, and ``Config(loop=...)``, which since uvicorn
 0.36 takes an import string of a loop factory (``--loop
 pyasync:new_event_loop`` on the command line) that ``Server.run()`` hands to
-asyncio.run().
+asyncio.run(); the command line itself runs too, in a subprocess.
 """
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -17,6 +21,8 @@ uvicorn = pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
 import _ecosystem as eco  # noqa: E402
+
+import pyasync  # noqa: E402
 
 # uvicorn's --loop value naming each kind of loop: its own "asyncio", and
 # pyasync's factory by import string.
@@ -79,6 +85,10 @@ class App:
             if message["type"] == "websocket.disconnect":
                 return
             await send({"type": "websocket.send", "text": message["text"].upper()})
+
+
+# For the uvicorn command line: "test_uvicorn_httpx:app".
+app = App()
 
 
 def config(app, **options):
@@ -154,6 +164,34 @@ def test_config_loop_factory_in_a_thread(run, loop_kind):
     assert not thread.is_alive()
     assert seen == expected(loop_kind)
     assert app.lifespan == ["lifespan.startup", "lifespan.shutdown"]
+
+
+def test_command_line_loop_option(run, loop_kind):
+    # uvicorn --loop pyasync:new_event_loop, serving on a socket it inherits.
+    sock, port = eco.bound_socket()
+    sock.listen()  # so that requests wait in its backlog until uvicorn has started
+    here = os.path.dirname(os.path.abspath(__file__))
+    pyasync_root = os.path.dirname(os.path.dirname(os.path.abspath(pyasync.__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [pyasync_root, env.get("PYTHONPATH")]))
+    with sock:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--loop", UVICORN_LOOP[loop_kind],
+             "--fd", str(sock.fileno()), "--app-dir", here, "--log-level", "warning",
+             "test_uvicorn_httpx:app"],
+            pass_fds=[sock.fileno()], env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        seen = run(query, port)
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            output = server.communicate(timeout=eco.TIMEOUT)[0]
+        except subprocess.TimeoutExpired:
+            server.kill()
+            output = server.communicate()[0]
+    assert seen == expected(loop_kind), output
+    assert server.returncode == 0, output
 
 
 def test_websocket_through_uvicorn(run, loop_kind):
