@@ -196,7 +196,12 @@ class Loop(LoopBase, NetworkMixin, events.AbstractEventLoop):
                           RuntimeWarning, stacklevel=2)
             self._default_executor.shutdown(wait=False)
         else:
-            thread.join()
+            # The thread has handed over the result and is exiting. Wait for
+            # it without blocking the loop: a blocking join() here is what
+            # blocking-call detectors (blockbuster) flag outside asyncio's
+            # own frame.
+            while thread.is_alive():
+                await tasks.sleep(0)
         finally:
             future = None  # it may hold the exception raised through this frame
 

@@ -12,6 +12,7 @@ from Python frames of pyasync would be flagged: pyasync makes them in C
 import asyncio
 import os
 import socket
+import threading
 
 import blockbuster
 import pytest
@@ -127,3 +128,31 @@ def test_unix_datagram_endpoint_local_address(pyloop, unix):
         transport.close()
     run_watched(pyloop, main())
     assert os.path.exists(path)
+
+
+def test_shutdown_default_executor(loop):
+    """Waiting for the executor's shutdown thread must not block in a
+    Python frame of pyasync (asyncio's blocking join() is allowed only in
+    its own shutdown_default_executor). The shutdown thread is made to
+    linger after handing over its result, so that a join() would block."""
+    import time
+    lingered = []
+    call_soon_threadsafe = loop.call_soon_threadsafe
+
+    def slow_to_exit(*args, **kwargs):
+        handle = call_soon_threadsafe(*args, **kwargs)
+        if threading.current_thread() is not threading.main_thread():
+            time.sleep(0.05)  # in the shutdown thread: linger before exiting
+            lingered.append(True)
+        return handle
+
+    async def main():
+        await loop.run_in_executor(None, time.sleep, 0.001)
+        loop.call_soon_threadsafe = slow_to_exit
+        try:
+            await loop.shutdown_default_executor()
+        finally:
+            del loop.call_soon_threadsafe
+
+    run_watched(loop, main())
+    assert lingered
