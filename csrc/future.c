@@ -786,8 +786,8 @@ Future_tp_init(FutureObject *self, PyObject *args, PyObject *kwds)
 
 /* An exception nobody retrieved is reported when the future dies, through
  * the loop's exception handler (asyncio's Future.__del__). */
-static void
-Future_finalize(FutureObject *self)
+void
+pa_future_finalize(FutureObject *self)
 {
     if (!self->log_tb || self->loop == NULL) {
         return;
@@ -1124,7 +1124,7 @@ static PyType_Slot Future_slots[] = {
     {Py_tp_dealloc, Future_dealloc},
     {Py_tp_traverse, pa_future_traverse},
     {Py_tp_clear, Future_tp_clear},
-    {Py_tp_finalize, Future_finalize},
+    {Py_tp_finalize, pa_future_finalize},
     {Py_tp_repr, Future_repr},
     {Py_tp_iter, Future_iter},
     {Py_am_await, Future_iter},

@@ -76,6 +76,10 @@ int pa_parse_cancel_args(PyObject *const *args, Py_ssize_t nargsf, PyObject *kwn
 /* "<TypeName info...>" with info = repr_info(self), asyncio's repr. */
 PyObject *pa_future_repr(PyObject *self, PyObject *repr_info);
 
+/* Report an exception nobody retrieved (the Future's tp_finalize; Task's
+ * calls it after its own report). */
+void pa_future_finalize(FutureObject *fut);
+
 /* Shared by Task's type slots. */
 int pa_future_traverse(FutureObject *fut, visitproc visit, void *arg);
 int pa_future_clear(FutureObject *fut);

@@ -815,12 +815,10 @@ Task_finalize(TaskObject *self)
         Py_XDECREF(msg);
         pa_err_restore(saved);
     }
-    /* The Future part: its finalizer is the base type's tp_finalize. */
-    destructor base_finalize = (destructor)PyType_GetSlot(st ? st->FutureType : Py_TYPE(self)->tp_base,
-                                                          Py_tp_finalize);
-    if (base_finalize != NULL) {
-        base_finalize((PyObject *)self);
-    }
+    /* The Future part, called directly: looking it up through the type
+     * would find a subclass's own finalizer again, or CPython's, once the
+     * module state is gone at shutdown. */
+    pa_future_finalize((FutureObject *)self);
 }
 
 static void

@@ -271,3 +271,38 @@ def test_base_methods_on_our_objects_never_crash(pyloop):
         for t in tasks:
             t.cancel()
         pyloop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+
+
+@pytest.mark.parametrize("impl", ["asyncio", "pyasync"])
+def test_subclasses_finalised_at_interpreter_exit(impl):
+    """Subclasses of Task and Future kept alive in a cycle until the
+    interpreter exits report a pending task and unretrieved exceptions, as
+    asyncio's do, once each (no recursion through the finalizers)."""
+    code = textwrap.dedent(f"""
+        import asyncio, pyasync
+        base = {impl}
+        class MyTask(base.Task):
+            pass
+        class MyFuture(base.Future):
+            pass
+        loop = pyasync.new_event_loop()
+        async def boom():
+            raise ValueError("never retrieved")
+        async def forever():
+            await asyncio.sleep(3600)
+        tasks = [MyTask(boom(), loop=loop), MyTask(forever(), loop=loop)]
+        loop.run_until_complete(asyncio.sleep(0.01))
+        f = MyFuture(loop=loop)
+        f.set_exception(ValueError("f"))
+        holder = [tasks, f, loop]
+        holder.append(holder)
+        f.me = f
+        del tasks, f, loop
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.count("MyFuture exception was never retrieved") == 1, out.stderr
+    assert out.stderr.count("MyTask exception was never retrieved") == 1, out.stderr
+    assert out.stderr.count("Task was destroyed but it is pending!") == 1, out.stderr
+    assert "RecursionError" not in out.stderr
