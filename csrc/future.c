@@ -1022,16 +1022,13 @@ FutureIter_dealloc(FutureIterObject *it)
     PyTypeObject *tp = Py_TYPE(it);
     PyObject_GC_UnTrack(it);
     Py_CLEAR(it->future);
-    pa_state *st = pa_state_of((PyObject *)it);
+    pa_state *st = pa_state_of_quiet((PyObject *)it);
     if (st != NULL && tp == st->FutureIterType &&
         st->futureiter_freelist_len < FUTUREITER_FREELIST_MAX) {
         it->future = st->futureiter_freelist;
         st->futureiter_freelist = it;
         st->futureiter_freelist_len++;
     } else {
-        if (st == NULL) {
-            PyErr_Clear();
-        }
         tp->tp_free(it);
     }
     Py_DECREF(tp);

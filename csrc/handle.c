@@ -210,6 +210,7 @@ pa_handle_new(pa_state *st, PyTypeObject *type, PyObject *loop, PyObject *callba
         return NULL;
     }
     h->callback = Py_NewRef(callback);
+    h->context = NULL; /* the memory is not zeroed: every field is set before any failure */
     h->args = NULL;
     h->arg1 = NULL;
     h->loop = Py_NewRef(loop);
@@ -449,15 +450,12 @@ Handle_dealloc(HandleObject *self)
         PyObject_ClearWeakRefs((PyObject *)self);
     }
     (void)Handle_clear(self);
-    pa_state *st = pa_state_of((PyObject *)self);
+    pa_state *st = pa_state_of_quiet((PyObject *)self);
     if (st != NULL && uses_freelist(st, tp) && st->handle_freelist_len < HANDLE_FREELIST_MAX) {
         self->callback = (PyObject *)st->handle_freelist;
         st->handle_freelist = self;
         st->handle_freelist_len++;
     } else {
-        if (st == NULL) {
-            PyErr_Clear();
-        }
         tp->tp_free(self);
     }
     Py_DECREF(tp);

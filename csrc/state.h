@@ -146,6 +146,26 @@ pa_state_of(PyObject *self)
     return pa_state_from_type(tp);
 }
 
+/* pa_state_of() for deallocators, clear and finalize slots: NULL when the
+ * state is gone, without touching the error indicator (an exception may be
+ * propagating through the code that dropped the last reference). */
+static inline pa_state *
+pa_state_of_quiet(PyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyHeapTypeObject *ht = (PyHeapTypeObject *)tp;
+    if ((tp->tp_flags & Py_TPFLAGS_HEAPTYPE) && ht->ht_module != NULL) {
+        return pa_get_state(ht->ht_module);
+    }
+    PyObject *saved = pa_err_take();
+    pa_state *st = pa_state_from_type(tp);
+    if (st == NULL) {
+        PyErr_Clear();
+    }
+    pa_err_restore(saved);
+    return st;
+}
+
 /* A getter's value for an optional field: the object, or None. */
 static inline PyObject *
 pa_ref_or_none(PyObject *value)

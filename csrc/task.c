@@ -780,11 +780,10 @@ static int
 Task_tp_clear(TaskObject *self)
 {
     if (self->registry_entry != NULL) {
-        pa_state *st = pa_state_of((PyObject *)self);
+        pa_state *st = pa_state_of_quiet((PyObject *)self);
         if (st != NULL) {
             pa_registry_remove(st, &self->registry_entry);
         } else {
-            PyErr_Clear();
             Py_CLEAR(self->registry_entry);
         }
     }
@@ -803,7 +802,7 @@ Task_tp_clear(TaskObject *self)
 static void
 Task_finalize(TaskObject *self)
 {
-    pa_state *st = pa_state_of((PyObject *)self);
+    pa_state *st = pa_state_of_quiet((PyObject *)self);
     if (st != NULL && self->loop != NULL && self->state == PA_FUT_PENDING &&
         self->log_destroy_pending) {
         PyObject *saved = pa_err_take();
