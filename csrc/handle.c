@@ -788,11 +788,14 @@ TimerHandle_hash(HandleObject *self)
 }
 
 static PyMethodDef Handle_methods[] = {
-    {"cancel", (PyCFunction)Handle_cancel, METH_NOARGS, "Cancel the call."},
-    {"cancelled", (PyCFunction)Handle_cancelled, METH_NOARGS, "Whether cancel() was called."},
+    {"cancel", (PyCFunction)Handle_cancel, METH_NOARGS,
+     "cancel($self, /, msg=None)\n--\n\nCancel the call."},
+    {"cancelled", (PyCFunction)Handle_cancelled, METH_NOARGS,
+     "cancelled($self, /)\n--\n\nWhether cancel() was called."},
     {"get_context", (PyCFunction)Handle_get_context, METH_NOARGS,
-     "The contextvars.Context the callback runs in."},
-    {"_run", (PyCFunction)Handle_run_method, METH_NOARGS, "Run the callback now."},
+     "get_context($self, /)\n--\n\nThe contextvars.Context the callback runs in."},
+    {"_run", (PyCFunction)Handle_run_method, METH_NOARGS,
+     "_run($self, /)\n--\n\nRun the callback now."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -835,7 +838,7 @@ static PyType_Spec Handle_spec = {
 
 static PyMethodDef TimerHandle_methods[] = {
     {"when", (PyCFunction)TimerHandle_when, METH_NOARGS,
-     "The scheduled time, on the loop's clock."},
+     "when($self, /)\n--\n\nThe scheduled time, on the loop's clock."},
     {NULL, NULL, 0, NULL},
 };
 

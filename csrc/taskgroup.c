@@ -883,7 +883,8 @@ static PyMethodDef TaskGroup_methods[] = {
     {"__aexit__", (PyCFunction)(void (*)(void))TaskGroup_aexit, METH_FASTCALL, NULL},
     {"create_task", (PyCFunction)(void (*)(void))TaskGroup_create_task,
      METH_FASTCALL | METH_KEYWORDS,
-     "create_task(coro, *, name=None, context=None): a task of this group."},
+     "create_task($self, coro, /, *, name=None, context=None)\n--\n\nSchedule a coroutine as a "
+     "Task."},
     {NULL, NULL, 0, NULL},
 };
 
