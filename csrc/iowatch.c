@@ -23,6 +23,8 @@
 #include "loop.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,9 +90,16 @@ ensure_capacity(LoopObject *self, int fd)
     if (fd < self->io_capacity) {
         return 0;
     }
+    /* Only an open fd can be watched (epoll says EBADF too). Checking before
+     * growing bounds the table by the process's fd limit: a number such as
+     * 2**31-1 would otherwise double the capacity past INT_MAX, forever. */
+    if (fcntl(fd, F_GETFD) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
     int newcap = self->io_capacity ? self->io_capacity : 64;
     while (newcap <= fd) {
-        newcap *= 2;
+        newcap = newcap > INT_MAX / 2 ? INT_MAX : newcap * 2;
     }
     pa_io_watch *io = realloc(self->io, (size_t)newcap * sizeof(pa_io_watch));
     if (io == NULL) {

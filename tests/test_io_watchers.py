@@ -1,6 +1,8 @@
 """add_reader, add_writer, remove_reader, remove_writer."""
 import os
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -181,3 +183,35 @@ def test_many_fds(loop):
         for a, b in pairs:
             a.close()
             b.close()
+
+
+NOT_OPEN_CHILD = r"""
+import asyncio, sys
+import pyasync
+
+kind, fd = sys.argv[1], int(sys.argv[2])
+loop = asyncio.new_event_loop() if kind == "asyncio" else pyasync.new_event_loop()
+errors = []
+for add in (loop.add_reader, loop.add_writer):
+    try:
+        add(fd, lambda: None)
+    except OSError as exc:
+        errors.append(type(exc).__name__)
+print(errors, loop.remove_reader(fd), loop.remove_writer(fd))
+loop.close()
+"""
+
+
+@pytest.mark.parametrize("fd", [2 ** 31 - 1, 2 ** 20 + 3])
+def test_watching_an_fd_that_is_not_open(loop_kind, fd):
+    # Far past any open fd: epoll refuses it (EBADF), and so must a table
+    # indexed by fd, rather than grow towards it (without end for 2**31-1:
+    # in a child process, so that a hang fails only this test).
+    import pyasync
+    root = os.path.dirname(os.path.dirname(os.path.abspath(pyasync.__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [
+        root, os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run([sys.executable, "-c", NOT_OPEN_CHILD, loop_kind, str(fd)],
+                          env=env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["['OSError',", "'OSError']", "False", "False"]
