@@ -107,8 +107,11 @@ pa_is_finalizing(void)
 #define PA_TASKGROUP_313 (PY_VERSION_HEX >= 0x030D0000)
 
 /* Datagram transports, 3.13: sendto(b"") sends an empty datagram (before,
- * it was dropped), and each queued datagram counts 8 more bytes in the
- * write buffer size when queued (not when sent, as in asyncio). */
+ * it was dropped), and a queued datagram counts 8 bytes of header on top of
+ * its length in the write buffer size, from when it is queued until it is
+ * sent. (asyncio 3.13 before CPython gh-135444 took only the length away
+ * when sending, so the size never returned to 0: not copied, see
+ * docs/differences.md.) */
 #define PA_DGRAM_SENDS_EMPTY (PY_VERSION_HEX >= 0x030D0000)
 #define PA_DGRAM_HEADER_SIZE (PY_VERSION_HEX >= 0x030D0000 ? 8 : 0)
 

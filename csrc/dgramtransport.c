@@ -9,6 +9,10 @@
  * to the protocol's error_received() and the transport stays open, as in
  * asyncio. The socket methods do the address conversions, which are the
  * socket module's business.
+ *
+ * The write buffer size counts each queued datagram as its length plus
+ * PA_DGRAM_HEADER_SIZE (compat.h), added when it is queued and taken away,
+ * the same amount, when it is sent.
  */
 #include "transport.h"
 
@@ -93,6 +97,23 @@ send_now(TransportObject *self, PyObject *data, PyObject *addr)
                : -1;
 }
 
+/* Queue (bytes(data), addr) at the end, or (datagram already a queue item)
+ * back at the front; the write buffer size counts it. */
+static int
+queue_datagram(TransportObject *self, PyObject *item, int at_front, Py_ssize_t len)
+{
+    pa_state *st = pa_tr_loop(self)->state;
+    PyObject *res = PyObject_CallMethodOneArg(self->dgram_queue,
+                                              at_front ? st->str_appendleft : st->str_append, item);
+    if (res == NULL) {
+        return -1;
+    }
+    Py_DECREF(res);
+    self->dgram_count++;
+    self->dgram_size += len + PA_DGRAM_HEADER_SIZE;
+    return 0;
+}
+
 static PyObject *
 Dgram_sendto(TransportObject *self, PyObject *args, PyObject *kwds)
 {
@@ -148,15 +169,12 @@ Dgram_sendto(TransportObject *self, PyObject *args, PyObject *kwds)
     PyObject *copy = PyBytes_FromObject(data);
     PyObject *item = copy ? PyTuple_Pack(2, copy, addr) : NULL;
     Py_XDECREF(copy);
-    PyObject *res = item ? PyObject_CallMethod(self->dgram_queue, "append", "O", item) : NULL;
-    Py_XDECREF(item);
-    if (res == NULL) {
+    if (item == NULL) {
         goto done;
     }
-    Py_DECREF(res);
-    self->dgram_count++;
-    self->dgram_size += len + PA_DGRAM_HEADER_SIZE;
-    if (pa_tr_maybe_pause_protocol(self) < 0) {
+    int rc = queue_datagram(self, item, 0, len);
+    Py_DECREF(item);
+    if (rc < 0 || pa_tr_maybe_pause_protocol(self) < 0) {
         goto done;
     }
     result = Py_NewRef(Py_None);
@@ -168,26 +186,26 @@ done:
 static int
 sendto_ready(TransportObject *self)
 {
+    pa_state *st = pa_tr_loop(self)->state;
     while (self->dgram_count > 0) {
-        PyObject *item = PyObject_CallMethod(self->dgram_queue, "popleft", NULL);
+        PyObject *item = PyObject_CallMethodNoArgs(self->dgram_queue, st->str_popleft);
         if (item == NULL) {
             return -1;
         }
-        self->dgram_count--;
         PyObject *data = PyTuple_GET_ITEM(item, 0), *addr = PyTuple_GET_ITEM(item, 1);
         Py_ssize_t len = PyBytes_GET_SIZE(data);
-        self->dgram_size -= len;
+        /* What was counted when it was queued, header included (asyncio 3.13
+         * before CPython gh-135444 took the length alone away). */
+        self->dgram_count--;
+        self->dgram_size -= len + PA_DGRAM_HEADER_SIZE;
         int rc = send_now(self, data, addr);
         if (rc == 0) {
             /* Try again later, first in line. */
-            PyObject *res = PyObject_CallMethod(self->dgram_queue, "appendleft", "O", item);
+            rc = queue_datagram(self, item, 1, len);
             Py_DECREF(item);
-            if (res == NULL) {
+            if (rc < 0) {
                 return -1;
             }
-            Py_DECREF(res);
-            self->dgram_count++;
-            self->dgram_size += len;
             break;
         }
         Py_DECREF(item);

@@ -145,6 +145,9 @@ module_exec(PyObject *module)
     INTERN(str_data_received, "data_received");
     INTERN(str_get_buffer, "get_buffer");
     INTERN(str_buffer_updated, "buffer_updated");
+    INTERN(str_append, "append");
+    INTERN(str_appendleft, "appendleft");
+    INTERN(str_popleft, "popleft");
     st->kwnames_context = PyTuple_Pack(1, st->str_context);
     if (st->kwnames_context == NULL) {
         return -1;
@@ -255,6 +258,9 @@ module_clear(PyObject *module)
     Py_CLEAR(st->str_data_received);
     Py_CLEAR(st->str_get_buffer);
     Py_CLEAR(st->str_buffer_updated);
+    Py_CLEAR(st->str_append);
+    Py_CLEAR(st->str_appendleft);
+    Py_CLEAR(st->str_popleft);
     Py_CLEAR(st->TransportType);
     Py_CLEAR(st->DgramTransportType);
     Py_CLEAR(st->SendfileOperationType);

@@ -108,6 +108,12 @@ typedef struct {
     PyObject *str_data_received;
     PyObject *str_get_buffer;
     PyObject *str_buffer_updated;
+
+    /* Interned names of the transports (transport.c, dgramtransport.c):
+     * protocol callbacks, socket and deque methods. */
+    PyObject *str_append;
+    PyObject *str_appendleft;
+    PyObject *str_popleft;
 } pa_state;
 
 extern struct PyModuleDef pa_module_def;

@@ -66,6 +66,21 @@ def _udp_drops_empty_datagrams():
 
 UDP_SENDS_EMPTY_DATAGRAM = not _udp_drops_empty_datagrams()
 
+
+def _udp_buffer_size_leaks():
+    # asyncio 3.13 before CPython gh-135444 was fixed counts a queued
+    # datagram as its length plus 8 header bytes, but takes away only its
+    # length when it is sent: the write buffer size never returns to 0.
+    cls = asyncio.selector_events._SelectorDatagramTransport
+    try:
+        queue, drain = inspect.getsource(cls.sendto), inspect.getsource(cls._sendto_ready)
+    except (OSError, TypeError):  # pragma: no cover - no source available
+        return PY[:2] == (3, 13)
+    return "+ 8" in queue and "_header_size" not in drain
+
+
+UDP_BUFFER_SIZE_LEAKS = _udp_buffer_size_leaks()
+
 # asyncio's UDP transport derives from asyncio.DatagramTransport (3.12+; in
 # 3.11 it is only a BaseTransport).
 UDP_TRANSPORT_IS_DATAGRAM_TRANSPORT = issubclass(
