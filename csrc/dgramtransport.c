@@ -29,7 +29,7 @@ static int
 error_received(TransportObject *self)
 {
     PyObject *exc = pa_err_take();
-    PyObject *res = PyObject_CallMethod(self->protocol, "error_received", "O", exc);
+    PyObject *res = pa_tr_call_protocol(self, pa_tr_loop(self)->state->str_error_received, &exc, 1);
     Py_DECREF(exc);
     Py_XDECREF(res);
     return res ? 0 : -1;
@@ -41,9 +41,12 @@ Dgram_read_ready(TransportObject *self, PyObject *Py_UNUSED(ignored))
     if (self->conn_lost || self->sock == NULL) {
         Py_RETURN_NONE;
     }
+    pa_state *st = pa_tr_loop(self)->state;
     Py_INCREF(self);
     int rc = 0;
-    PyObject *res = PyObject_CallMethod(self->sock, "recvfrom", "i", PA_MAX_READ);
+    PyObject *size = PyLong_FromLong(PA_MAX_READ);
+    PyObject *res = size ? PyObject_CallMethodOneArg(self->sock, st->str_recvfrom, size) : NULL;
+    Py_XDECREF(size);
     if (res == NULL) {
         if (is_would_block()) {
             PyErr_Clear();
@@ -56,8 +59,8 @@ Dgram_read_ready(TransportObject *self, PyObject *Py_UNUSED(ignored))
         PyErr_Format(PyExc_TypeError, "recvfrom() returned %R", res);
         rc = -1;
     } else {
-        PyObject *out = PyObject_CallMethod(self->protocol, "datagram_received", "OO",
-                                            PyTuple_GET_ITEM(res, 0), PyTuple_GET_ITEM(res, 1));
+        PyObject *out = pa_tr_call_protocol(self, st->str_datagram_received,
+                                            &PyTuple_GET_ITEM(res, 0), 2);
         Py_XDECREF(out);
         rc = out ? 0 : -1;
     }
@@ -74,13 +77,15 @@ Dgram_read_ready(TransportObject *self, PyObject *Py_UNUSED(ignored))
 static int
 send_now(TransportObject *self, PyObject *data, PyObject *addr)
 {
+    pa_state *st = pa_tr_loop(self)->state;
     PyObject *peername = PyDict_GetItemString(self->extra, "peername"); /* borrowed */
     int connected = peername ? PyObject_IsTrue(peername) : 0;
     if (connected < 0) {
         return -2;
     }
-    PyObject *res = connected ? PyObject_CallMethod(self->sock, "send", "O", data)
-                              : PyObject_CallMethod(self->sock, "sendto", "OO", data, addr);
+    PyObject *res = connected ? PyObject_CallMethodOneArg(self->sock, st->str_send, data)
+                              : PyObject_CallMethodObjArgs(self->sock, st->str_sendto, data, addr,
+                                                           NULL);
     if (res != NULL) {
         Py_DECREF(res);
         return 1;

@@ -111,9 +111,26 @@ typedef struct {
 
     /* Interned names of the transports (transport.c, dgramtransport.c):
      * protocol callbacks, socket and deque methods. */
+    PyObject *str_pause_writing;
+    PyObject *str_resume_writing;
+    PyObject *str_eof_received;
+    PyObject *str_connection_lost;
+    PyObject *str_datagram_received;
+    PyObject *str_error_received;
+    PyObject *str_call_connection_lost;
+    PyObject *str_detach_server;
+    PyObject *str_close;
+    PyObject *str_recvfrom;
+    PyObject *str_send;
+    PyObject *str_sendto;
     PyObject *str_append;
     PyObject *str_appendleft;
     PyObject *str_popleft;
+    PyObject *str_clear;
+    PyObject *str_set_result;
+    PyObject *str_set_exception;
+    PyObject *str_create_future;
+    PyObject *str_debug;
 } pa_state;
 
 extern struct PyModuleDef pa_module_def;

@@ -37,11 +37,30 @@ oserror_from_errno(int err)
     return pa_err_take();
 }
 
+PyObject *
+pa_tr_call_protocol(TransportObject *self, PyObject *name, PyObject *const *args, size_t nargs)
+{
+    /* The call may replace or drop self->protocol: hold our own reference. */
+    PyObject *stack[3];
+    if (nargs > 2) {
+        PyErr_SetString(PyExc_SystemError, "pa_tr_call_protocol: too many arguments");
+        return NULL;
+    }
+    stack[0] = Py_NewRef(self->protocol);
+    for (size_t i = 0; i < nargs; i++) {
+        stack[1 + i] = args[i];
+    }
+    PyObject *res = PyObject_VectorcallMethod(name, stack, 1 + nargs, NULL);
+    Py_DECREF(stack[0]);
+    return res;
+}
+
+/* loop.call_soon(self._call_connection_lost, arg) */
 static int
-call_soon_method(TransportObject *self, const char *name, PyObject *arg)
+call_soon_connection_lost(TransportObject *self, PyObject *arg)
 {
     pa_state *st = pa_tr_loop(self)->state;
-    PyObject *method = PyObject_GetAttrString((PyObject *)self, name);
+    PyObject *method = PyObject_GetAttr((PyObject *)self, st->str_call_connection_lost);
     if (method == NULL) {
         return -1;
     }
@@ -144,7 +163,8 @@ force_close(TransportObject *self, PyObject *exc)
     if (pa_tr_has_pending(self)) {
         wbuf_clear(self);
         if (self->dgram_queue != NULL) {
-            PyObject *res = PyObject_CallMethod(self->dgram_queue, "clear", NULL);
+            PyObject *res = PyObject_CallMethodNoArgs(self->dgram_queue,
+                                                      pa_tr_loop(self)->state->str_clear);
             if (res == NULL) {
                 return -1;
             }
@@ -163,7 +183,7 @@ force_close(TransportObject *self, PyObject *exc)
         }
     }
     self->conn_lost++;
-    return call_soon_method(self, "_call_connection_lost", exc ? exc : Py_None);
+    return call_soon_connection_lost(self, exc ? exc : Py_None);
 }
 
 /* _fatal_error(exc, message): OSErrors are only logged in debug mode (peers
@@ -177,7 +197,7 @@ pa_tr_fatal_error(TransportObject *self, PyObject *exc, const char *message)
     if (PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_OSError)) {
         if (pa_tr_loop(self)->debug) {
             PyObject *kw = Py_BuildValue("{sO}", "exc_info", exc);
-            PyObject *fn = kw ? PyObject_GetAttrString(st->logger, "debug") : NULL;
+            PyObject *fn = kw ? PyObject_GetAttr(st->logger, st->str_debug) : NULL;
             PyObject *args = fn ? Py_BuildValue("(sOs)", "%r: %s", (PyObject *)self, message)
                                 : NULL;
             PyObject *res = args ? PyObject_Call(fn, args, kw) : NULL;
@@ -231,7 +251,7 @@ pa_tr_maybe_pause_protocol(TransportObject *self)
         return 0;
     }
     self->protocol_paused = 1;
-    PyObject *res = PyObject_CallMethod(self->protocol, "pause_writing", NULL);
+    PyObject *res = pa_tr_call_protocol(self, pa_tr_loop(self)->state->str_pause_writing, NULL, 0);
     if (res == NULL) {
         return protocol_callback_failed(self, "protocol.pause_writing() failed");
     }
@@ -246,7 +266,7 @@ pa_tr_maybe_resume_protocol(TransportObject *self)
         return 0;
     }
     self->protocol_paused = 0;
-    PyObject *res = PyObject_CallMethod(self->protocol, "resume_writing", NULL);
+    PyObject *res = pa_tr_call_protocol(self, pa_tr_loop(self)->state->str_resume_writing, NULL, 0);
     if (res == NULL) {
         return protocol_callback_failed(self, "protocol.resume_writing() failed");
     }
@@ -259,8 +279,8 @@ pa_tr_maybe_resume_protocol(TransportObject *self)
 static int
 on_eof(TransportObject *self)
 {
+    pa_state *st = pa_tr_loop(self)->state;
     if (pa_tr_loop(self)->debug) {
-        pa_state *st = pa_tr_loop(self)->state;
         PyObject *res = PyObject_CallMethod(st->logger, "debug", "sO", "%r received EOF",
                                             (PyObject *)self);
         if (res == NULL) {
@@ -268,7 +288,7 @@ on_eof(TransportObject *self)
         }
         Py_DECREF(res);
     }
-    PyObject *res = PyObject_CallMethod(self->protocol, "eof_received", NULL);
+    PyObject *res = pa_tr_call_protocol(self, st->str_eof_received, NULL, 0);
     if (res == NULL) {
         return pa_tr_fatal_error_from_raised(self, "Fatal error: protocol.eof_received() call failed.");
     }
@@ -281,7 +301,7 @@ on_eof(TransportObject *self)
         /* The protocol may still write, but nothing more can be read. */
         return pa_tr_unwatch(self, PA_READABLE);
     }
-    res = PyObject_CallMethod((PyObject *)self, "close", NULL);
+    res = PyObject_CallMethodNoArgs((PyObject *)self, st->str_close);
     Py_XDECREF(res);
     return res ? 0 : -1;
 }
@@ -306,8 +326,7 @@ read_into_buffered_protocol(TransportObject *self)
 {
     pa_state *st = pa_tr_loop(self)->state;
     PyObject *minus_one = PyLong_FromLong(-1);
-    PyObject *buf = minus_one ? PyObject_CallMethodOneArg(self->protocol, st->str_get_buffer,
-                                                          minus_one)
+    PyObject *buf = minus_one ? pa_tr_call_protocol(self, st->str_get_buffer, &minus_one, 1)
                               : NULL;
     Py_XDECREF(minus_one);
     Py_buffer view;
@@ -331,9 +350,7 @@ read_into_buffered_protocol(TransportObject *self)
         return on_eof(self);
     }
     PyObject *nbytes = PyLong_FromSsize_t(n);
-    PyObject *res = nbytes ? PyObject_CallMethodOneArg(self->protocol, st->str_buffer_updated,
-                                                       nbytes)
-                           : NULL;
+    PyObject *res = nbytes ? pa_tr_call_protocol(self, st->str_buffer_updated, &nbytes, 1) : NULL;
     Py_XDECREF(nbytes);
     if (res == NULL) {
         return pa_tr_fatal_error_from_raised(self,
@@ -365,7 +382,7 @@ read_into_protocol(TransportObject *self)
     if (data == NULL) {
         return -1;
     }
-    PyObject *res = PyObject_CallMethodOneArg(self->protocol, st->str_data_received, data);
+    PyObject *res = pa_tr_call_protocol(self, st->str_data_received, &data, 1);
     Py_DECREF(data);
     if (res == NULL) {
         return pa_tr_fatal_error_from_raised(self, "Fatal error: protocol.data_received() call failed.");
@@ -410,8 +427,9 @@ pa_tr_write_after_lost(TransportObject *self)
 {
     if (self->conn_lost >= PA_LOG_THRESHOLD_FOR_CONNLOST_WRITES) {
         pa_state *st = pa_tr_loop(self)->state;
-        PyObject *res = PyObject_CallMethod(st->logger, "warning", "s",
-                                            "socket.send() raised exception.");
+        PyObject *msg = PyUnicode_FromString("socket.send() raised exception.");
+        PyObject *res = msg ? PyObject_CallMethodOneArg(st->logger, st->str_warning, msg) : NULL;
+        Py_XDECREF(msg);
         if (res == NULL) {
             return NULL;
         }
@@ -605,7 +623,8 @@ shutdown_write(TransportObject *self)
 int
 pa_tr_call_connection_lost_now(TransportObject *self, PyObject *exc)
 {
-    PyObject *res = PyObject_CallMethod((PyObject *)self, "_call_connection_lost", "O", exc);
+    PyObject *res = PyObject_CallMethodOneArg((PyObject *)self,
+                                              pa_tr_loop(self)->state->str_call_connection_lost, exc);
     Py_XDECREF(res);
     return res ? 0 : -1;
 }
@@ -616,8 +635,9 @@ settle_empty_waiter(TransportObject *self, PyObject *exc)
     if (self->empty_waiter == NULL) {
         return 0;
     }
-    PyObject *res = exc ? PyObject_CallMethod(self->empty_waiter, "set_exception", "O", exc)
-                        : PyObject_CallMethod(self->empty_waiter, "set_result", "O", Py_None);
+    pa_state *st = pa_tr_loop(self)->state;
+    PyObject *res = exc ? PyObject_CallMethodOneArg(self->empty_waiter, st->str_set_exception, exc)
+                        : PyObject_CallMethodOneArg(self->empty_waiter, st->str_set_result, Py_None);
     Py_XDECREF(res);
     return res ? 0 : -1;
 }
@@ -716,8 +736,7 @@ pa_tr_m_close(TransportObject *self, PyObject *Py_UNUSED(ignored))
     }
     if (!pa_tr_has_pending(self)) {
         self->conn_lost++;
-        if (pa_tr_unwatch(self, PA_WRITABLE) < 0 ||
-            call_soon_method(self, "_call_connection_lost", Py_None) < 0) {
+        if (pa_tr_unwatch(self, PA_WRITABLE) < 0 || call_soon_connection_lost(self, Py_None) < 0) {
             return NULL;
         }
     }
@@ -761,9 +780,10 @@ pa_tr_m_fatal_error(TransportObject *self, PyObject *args)
 PyObject *
 pa_tr_m_call_connection_lost(TransportObject *self, PyObject *exc)
 {
+    pa_state *st = pa_tr_loop(self)->state;
     PyObject *err = NULL;
     if (self->protocol_connected && self->protocol != NULL) {
-        PyObject *res = PyObject_CallMethod(self->protocol, "connection_lost", "O", exc);
+        PyObject *res = pa_tr_call_protocol(self, st->str_connection_lost, &exc, 1);
         if (res == NULL) {
             err = pa_err_take();
         }
@@ -778,7 +798,7 @@ pa_tr_m_call_connection_lost(TransportObject *self, PyObject *exc)
         }
         PyObject *sock = self->sock;
         self->sock = NULL;
-        PyObject *res = PyObject_CallMethod(sock, "close", NULL);
+        PyObject *res = PyObject_CallMethodNoArgs(sock, st->str_close);
         Py_DECREF(sock);
         if (res == NULL && err == NULL) {
             err = pa_err_take();
@@ -787,7 +807,7 @@ pa_tr_m_call_connection_lost(TransportObject *self, PyObject *exc)
     }
     Py_CLEAR(self->protocol);
     if (self->server != NULL && self->server != Py_None) {
-        PyObject *res = PyObject_CallMethod((PyObject *)self, "_detach_server", NULL);
+        PyObject *res = PyObject_CallMethodNoArgs((PyObject *)self, st->str_detach_server);
         if (res == NULL && err == NULL) {
             err = pa_err_take();
         }
@@ -986,7 +1006,7 @@ Transport_make_empty_waiter(TransportObject *self, PyObject *Py_UNUSED(ignored))
         PyErr_SetString(PyExc_RuntimeError, "Empty waiter is already set");
         return NULL;
     }
-    PyObject *fut = PyObject_CallMethod(self->loop, "create_future", NULL);
+    PyObject *fut = PyObject_CallMethodNoArgs(self->loop, pa_tr_loop(self)->state->str_create_future);
     if (fut == NULL) {
         return NULL;
     }
@@ -1018,7 +1038,7 @@ pa_tr_init(TransportObject *self, PyObject *loop, PyObject *sock, PyObject *prot
         PyErr_Format(PyExc_TypeError, "a pyasync loop is required, got %R", loop);
         return -1;
     }
-    PyObject *fdobj = PyObject_CallMethod(sock, "fileno", NULL);
+    PyObject *fdobj = PyObject_CallMethodNoArgs(sock, st->str_fileno);
     if (fdobj == NULL) {
         return -1;
     }

@@ -91,6 +91,10 @@ pa_tr_is_fatal_exception(void)
            PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
 }
 
+/* protocol.<name>(*args): a new reference, or NULL with an exception. */
+PyObject *pa_tr_call_protocol(TransportObject *self, PyObject *name, PyObject *const *args,
+                              size_t nargs);
+
 /* Shared by both kinds, in transport.c. All return 0, or -1 with an
  * exception that must propagate (SystemExit, KeyboardInterrupt, or a failure
  * of the exception handler itself). */
