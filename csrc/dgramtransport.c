@@ -38,15 +38,20 @@ error_received(TransportObject *self)
 static PyObject *
 Dgram_read_ready(TransportObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (pa_tr_check_initialised(self) < 0) {
+        return NULL;
+    }
     if (self->conn_lost || self->sock == NULL) {
         Py_RETURN_NONE;
     }
     pa_state *st = pa_tr_loop(self)->state;
     Py_INCREF(self);
     int rc = 0;
+    PyObject *sock = Py_NewRef(self->sock);
     PyObject *size = PyLong_FromLong(PA_MAX_READ);
-    PyObject *res = size ? PyObject_CallMethodOneArg(self->sock, st->str_recvfrom, size) : NULL;
+    PyObject *res = size ? PyObject_CallMethodOneArg(sock, st->str_recvfrom, size) : NULL;
     Py_XDECREF(size);
+    Py_DECREF(sock);
     if (res == NULL) {
         if (is_would_block()) {
             PyErr_Clear();
@@ -72,20 +77,58 @@ Dgram_read_ready(TransportObject *self, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
+/* Whether the socket is connected, as asyncio decides it: a true
+ * extra['peername']. 1, 0, or -1 with an exception (Python code may have
+ * replaced or deleted the `_extra` slot). */
+static int
+is_connected(TransportObject *self)
+{
+    PyObject *extra = self->extra;
+    if (extra == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "the transport has no _extra");
+        return -1;
+    }
+    PyObject *key = pa_tr_loop(self)->state->str_peername;
+    PyObject *peername;
+    Py_INCREF(extra);
+    if (PyDict_CheckExact(extra)) {
+        peername = Py_XNewRef(PyDict_GetItemWithError(extra, key));
+    } else {
+        peername = PyObject_GetItem(extra, key);
+        if (peername == NULL && PyErr_ExceptionMatches(PyExc_KeyError)) {
+            PyErr_Clear();
+        }
+    }
+    Py_DECREF(extra);
+    if (peername == NULL) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    int connected = PyObject_IsTrue(peername);
+    Py_DECREF(peername);
+    return connected;
+}
+
 /* Send one datagram now: 1 sent, 0 would block, -1 handled by the error
- * paths of asyncio (error_received or a fatal error), -2 must propagate. */
+ * paths of asyncio (error_received or a fatal error; also: the connection
+ * was lost meanwhile, the datagram is dropped), -2 must propagate. */
 static int
 send_now(TransportObject *self, PyObject *data, PyObject *addr)
 {
     pa_state *st = pa_tr_loop(self)->state;
-    PyObject *peername = PyDict_GetItemString(self->extra, "peername"); /* borrowed */
-    int connected = peername ? PyObject_IsTrue(peername) : 0;
-    if (connected < 0) {
-        return -2;
+    int connected = is_connected(self);
+    PyObject *res = NULL;
+    if (connected >= 0) {
+        /* Reading _extra may have run Python code (a mapping's
+         * __getitem__) that ended the connection. */
+        PyObject *sock = self->sock;
+        if (sock == NULL) {
+            return -1;
+        }
+        Py_INCREF(sock);
+        res = connected ? PyObject_CallMethodOneArg(sock, st->str_send, data)
+                        : PyObject_CallMethodObjArgs(sock, st->str_sendto, data, addr, NULL);
+        Py_DECREF(sock);
     }
-    PyObject *res = connected ? PyObject_CallMethodOneArg(self->sock, st->str_send, data)
-                              : PyObject_CallMethodObjArgs(self->sock, st->str_sendto, data, addr,
-                                                           NULL);
     if (res != NULL) {
         Py_DECREF(res);
         return 1;
@@ -124,7 +167,8 @@ Dgram_sendto(TransportObject *self, PyObject *args, PyObject *kwds)
 {
     PyObject *data, *addr = Py_None;
     static char *kwlist[] = {"data", "addr", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O:sendto", kwlist, &data, &addr)) {
+    if (pa_tr_check_initialised(self) < 0 ||
+        !PyArg_ParseTupleAndKeywords(args, kwds, "O|O:sendto", kwlist, &data, &addr)) {
         return NULL;
     }
     if (!PyBytes_Check(data) && !PyByteArray_Check(data) && !PyMemoryView_Check(data)) {
@@ -139,25 +183,33 @@ Dgram_sendto(TransportObject *self, PyObject *args, PyObject *kwds)
     if (!PA_DGRAM_SENDS_EMPTY && len == 0) {
         Py_RETURN_NONE;
     }
-    if (self->address != NULL && self->address != Py_None) {
-        int same = addr == Py_None || addr == self->address;
+    Py_INCREF(self);
+    PyObject *result = NULL;
+    PyObject *address = Py_XNewRef(self->address);
+    if (address != NULL && address != Py_None) {
+        int same = addr == Py_None || addr == address;
         if (!same) {
-            same = PyObject_RichCompareBool(addr, self->address, Py_EQ);
+            same = PyObject_RichCompareBool(addr, address, Py_EQ);
             if (same < 0) {
-                return NULL;
+                goto done;
             }
         }
         if (!same) {
-            PyErr_Format(PyExc_ValueError, "Invalid address: must be None or %S", self->address);
-            return NULL;
+            PyErr_Format(PyExc_ValueError, "Invalid address: must be None or %S", address);
+            goto done;
         }
-        addr = self->address;
+        addr = address;
         if (self->conn_lost) {
-            return pa_tr_write_after_lost(self);
+            result = pa_tr_write_after_lost(self);
+            goto done;
         }
     }
-    Py_INCREF(self);
-    PyObject *result = NULL;
+    if (self->sock == NULL) {
+        /* Unconnected and connection_lost ran: nowhere to send it. (asyncio
+         * reports an AttributeError of its missing socket here.) */
+        result = pa_tr_write_after_lost(self);
+        goto done;
+    }
     if (self->dgram_count == 0) {
         int rc = send_now(self, data, addr);
         if (rc == 0) {
@@ -167,6 +219,10 @@ Dgram_sendto(TransportObject *self, PyObject *args, PyObject *kwds)
         }
         if (rc != 0) {
             result = rc == -2 ? NULL : Py_NewRef(Py_None);
+            goto done;
+        }
+        if (self->sock == NULL) { /* lost while sending: nothing may be queued */
+            result = Py_NewRef(Py_None);
             goto done;
         }
     }
@@ -184,6 +240,7 @@ Dgram_sendto(TransportObject *self, PyObject *args, PyObject *kwds)
     }
     result = Py_NewRef(Py_None);
 done:
+    Py_XDECREF(address);
     Py_DECREF(self);
     return result;
 }
@@ -191,6 +248,11 @@ done:
 static int
 sendto_ready(TransportObject *self)
 {
+    if (self->sock == NULL) {
+        /* connection_lost ran (the queue was dropped then); the fd number
+         * may belong to another file by now: leave the loop's table alone. */
+        return 0;
+    }
     pa_state *st = pa_tr_loop(self)->state;
     while (self->dgram_count > 0) {
         PyObject *item = PyObject_CallMethodNoArgs(self->dgram_queue, st->str_popleft);
@@ -204,7 +266,7 @@ sendto_ready(TransportObject *self)
         self->dgram_count--;
         self->dgram_size -= len + PA_DGRAM_HEADER_SIZE;
         int rc = send_now(self, data, addr);
-        if (rc == 0) {
+        if (rc == 0 && self->sock != NULL) {
             /* Try again later, first in line. */
             rc = queue_datagram(self, item, 1, len);
             Py_DECREF(item);
@@ -217,11 +279,14 @@ sendto_ready(TransportObject *self)
         if (rc < 0) {
             return rc == -2 ? -1 : 0;
         }
+        if (self->sock == NULL) {
+            return 0;
+        }
     }
     if (pa_tr_maybe_resume_protocol(self) < 0) { /* may queue more */
         return -1;
     }
-    if (self->dgram_count == 0) {
+    if (self->dgram_count == 0 && self->sock != NULL) {
         if (pa_tr_unwatch(self, PA_WRITABLE) < 0) {
             return -1;
         }
@@ -235,6 +300,9 @@ sendto_ready(TransportObject *self)
 static PyObject *
 Dgram_sendto_ready(TransportObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (pa_tr_check_initialised(self) < 0) {
+        return NULL;
+    }
     Py_INCREF(self);
     int rc = sendto_ready(self);
     Py_DECREF(self);
@@ -274,6 +342,7 @@ Dgram_init(TransportObject *self, PyObject *args, PyObject *kwds)
     Py_XSETREF(self->address, Py_NewRef(address));
     self->dgram_count = 0;
     self->dgram_size = 0;
+    self->initialised = 1;
     return 0;
 }
 

@@ -165,6 +165,7 @@ module_exec(PyObject *module)
     INTERN(str_set_exception, "set_exception");
     INTERN(str_create_future, "create_future");
     INTERN(str_debug, "debug");
+    INTERN(str_peername, "peername");
     st->kwnames_context = PyTuple_Pack(1, st->str_context);
     if (st->kwnames_context == NULL) {
         return -1;
@@ -295,6 +296,7 @@ module_clear(PyObject *module)
     Py_CLEAR(st->str_set_exception);
     Py_CLEAR(st->str_create_future);
     Py_CLEAR(st->str_debug);
+    Py_CLEAR(st->str_peername);
     Py_CLEAR(st->TransportType);
     Py_CLEAR(st->DgramTransportType);
     Py_CLEAR(st->SendfileOperationType);

@@ -131,6 +131,7 @@ typedef struct {
     PyObject *str_set_exception;
     PyObject *str_create_future;
     PyObject *str_debug;
+    PyObject *str_peername;
 } pa_state;
 
 extern struct PyModuleDef pa_module_def;

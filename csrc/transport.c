@@ -37,9 +37,22 @@ oserror_from_errno(int err)
     return pa_err_take();
 }
 
+int
+pa_tr_check_initialised(TransportObject *self)
+{
+    if (!self->initialised) {
+        PyErr_Format(PyExc_RuntimeError, "%s object is not initialized", Py_TYPE(self)->tp_name);
+        return -1;
+    }
+    return 0;
+}
+
 PyObject *
 pa_tr_call_protocol(TransportObject *self, PyObject *name, PyObject *const *args, size_t nargs)
 {
+    if (self->protocol == NULL) {
+        Py_RETURN_NONE;
+    }
     /* The call may replace or drop self->protocol: hold our own reference. */
     PyObject *stack[3];
     if (nargs > 2) {
@@ -150,6 +163,24 @@ wbuf_append(TransportObject *self, const char *data, Py_ssize_t len)
     return 0;
 }
 
+/* Forget everything waiting to be sent (no system call, no unwatching). */
+static int
+drop_pending(TransportObject *self)
+{
+    wbuf_clear(self);
+    if (self->dgram_queue != NULL && self->dgram_count > 0) {
+        PyObject *res = PyObject_CallMethodNoArgs(self->dgram_queue,
+                                                  pa_tr_loop(self)->state->str_clear);
+        if (res == NULL) {
+            return -1;
+        }
+        Py_DECREF(res);
+    }
+    self->dgram_count = 0;
+    self->dgram_size = 0;
+    return 0;
+}
+
 /* ---------------------------------------------------------------- closing */
 
 /* _force_close(exc): drop buffered data, stop reading, schedule
@@ -161,18 +192,7 @@ force_close(TransportObject *self, PyObject *exc)
         return 0;
     }
     if (pa_tr_has_pending(self)) {
-        wbuf_clear(self);
-        if (self->dgram_queue != NULL) {
-            PyObject *res = PyObject_CallMethodNoArgs(self->dgram_queue,
-                                                      pa_tr_loop(self)->state->str_clear);
-            if (res == NULL) {
-                return -1;
-            }
-            Py_DECREF(res);
-            self->dgram_count = 0;
-            self->dgram_size = 0;
-        }
-        if (pa_tr_unwatch(self, PA_WRITABLE) < 0) {
+        if (drop_pending(self) < 0 || pa_tr_unwatch(self, PA_WRITABLE) < 0) {
             return -1;
         }
     }
@@ -335,6 +355,11 @@ read_into_buffered_protocol(TransportObject *self)
         return pa_tr_fatal_error_from_raised(self, "Fatal error: protocol.get_buffer() call failed.");
     }
     Py_DECREF(buf);
+    if (self->sock == NULL) {
+        /* get_buffer() ended the connection: the fd is closed. */
+        PyBuffer_Release(&view);
+        return 0;
+    }
     if (view.len == 0) {
         PyBuffer_Release(&view);
         PyErr_SetString(PyExc_RuntimeError, "get_buffer() returned an empty buffer");
@@ -394,6 +419,9 @@ read_into_protocol(TransportObject *self)
 static PyObject *
 Transport_read_ready(TransportObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (pa_tr_check_initialised(self) < 0) {
+        return NULL;
+    }
     if (self->conn_lost || self->sock == NULL) {
         Py_RETURN_NONE;
     }
@@ -467,6 +495,9 @@ buffered_data_pending(TransportObject *self, int was_empty)
 static PyObject *
 Transport_write(TransportObject *self, PyObject *data)
 {
+    if (pa_tr_check_initialised(self) < 0) {
+        return NULL;
+    }
     if (!PyBytes_Check(data) && !PyByteArray_Check(data) && !PyMemoryView_Check(data)) {
         PyErr_Format(PyExc_TypeError, "data argument must be a bytes-like object, not '%.200s'",
                      Py_TYPE(data)->tp_name);
@@ -529,7 +560,7 @@ Transport_write(TransportObject *self, PyObject *data)
 static PyObject *
 Transport_writelines(TransportObject *self, PyObject *list_of_data)
 {
-    if (check_can_write(self, "writelines") < 0) {
+    if (pa_tr_check_initialised(self) < 0 || check_can_write(self, "writelines") < 0) {
         return NULL;
     }
     PyObject *seq = PySequence_Fast(list_of_data, "writelines() argument must be iterable");
@@ -636,8 +667,10 @@ settle_empty_waiter(TransportObject *self, PyObject *exc)
         return 0;
     }
     pa_state *st = pa_tr_loop(self)->state;
-    PyObject *res = exc ? PyObject_CallMethodOneArg(self->empty_waiter, st->str_set_exception, exc)
-                        : PyObject_CallMethodOneArg(self->empty_waiter, st->str_set_result, Py_None);
+    PyObject *waiter = Py_NewRef(self->empty_waiter);
+    PyObject *res = exc ? PyObject_CallMethodOneArg(waiter, st->str_set_exception, exc)
+                        : PyObject_CallMethodOneArg(waiter, st->str_set_result, Py_None);
+    Py_DECREF(waiter);
     Py_XDECREF(res);
     return res ? 0 : -1;
 }
@@ -694,6 +727,9 @@ write_ready(TransportObject *self)
 static PyObject *
 Transport_write_ready(TransportObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (pa_tr_check_initialised(self) < 0) {
+        return NULL;
+    }
     Py_INCREF(self);
     int rc = write_ready(self);
     Py_DECREF(self);
@@ -706,6 +742,9 @@ Transport_write_ready(TransportObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 Transport_write_eof(TransportObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (pa_tr_check_initialised(self) < 0) {
+        return NULL;
+    }
     if (self->closing || self->eof) {
         Py_RETURN_NONE;
     }
@@ -727,6 +766,9 @@ Transport_can_write_eof(TransportObject *self, PyObject *Py_UNUSED(ignored))
 PyObject *
 pa_tr_m_close(TransportObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (pa_tr_check_initialised(self) < 0) {
+        return NULL;
+    }
     if (self->closing) {
         Py_RETURN_NONE;
     }
@@ -746,7 +788,7 @@ pa_tr_m_close(TransportObject *self, PyObject *Py_UNUSED(ignored))
 PyObject *
 pa_tr_m_abort(TransportObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (force_close(self, NULL) < 0) {
+    if (pa_tr_check_initialised(self) < 0 || force_close(self, NULL) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -755,7 +797,7 @@ pa_tr_m_abort(TransportObject *self, PyObject *Py_UNUSED(ignored))
 PyObject *
 pa_tr_m_force_close(TransportObject *self, PyObject *exc)
 {
-    if (force_close(self, exc == Py_None ? NULL : exc) < 0) {
+    if (pa_tr_check_initialised(self) < 0 || force_close(self, exc == Py_None ? NULL : exc) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -766,7 +808,8 @@ pa_tr_m_fatal_error(TransportObject *self, PyObject *args)
 {
     PyObject *exc;
     const char *message = "Fatal error on transport";
-    if (!PyArg_ParseTuple(args, "O|s:_fatal_error", &exc, &message)) {
+    if (pa_tr_check_initialised(self) < 0 ||
+        !PyArg_ParseTuple(args, "O|s:_fatal_error", &exc, &message)) {
         return NULL;
     }
     if (pa_tr_fatal_error(self, exc, message) < 0) {
@@ -775,41 +818,71 @@ pa_tr_m_fatal_error(TransportObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* Keep the first exception of a series of clean-up steps in *first; the
+ * later ones are dropped. */
+static void
+keep_first_error(PyObject **first)
+{
+    PyObject *exc = pa_err_take();
+    if (*first == NULL) {
+        *first = exc;
+    } else {
+        Py_XDECREF(exc);
+    }
+}
+
 /* _call_connection_lost(exc): tell the protocol, then close the socket and
- * drop what the transport holds, whatever the protocol did. */
+ * drop what the transport holds, whatever the protocol did. Whoever calls it
+ * (normally the callback that close() or _force_close() scheduled), the
+ * transport is finished afterwards: closing, conn_lost > 0 and nothing
+ * buffered, so that no path reaches the closed fd again (transport.h). */
 PyObject *
 pa_tr_m_call_connection_lost(TransportObject *self, PyObject *exc)
 {
+    if (pa_tr_check_initialised(self) < 0) {
+        return NULL;
+    }
     pa_state *st = pa_tr_loop(self)->state;
     PyObject *err = NULL;
+    self->closing = 1;
+    if (self->conn_lost == 0) {
+        self->conn_lost = 1;
+    }
+    if (drop_pending(self) < 0) {
+        keep_first_error(&err);
+    }
     if (self->protocol_connected && self->protocol != NULL) {
         PyObject *res = pa_tr_call_protocol(self, st->str_connection_lost, &exc, 1);
         if (res == NULL) {
-            err = pa_err_take();
+            keep_first_error(&err);
         }
         Py_XDECREF(res);
     }
-    if (self->sock != NULL) {
-        /* No interest may outlive the fd (see pa_loop_unwatch_fd_lazily). */
-        if ((pa_loop_unwatch_fd(pa_tr_loop(self), self->fd, PA_READABLE) < 0 ||
-             pa_loop_unwatch_fd(pa_tr_loop(self), self->fd, PA_WRITABLE) < 0) &&
-            err == NULL) {
-            err = pa_err_take();
-        }
-        PyObject *sock = self->sock;
+    /* What connection_lost() wrote was dropped (conn_lost), but make sure
+     * nothing is left for a writer. */
+    if (drop_pending(self) < 0) {
+        keep_first_error(&err);
+    }
+    PyObject *sock = self->sock; /* the transport's reference, taken over */
+    if (sock != NULL) {
         self->sock = NULL;
+        /* No interest may outlive the fd (see pa_loop_unwatch_fd_lazily). */
+        if (pa_loop_unwatch_fd(pa_tr_loop(self), self->fd, PA_READABLE) < 0 ||
+            pa_loop_unwatch_fd(pa_tr_loop(self), self->fd, PA_WRITABLE) < 0) {
+            keep_first_error(&err);
+        }
         PyObject *res = PyObject_CallMethodNoArgs(sock, st->str_close);
         Py_DECREF(sock);
-        if (res == NULL && err == NULL) {
-            err = pa_err_take();
+        if (res == NULL) {
+            keep_first_error(&err);
         }
         Py_XDECREF(res);
     }
     Py_CLEAR(self->protocol);
     if (self->server != NULL && self->server != Py_None) {
         PyObject *res = PyObject_CallMethodNoArgs((PyObject *)self, st->str_detach_server);
-        if (res == NULL && err == NULL) {
-            err = pa_err_take();
+        if (res == NULL) {
+            keep_first_error(&err);
         }
         Py_XDECREF(res);
     }
@@ -818,7 +891,7 @@ pa_tr_m_call_connection_lost(TransportObject *self, PyObject *exc)
         PyObject *lost = PyObject_CallFunction(PyExc_ConnectionError, "s",
                                                "Connection is closed by peer");
         if (lost == NULL || settle_empty_waiter(self, lost) < 0) {
-            err = pa_err_take();
+            keep_first_error(&err);
         }
         Py_XDECREF(lost);
     }
@@ -856,6 +929,9 @@ debug_log(TransportObject *self, const char *format)
 PyObject *
 pa_tr_m_pause_reading(TransportObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (pa_tr_check_initialised(self) < 0) {
+        return NULL;
+    }
     if (self->closing || self->paused) {
         Py_RETURN_NONE;
     }
@@ -869,6 +945,9 @@ pa_tr_m_pause_reading(TransportObject *self, PyObject *Py_UNUSED(ignored))
 PyObject *
 pa_tr_m_resume_reading(TransportObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (pa_tr_check_initialised(self) < 0) {
+        return NULL;
+    }
     if (self->closing || !self->paused) {
         Py_RETURN_NONE;
     }
@@ -885,6 +964,9 @@ pa_tr_m_resume_reading(TransportObject *self, PyObject *Py_UNUSED(ignored))
 PyObject *
 pa_tr_m_start_reading(TransportObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (pa_tr_check_initialised(self) < 0) {
+        return NULL;
+    }
     if (self->closing || self->paused) {
         Py_RETURN_NONE;
     }
@@ -919,7 +1001,7 @@ set_protocol(TransportObject *self, PyObject *protocol)
 PyObject *
 pa_tr_m_set_protocol(TransportObject *self, PyObject *protocol)
 {
-    if (set_protocol(self, protocol) < 0) {
+    if (pa_tr_check_initialised(self) < 0 || set_protocol(self, protocol) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -989,7 +1071,8 @@ pa_tr_m_set_write_buffer_limits(TransportObject *self, PyObject *args, PyObject 
 {
     PyObject *high = Py_None, *low = Py_None;
     static char *kwlist[] = {"high", "low", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:set_write_buffer_limits", kwlist, &high,
+    if (pa_tr_check_initialised(self) < 0 ||
+        !PyArg_ParseTupleAndKeywords(args, kwds, "|OO:set_write_buffer_limits", kwlist, &high,
                                      &low)) {
         return NULL;
     }
@@ -1002,6 +1085,9 @@ pa_tr_m_set_write_buffer_limits(TransportObject *self, PyObject *args, PyObject 
 static PyObject *
 Transport_make_empty_waiter(TransportObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (pa_tr_check_initialised(self) < 0) {
+        return NULL;
+    }
     if (self->empty_waiter != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Empty waiter is already set");
         return NULL;
@@ -1010,11 +1096,12 @@ Transport_make_empty_waiter(TransportObject *self, PyObject *Py_UNUSED(ignored))
     if (fut == NULL) {
         return NULL;
     }
-    self->empty_waiter = fut;
+    Py_XSETREF(self->empty_waiter, Py_NewRef(fut));
     if (WBUF_SIZE(self) == 0 && settle_empty_waiter(self, NULL) < 0) {
+        Py_DECREF(fut);
         return NULL;
     }
-    return Py_NewRef(fut);
+    return fut;
 }
 
 static PyObject *
@@ -1032,6 +1119,13 @@ pa_tr_init(TransportObject *self, PyObject *loop, PyObject *sock, PyObject *prot
 {
     pa_state *st = pa_state_of((PyObject *)self);
     if (st == NULL || pa_check_ready(st) < 0) {
+        return -1;
+    }
+    if (self->initialised) {
+        /* The loop watches the fd with this transport's methods: a second
+         * set-up would leave them on a socket it no longer holds. */
+        PyErr_Format(PyExc_RuntimeError, "%s object is already initialized",
+                     Py_TYPE(self)->tp_name);
         return -1;
     }
     if (!pa_loop_check(st, loop)) {
@@ -1060,11 +1154,12 @@ pa_tr_init(TransportObject *self, PyObject *loop, PyObject *sock, PyObject *prot
     Py_XSETREF(self->sock, Py_NewRef(sock));
     Py_XSETREF(self->server, Py_NewRef(server));
     self->fd = (int)fd;
-    if (self->read_ready == NULL) {
-        self->read_ready = PyObject_GetAttrString((PyObject *)self, "_read_ready");
-        self->write_ready = self->read_ready
-                                ? PyObject_GetAttrString((PyObject *)self, write_ready_name)
-                                : NULL;
+    if (self->read_ready == NULL || self->write_ready == NULL) {
+        Py_XSETREF(self->read_ready, PyObject_GetAttrString((PyObject *)self, "_read_ready"));
+        if (self->read_ready == NULL) {
+            return -1;
+        }
+        Py_XSETREF(self->write_ready, PyObject_GetAttrString((PyObject *)self, write_ready_name));
         if (self->write_ready == NULL) {
             return -1;
         }
@@ -1084,7 +1179,11 @@ Transport_init(TransportObject *self, PyObject *args, PyObject *kwds)
                                      &sock, &protocol, &extra, &server)) {
         return -1;
     }
-    return pa_tr_init(self, loop, sock, protocol, extra, server, "_write_ready");
+    if (pa_tr_init(self, loop, sock, protocol, extra, server, "_write_ready") < 0) {
+        return -1;
+    }
+    self->initialised = 1;
+    return 0;
 }
 
 int
@@ -1107,6 +1206,7 @@ pa_tr_traverse(TransportObject *self, visitproc visit, void *arg)
 int
 pa_tr_clear(TransportObject *self)
 {
+    self->initialised = 0;
     Py_CLEAR(self->extra);
     Py_CLEAR(self->loop);
     Py_CLEAR(self->sock);

@@ -19,6 +19,18 @@
  * _read_ready/_write_ready (bound methods: the cycle transport -> loop ->
  * handle -> transport lasts while the fd is watched). The socket is closed
  * by _call_connection_lost(), which runs exactly once.
+ *
+ * Python code may create these objects without __init__ (T.__new__(T)), call
+ * __init__ with arguments that make it fail half-way, call any method in any
+ * order, or delete the `_extra` slot. Two invariants keep that safe:
+ *   - `initialised` is set only by a complete __init__ (and cleared by
+ *     tp_clear); every method that reaches the loop, the socket, its fd or
+ *     the protocol checks it first (pa_tr_check_initialised);
+ *   - once _call_connection_lost() has run (sock == NULL), the transport is
+ *     closing, conn_lost > 0 and nothing is buffered, so every path that would
+ *     touch the fd - whose number now belongs to the next file opened - stops
+ *     at those checks. `protocol` is NULL from then on: protocol callbacks go
+ *     through pa_tr_call_protocol(), which skips a missing protocol.
  */
 #ifndef PYASYNC_TRANSPORT_H
 #define PYASYNC_TRANSPORT_H
@@ -62,6 +74,7 @@ typedef struct {
     char protocol_paused;   /* pause_writing() called on the protocol */
     char protocol_connected;
     char buffered;          /* the protocol is an asyncio.BufferedProtocol */
+    char initialised;       /* __init__ completed (see the invariants above) */
 } TransportObject;
 
 static inline LoopObject *
@@ -91,7 +104,11 @@ pa_tr_is_fatal_exception(void)
            PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
 }
 
-/* protocol.<name>(*args): a new reference, or NULL with an exception. */
+/* RuntimeError and -1 unless __init__ completed. */
+int pa_tr_check_initialised(TransportObject *self);
+
+/* protocol.<name>(*args): a new reference, None when the protocol is gone
+ * (connection_lost ran), NULL with an exception if the call failed. */
 PyObject *pa_tr_call_protocol(TransportObject *self, PyObject *name, PyObject *const *args,
                               size_t nargs);
 
@@ -107,7 +124,9 @@ int pa_tr_call_connection_lost_now(TransportObject *self, PyObject *exc);
 PyObject *pa_tr_write_after_lost(TransportObject *self);
 
 /* Initialise the common fields: Transport(loop, sock, protocol, extra,
- * server); `write_ready_name` names the method the writer watch calls. */
+ * server); `write_ready_name` names the method the writer watch calls.
+ * Refuses a transport already initialised; the caller sets `initialised`
+ * once its own fields are ready too. */
 int pa_tr_init(TransportObject *self, PyObject *loop, PyObject *sock, PyObject *protocol,
                PyObject *extra, PyObject *server, const char *write_ready_name);
 

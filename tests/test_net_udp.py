@@ -429,3 +429,51 @@ def test_write_buffer_size_returns_to_zero_after_queued_datagrams(
     assert paused == ["pause"]
     assert (flow, size) == (["pause", "resume"], 0)
 
+
+# ---------------------------------------------------------------------------
+# After the connection is lost
+# ---------------------------------------------------------------------------
+
+
+def test_sendto_after_connection_lost_on_unconnected_endpoint(pyloop):
+    # pyasync only: asyncio's transport has dropped its socket and its loop
+    # by then, and sendto() raises their AttributeError ('NoneType' object
+    # has no attribute 'call_exception_handler'). Ours drops the datagram as
+    # written after the connection was lost, as a connected one does
+    # (docs/differences.md).
+    loop = pyloop
+    reported = []
+
+    async def main():
+        rtr, receiver = await _endpoint(loop, local_addr=LOCAL)
+        addr = rtr.get_extra_info("sockname")
+        tr, p = await _endpoint(loop, local_addr=LOCAL)
+        await p.close()  # connection_lost ran: the socket is gone
+        loop.set_exception_handler(lambda lp, context: reported.append(context))
+        results = [tr.sendto(b"late", addr) for _ in range(3)]
+        await nh.spin()
+        got = receiver.queue.qsize()
+        await receiver.close()
+        return results, got, p.lost_count
+    assert run(loop, main()) == ([None] * 3, 0, 1)
+    assert reported == []
+
+
+def test_sendto_without_the_extra_slot(loop):
+    # asyncio reads extra['peername'] on each send: with the _extra slot
+    # deleted the send is a fatal error, reported, and the transport closes.
+    reported = []
+
+    async def main():
+        loop.set_exception_handler(lambda lp, context: reported.append(context))
+        rtr, receiver = await _endpoint(loop, local_addr=LOCAL)
+        tr, p = await _endpoint(loop, remote_addr=rtr.get_extra_info("sockname"))
+        del tr._extra
+        tr.sendto(b"x")
+        exc = await p.lost
+        await receiver.close()
+        return exc
+    exc = run(loop, main())
+    assert isinstance(exc, AttributeError)
+    assert [(c["message"], c["exception"]) for c in reported] == [
+        ("Fatal write error on datagram transport", exc)]
