@@ -4,11 +4,11 @@
  * Same state machine as the stream transport (transport.c: close, abort,
  * connection_lost, flow control); what differs is the data path. A datagram
  * is read with sock.recvfrom() and handed to datagram_received(data, addr);
- * sendto() tries sock.send()/sendto() at once and queues (bytes, addr)
- * pairs only when the socket would block. OSErrors of a single datagram go
- * to the protocol's error_received() and the transport stays open, as in
- * asyncio. The socket methods do the address conversions, which are the
- * socket module's business.
+ * sendto() tries sock.send()/sendto() at once (with PA_SEND_FLAGS) and
+ * queues (bytes, addr) pairs only when the socket would block. OSErrors of a
+ * single datagram go to the protocol's error_received() and the transport
+ * stays open, as in asyncio. The socket methods do the address conversions,
+ * which are the socket module's business.
  *
  * The write buffer size counts each queued datagram as its length plus
  * PA_DGRAM_HEADER_SIZE (compat.h), added when it is queued and taken away,
@@ -125,8 +125,9 @@ send_now(TransportObject *self, PyObject *data, PyObject *addr)
             return -1;
         }
         Py_INCREF(sock);
-        res = connected ? PyObject_CallMethodOneArg(sock, st->str_send, data)
-                        : PyObject_CallMethodObjArgs(sock, st->str_sendto, data, addr, NULL);
+        res = connected ? PyObject_CallMethodObjArgs(sock, st->str_send, data, st->send_flags, NULL)
+                        : PyObject_CallMethodObjArgs(sock, st->str_sendto, data, st->send_flags,
+                                                     addr, NULL);
         Py_DECREF(sock);
     }
     if (res != NULL) {

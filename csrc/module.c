@@ -166,6 +166,10 @@ module_exec(PyObject *module)
     INTERN(str_create_future, "create_future");
     INTERN(str_debug, "debug");
     INTERN(str_peername, "peername");
+    st->send_flags = PyLong_FromLong(PA_SEND_FLAGS);
+    if (st->send_flags == NULL) {
+        return -1;
+    }
     st->kwnames_context = PyTuple_Pack(1, st->str_context);
     if (st->kwnames_context == NULL) {
         return -1;
@@ -297,6 +301,7 @@ module_clear(PyObject *module)
     Py_CLEAR(st->str_create_future);
     Py_CLEAR(st->str_debug);
     Py_CLEAR(st->str_peername);
+    Py_CLEAR(st->send_flags);
     Py_CLEAR(st->TransportType);
     Py_CLEAR(st->DgramTransportType);
     Py_CLEAR(st->SendfileOperationType);

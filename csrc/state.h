@@ -132,6 +132,7 @@ typedef struct {
     PyObject *str_create_future;
     PyObject *str_debug;
     PyObject *str_peername;
+    PyObject *send_flags;             /* PA_SEND_FLAGS as an int, for socket.send()/sendto() */
 } pa_state;
 
 extern struct PyModuleDef pa_module_def;

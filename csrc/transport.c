@@ -523,7 +523,7 @@ Transport_write(TransportObject *self, PyObject *data)
     int was_empty = WBUF_SIZE(self) == 0;
     if (was_empty) {
         /* Try to send at once; buffer only what the kernel did not take. */
-        ssize_t n = send(self->fd, p, (size_t)len, 0);
+        ssize_t n = send(self->fd, p, (size_t)len, PA_SEND_FLAGS);
         if (n < 0) {
             int err = errno;
             if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
@@ -555,7 +555,7 @@ Transport_write(TransportObject *self, PyObject *data)
     Py_RETURN_NONE;
 }
 
-/* writelines(): with nothing buffered the pieces go out in one writev()
+/* writelines(): with nothing buffered the pieces go out in one sendmsg()
  * without being copied; whatever is left is buffered. */
 static PyObject *
 Transport_writelines(TransportObject *self, PyObject *list_of_data)
@@ -602,7 +602,9 @@ Transport_writelines(TransportObject *self, PyObject *list_of_data)
                 niov++;
             }
         }
-        ssize_t n = writev(self->fd, iov, niov);
+        /* sendmsg() rather than writev(): it takes PA_SEND_FLAGS. */
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = niov};
+        ssize_t n = sendmsg(self->fd, &msg, PA_SEND_FLAGS);
         if (n < 0) {
             int err = errno;
             if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
@@ -681,7 +683,7 @@ write_ready(TransportObject *self)
     if (self->conn_lost || WBUF_SIZE(self) == 0) {
         return 0;
     }
-    ssize_t n = send(self->fd, self->wbuf + self->wstart, (size_t)WBUF_SIZE(self), 0);
+    ssize_t n = send(self->fd, self->wbuf + self->wstart, (size_t)WBUF_SIZE(self), PA_SEND_FLAGS);
     if (n < 0) {
         int err = errno;
         if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {

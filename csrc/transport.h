@@ -39,6 +39,17 @@
 #include "loop.h"
 
 #include <structmember.h>
+#include <sys/socket.h>
+
+/* Flags of every send(): a peer gone away must give EPIPE, not a SIGPIPE
+ * that kills an embedding application which did not ignore it (CPython
+ * ignores SIGPIPE at start-up, embedders need not). Where MSG_NOSIGNAL does
+ * not exist the process keeps its own SIGPIPE disposition. */
+#ifdef MSG_NOSIGNAL
+#define PA_SEND_FLAGS MSG_NOSIGNAL
+#else
+#define PA_SEND_FLAGS 0
+#endif
 
 #define PA_MAX_READ (256 * 1024) /* bytes per read, as asyncio's max_size */
 #define PA_STREAM_READER_READ (64 * 1024) /* bytes per read for asyncio's streams */

@@ -4,10 +4,15 @@ asyncio.BufferedProtocol, and every method of the transport."""
 import asyncio
 import gc
 import hashlib
+import os
 import socket
 import ssl
+import subprocess
+import sys
 
 import pytest
+
+import pyasync
 
 import _net_helpers as nh
 from _net_helpers import Recorder, ServerFactory, run
@@ -678,3 +683,62 @@ def test_create_connection_on_closed_loop(loop):
     loop.close()
     with pytest.raises(RuntimeError, match="closed"):
         nh.step(loop.create_connection(asyncio.Protocol, "localhost", 80))
+
+
+# ---------------------------------------------------------------------------
+# A peer gone away is an error of the connection, not a SIGPIPE
+# ---------------------------------------------------------------------------
+
+SIGPIPE_CHILD = r'''
+import asyncio, signal, socket, sys
+import pyasync
+
+# An embedding application need not ignore SIGPIPE as CPython does at
+# start-up: the default action kills the process.
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+how, family = sys.argv[1], sys.argv[2]
+
+
+async def main():
+    loop = asyncio.get_running_loop()
+    if family == "unix":
+        ours, peer = socket.socketpair()
+    else:
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            peer = socket.create_connection(listener.getsockname())
+            ours, _ = listener.accept()
+    lost = loop.create_future()
+
+    class Proto(asyncio.Protocol):
+        def connection_lost(self, exc):
+            lost.set_result(exc)
+    transport, _ = await loop.connect_accepted_socket(Proto, ours)
+    transport.pause_reading()  # the peer's EOF must not end the connection first
+    if how == "buffered":
+        transport.write(b"x" * (8 << 20))  # more than the socket takes
+        assert transport.get_write_buffer_size() > 0
+    peer.close()
+    while not lost.done():
+        if how == "write":
+            transport.write(b"x" * 100)
+        elif how == "writelines":
+            transport.writelines([b"x" * 100, b"y" * 100])
+        await asyncio.sleep(0.001)
+    print(type(lost.result()).__name__)
+
+pyasync.run(asyncio.wait_for(main(), 10))
+'''
+
+
+@pytest.mark.parametrize("family", ["unix", "tcp"])
+@pytest.mark.parametrize("how", ["write", "writelines", "buffered"])
+def test_peer_gone_is_a_connection_error_not_sigpipe(how, family):
+    # pyasync only: asyncio's socket.send() has no MSG_NOSIGNAL, and with
+    # SIGPIPE at its default the process dies (docs/differences.md).
+    root = os.path.dirname(os.path.dirname(os.path.abspath(pyasync.__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [
+        root, os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run([sys.executable, "-c", SIGPIPE_CHILD, how, family], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    assert proc.stdout.strip() in ("BrokenPipeError", "ConnectionResetError")
