@@ -56,10 +56,25 @@ is_base_error(PyObject *exc)
            PyErr_GivenExceptionMatches(exc, PyExc_KeyboardInterrupt);
 }
 
+/* The parent task or the loop of a group that __init__() reset while its
+ * tasks or its __aexit__ were still going (asyncio's would fail on None). */
+static int
+require_entered(PyObject *obj)
+{
+    if (obj == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "TaskGroup was re-initialized while in use");
+        return -1;
+    }
+    return 0;
+}
+
 /* 1/0 for a method returning a bool, -1 on error. */
 static int
 call_bool_method(PyObject *obj, const char *name)
 {
+    if (require_entered(obj) < 0) {
+        return -1;
+    }
     PyObject *res = PyObject_CallMethod(obj, name, NULL);
     if (res == NULL) {
         return -1;
@@ -72,6 +87,9 @@ call_bool_method(PyObject *obj, const char *name)
 static Py_ssize_t
 call_int_method(PyObject *obj, const char *name)
 {
+    if (require_entered(obj) < 0) {
+        return -1;
+    }
     PyObject *res = PyObject_CallMethod(obj, name, NULL);
     if (res == NULL) {
         return -1;
@@ -84,6 +102,9 @@ call_int_method(PyObject *obj, const char *name)
 static int
 call_void_method(PyObject *obj, const char *name)
 {
+    if (require_entered(obj) < 0) {
+        return -1;
+    }
     PyObject *res = PyObject_CallMethod(obj, name, NULL);
     if (res == NULL) {
         return -1;
@@ -624,6 +645,10 @@ exit_step(ExitObject *ex, PyObject *thrown, PyObject **result)
     }
     while (PySet_GET_SIZE(tg->tasks) > 0) {
         if (tg->on_completed_fut == NULL) {
+            if (require_entered(tg->loop) < 0) {
+                ex->finished = 1;
+                return PYGEN_ERROR;
+            }
             tg->on_completed_fut = PyObject_CallMethod(tg->loop, "create_future", NULL);
             if (tg->on_completed_fut == NULL) {
                 ex->finished = 1;
@@ -696,10 +721,25 @@ Exit_iternext(ExitObject *ex)
     return finish_iter(r, res);
 }
 
+/* send() and throw() are methods: the end is a StopIteration raised even
+ * for None (tp_iternext alone may end by returning NULL without one). */
+static PyObject *
+finish_method(PySendResult r, PyObject *res)
+{
+    if (r == PYGEN_RETURN && res == Py_None) {
+        Py_DECREF(res);
+        PyErr_SetNone(PyExc_StopIteration);
+        return NULL;
+    }
+    return finish_iter(r, res);
+}
+
 static PyObject *
 Exit_send(ExitObject *ex, PyObject *Py_UNUSED(value))
 {
-    return Exit_iternext(ex);
+    PyObject *res;
+    PySendResult r = exit_step(ex, NULL, &res);
+    return finish_method(r, res);
 }
 
 static PyObject *
@@ -712,7 +752,7 @@ Exit_throw(ExitObject *ex, PyObject *const *args, Py_ssize_t nargs)
     PyObject *res;
     PySendResult r = exit_step(ex, exc, &res);
     Py_DECREF(exc);
-    return finish_iter(r, res);
+    return finish_method(r, res);
 }
 
 static PyObject *

@@ -170,3 +170,37 @@ def test_task_factory_is_used(TaskGroup, loop):
         return t
     task = loop.run_until_complete(main())
     assert task in made and task.get_name() == "via-factory" and task.result() == 1
+
+
+def test_exit_awaitable_send_ends_with_stop_iteration(TaskGroup, loop):
+    # Driven by hand, __aexit__'s awaitable ends like a coroutine: send()
+    # raises StopIteration (a C method returning NULL without an exception
+    # would be a SystemError).
+    async def main():
+        tg = TaskGroup()
+        await tg.__aenter__()
+        steps = tg.__aexit__(None, None, None).__await__()
+        with pytest.raises(StopIteration):
+            steps.send(None)  # no tasks: __aexit__ has nothing to wait for
+    loop.run_until_complete(main())
+
+
+def test_reinitialised_while_a_task_fails(TaskGroup, loop):
+    # __init__() called again on a group in use forgets its parent task;
+    # the failing task's done callback then fails, and the failure is
+    # reported like any callback's (asyncio: an AttributeError of None).
+    reported = []
+
+    async def main():
+        loop.set_exception_handler(lambda lp, context: reported.append(context))
+        tg = TaskGroup()
+        await tg.__aenter__()
+        task = tg.create_task(fail_after(ValueError("boom"), 0.001))
+        tg.__init__()
+        with pytest.raises(ValueError):
+            await task
+        await asyncio.sleep(0)
+    loop.run_until_complete(main())
+    assert len(reported) == 1
+    assert reported[0]["message"].startswith("Exception in callback")
+    assert not isinstance(reported[0]["exception"], SystemError)
