@@ -825,9 +825,13 @@ class NetworkMixin:
                 # The handshake failed: let the transport's close run.
                 await _compat.sleep0()
                 raise
-        except (SystemExit, KeyboardInterrupt):
-            raise
         except BaseException as exc:
+            if transport is None:
+                # No transport took the socket over (protocol_factory() or
+                # the set-up failed): close it now, not when it is collected.
+                conn.close()
+            if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+                raise
             if self.get_debug():
                 context = {
                     'message': 'Error on transport creation for incoming connection',
