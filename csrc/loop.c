@@ -5,12 +5,14 @@
  *   1. drop cancelled timers (compact the heap when most are cancelled);
  *   2. compute the poll timeout (0 if callbacks are ready or we are stopping,
  *      else until the earliest timer, else forever);
- *   3. poll with the GIL released (after running the Python handlers of
- *      signals that arrived during the callbacks); EINTR runs them too;
+ *   3. poll with the GIL released; EINTR runs the Python handlers of
+ *      signals;
  *   4. queue the handles of the fds that fired, drain the self-pipe;
  *   5. queue the timers that are due;
  *   6. run exactly the callbacks that were queued when this phase began
- *      (callbacks they schedule wait for the next iteration, as in asyncio).
+ *      (callbacks they schedule wait for the next iteration, as in asyncio);
+ *   7. run the Python handlers of signals that arrived while callbacks ran
+ *      C code, so that what they do counts when phase 2 comes round again.
  *
  * The pieces of run_forever() that deal with interpreter-wide state (running
  * loop, async generator hooks, coroutine origin tracking) are Python methods
@@ -549,13 +551,6 @@ poll_timeout_ms(LoopObject *self, int *timeout_ms)
 static int
 poll_events(LoopObject *self, int timeout_ms)
 {
-    /* A signal that arrived while callbacks ran C code (no bytecode ran
-     * after it, so its Python handler has not run) must be handled before we
-     * block: poll would not be interrupted for it. Cheap when none is
-     * pending. */
-    if (timeout_ms != 0 && PyErr_CheckSignals() < 0) {
-        return -1;
-    }
     int n;
     Py_BEGIN_ALLOW_THREADS
     n = self->poller_ops->wait(self->poller, self->events, EVENTS_PER_POLL, timeout_ms);
@@ -685,7 +680,17 @@ run_once(LoopObject *self)
     if (queue_due_timers(self) < 0) {
         return -1;
     }
-    return run_ready(self);
+    if (run_ready(self) < 0) {
+        return -1;
+    }
+    /* A signal that arrived while callbacks ran C code (no bytecode ran
+     * after it) has not had its Python handler run yet, and poll would not
+     * be interrupted for it. Run the handlers now, before run_forever()
+     * looks at `stopping` and before the next timeout is computed: a
+     * handler that calls stop(), or call_soon_threadsafe() (which does not
+     * write to the self-pipe from the loop's own thread), must not leave
+     * the loop blocked in poll. Cheap when no signal is pending. */
+    return PyErr_CheckSignals();
 }
 
 static int

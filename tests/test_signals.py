@@ -1,8 +1,10 @@
 """add_signal_handler and remove_signal_handler."""
 import asyncio
+import ctypes
 import os
 import signal
 import threading
+import time
 
 import pytest
 
@@ -119,3 +121,47 @@ def test_signal_during_c_callback_is_handled(loop_kind):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, cwd=here)
     assert out.stdout.strip() == "interrupted", out.stderr
+
+
+def _c_raise():
+    """libc's raise(): a callable that sends a signal to the calling thread
+    and returns without running any bytecode, so the Python handler of the
+    signal has not run when the loop gets control back (os.kill() and
+    signal.raise_signal() run it before returning)."""
+    c_raise = getattr(ctypes.CDLL(None, use_errno=True), "raise")
+    c_raise.argtypes = [ctypes.c_int]
+    return c_raise
+
+
+@pytest.mark.parametrize("action", ["stop", "call_soon_threadsafe"])
+def test_signal_handler_after_c_callback_does_not_leave_loop_asleep(loop, action):
+    # A handler installed with signal.signal() (no wakeup fd) that stops the
+    # loop, or hands it a callback, once a callback has raised the signal
+    # from C: the loop must act on it at once rather than block in poll. No
+    # timer is scheduled; a thread stops the loop after 5 s at the latest.
+    ran = []
+
+    def handler(signum, frame):
+        if action == "stop":
+            loop.stop()
+        else:
+            loop.call_soon_threadsafe(loop.stop)
+    old = signal.signal(signal.SIGUSR1, handler)
+    rescue = threading.Timer(5, loop.call_soon_threadsafe, (loop.stop,))
+    try:
+        # Raised last in its batch: a Python callback after it would run
+        # the handler itself.
+        loop.call_soon(lambda: (ran.append("same batch"), loop.call_soon(ran.append, "next")))
+        loop.call_soon(_c_raise(), signal.SIGUSR1)
+        rescue.start()
+        start = time.monotonic()
+        loop.run_forever()
+        elapsed = time.monotonic() - start
+    finally:
+        rescue.cancel()
+        rescue.join()
+        signal.signal(signal.SIGUSR1, old)
+    assert elapsed < 1
+    # stop() from the handler ends the loop after the current batch, as if
+    # it had been called by the callback that raised the signal.
+    assert ran == (["same batch"] if action == "stop" else ["same batch", "next"])
