@@ -992,6 +992,20 @@ Loop_get_ready_count(LoopObject *self, void *closure)
     return PyLong_FromSize_t(self->ready.count);
 }
 
+/* How many entries the ready queue and the timer heap have room for: the
+ * tests check that the memory of a burst goes back. */
+static PyObject *
+Loop_get_ready_capacity(LoopObject *self, void *closure)
+{
+    return PyLong_FromSize_t(self->ready.items != NULL ? self->ready.mask + 1 : 0);
+}
+
+static PyObject *
+Loop_get_timers_capacity(LoopObject *self, void *closure)
+{
+    return PyLong_FromSize_t(self->timers.capacity);
+}
+
 static PyObject *
 Loop_get_wakeup_fd(LoopObject *self, void *closure)
 {
@@ -1209,6 +1223,8 @@ static PyGetSetDef Loop_getset[] = {
     {"_current_handle", (getter)Loop_get_current_handle, NULL, NULL, NULL},
     {"_scheduled", (getter)Loop_get_scheduled, NULL, "Timers in the heap (a copy).", NULL},
     {"_ready_count", (getter)Loop_get_ready_count, NULL, NULL, NULL},
+    {"_ready_capacity", (getter)Loop_get_ready_capacity, NULL, NULL, NULL},
+    {"_timers_capacity", (getter)Loop_get_timers_capacity, NULL, NULL, NULL},
     {"_wakeup_fd", (getter)Loop_get_wakeup_fd, NULL, "Write end of the self-pipe.", NULL},
     {"_poller", (getter)Loop_get_poller, NULL, "Name of the poller backend.", NULL},
     {"_task_factory", (getter)Loop_get_task_factory, NULL, NULL, NULL},
