@@ -527,16 +527,26 @@ poll_timeout_ms(LoopObject *self, int *timeout_ms)
     if (self->ready.count > 0 || self->stopping) {
         return 0;
     }
+    if (pa_timerheap_top(&self->timers) == NULL) {
+        *timeout_ms = -1;
+        return 0;
+    }
+    double now;
+    if (loop_now(self, &now) < 0) {
+        return -1;
+    }
+    /* An overridden time() is Python code: a signal handler may have run in
+     * it and stopped the loop or queued work, and the heap may have
+     * changed. Look again. */
+    if (self->ready.count > 0 || self->stopping) {
+        return 0;
+    }
     const pa_timer_entry *top = pa_timerheap_top(&self->timers);
     if (top == NULL) {
         *timeout_ms = -1;
         return 0;
     }
-    double when = top->when, now;
-    if (loop_now(self, &now) < 0) {
-        return -1;
-    }
-    double delay = when - now;
+    double delay = top->when - now;
     if (delay <= 0) {
         return 0;
     }

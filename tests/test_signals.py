@@ -179,3 +179,35 @@ def test_signal_handler_after_c_callback_does_not_leave_loop_asleep(loop, action
     # stop() from the handler ends the loop after the current batch, as if
     # it had been called by the callback that raised the signal.
     assert ran == (["same batch"] if action == "stop" else ["same batch", "next"])
+
+
+def test_signal_handler_run_by_an_overridden_time_does_not_leave_loop_asleep():
+    # An overridden time() is Python code that the loop calls while it
+    # computes the poll timeout: a signal handler that runs there (here for
+    # a signal raised by time() itself) and stops the loop must not leave it
+    # blocked until the next timer. asyncio has the same window (it looks at
+    # its stopping flag before calling time()): pyasync's guarantee only.
+    import pyasync
+    c_raise = _c_raise()
+
+    class SignalRaisingClock(pyasync.Loop):
+        armed = False
+
+        def time(self):
+            if self.armed:
+                self.armed = False
+                c_raise(signal.SIGUSR1)
+            return super().time()
+    loop = SignalRaisingClock()
+    old = signal.signal(signal.SIGUSR1, lambda signum, frame: loop.stop())
+    try:
+        loop.call_later(5, loop.stop)
+        loop.armed = True
+        start = time.monotonic()
+        loop.run_forever()
+        elapsed = time.monotonic() - start
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+        loop.close()
+    assert not loop.armed
+    assert elapsed < 1
