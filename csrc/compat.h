@@ -14,6 +14,15 @@
 #if PY_VERSION_HEX < 0x030B0000
 #error "pyasync needs CPython 3.11 or newer"
 #endif
+/* Not tested on 3.14 yet (it changed asyncio's task registry and policies,
+ * and the Future and Task layouts below follow each version), nor on a
+ * free-threaded build, where the GIL does not order the loop's state. */
+#if PY_VERSION_HEX >= 0x030E0000
+#error "pyasync supports CPython 3.11 to 3.13; 3.14 and later are not tested yet"
+#endif
+#ifdef Py_GIL_DISABLED
+#error "pyasync does not support free-threaded CPython builds"
+#endif
 
 /* Take the raised exception as one object (new reference), clearing it. */
 static inline PyObject *

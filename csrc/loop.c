@@ -5,12 +5,14 @@
  *   1. drop cancelled timers (compact the heap when most are cancelled);
  *   2. compute the poll timeout (0 if callbacks are ready or we are stopping,
  *      else until the earliest timer, else forever);
- *   3. poll with the GIL released (after running the Python handlers of
- *      signals that arrived during the callbacks); EINTR runs them too;
+ *   3. poll with the GIL released; EINTR runs the Python handlers of
+ *      signals;
  *   4. queue the handles of the fds that fired, drain the self-pipe;
  *   5. queue the timers that are due;
  *   6. run exactly the callbacks that were queued when this phase began
- *      (callbacks they schedule wait for the next iteration, as in asyncio).
+ *      (callbacks they schedule wait for the next iteration, as in asyncio);
+ *   7. run the Python handlers of signals that arrived while callbacks ran
+ *      C code, so that what they do counts when phase 2 comes round again.
  *
  * The pieces of run_forever() that deal with interpreter-wide state (running
  * loop, async generator hooks, coroutine origin tracking) are Python methods
@@ -525,16 +527,26 @@ poll_timeout_ms(LoopObject *self, int *timeout_ms)
     if (self->ready.count > 0 || self->stopping) {
         return 0;
     }
+    if (pa_timerheap_top(&self->timers) == NULL) {
+        *timeout_ms = -1;
+        return 0;
+    }
+    double now;
+    if (loop_now(self, &now) < 0) {
+        return -1;
+    }
+    /* An overridden time() is Python code: a signal handler may have run in
+     * it and stopped the loop or queued work, and the heap may have
+     * changed. Look again. */
+    if (self->ready.count > 0 || self->stopping) {
+        return 0;
+    }
     const pa_timer_entry *top = pa_timerheap_top(&self->timers);
     if (top == NULL) {
         *timeout_ms = -1;
         return 0;
     }
-    double when = top->when, now;
-    if (loop_now(self, &now) < 0) {
-        return -1;
-    }
-    double delay = when - now;
+    double delay = top->when - now;
     if (delay <= 0) {
         return 0;
     }
@@ -549,13 +561,6 @@ poll_timeout_ms(LoopObject *self, int *timeout_ms)
 static int
 poll_events(LoopObject *self, int timeout_ms)
 {
-    /* A signal that arrived while callbacks ran C code (no bytecode ran
-     * after it, so its Python handler has not run) must be handled before we
-     * block: poll would not be interrupted for it. Cheap when none is
-     * pending. */
-    if (timeout_ms != 0 && PyErr_CheckSignals() < 0) {
-        return -1;
-    }
     int n;
     Py_BEGIN_ALLOW_THREADS
     n = self->poller_ops->wait(self->poller, self->events, EVENTS_PER_POLL, timeout_ms);
@@ -685,7 +690,17 @@ run_once(LoopObject *self)
     if (queue_due_timers(self) < 0) {
         return -1;
     }
-    return run_ready(self);
+    if (run_ready(self) < 0) {
+        return -1;
+    }
+    /* A signal that arrived while callbacks ran C code (no bytecode ran
+     * after it) has not had its Python handler run yet, and poll would not
+     * be interrupted for it. Run the handlers now, before run_forever()
+     * looks at `stopping` and before the next timeout is computed: a
+     * handler that calls stop(), or call_soon_threadsafe() (which does not
+     * write to the self-pipe from the loop's own thread), must not leave
+     * the loop blocked in poll. Cheap when no signal is pending. */
+    return PyErr_CheckSignals();
 }
 
 static int
@@ -987,6 +1002,20 @@ Loop_get_ready_count(LoopObject *self, void *closure)
     return PyLong_FromSize_t(self->ready.count);
 }
 
+/* How many entries the ready queue and the timer heap have room for: the
+ * tests check that the memory of a burst goes back. */
+static PyObject *
+Loop_get_ready_capacity(LoopObject *self, void *closure)
+{
+    return PyLong_FromSize_t(self->ready.items != NULL ? self->ready.mask + 1 : 0);
+}
+
+static PyObject *
+Loop_get_timers_capacity(LoopObject *self, void *closure)
+{
+    return PyLong_FromSize_t(self->timers.capacity);
+}
+
 static PyObject *
 Loop_get_wakeup_fd(LoopObject *self, void *closure)
 {
@@ -1204,6 +1233,8 @@ static PyGetSetDef Loop_getset[] = {
     {"_current_handle", (getter)Loop_get_current_handle, NULL, NULL, NULL},
     {"_scheduled", (getter)Loop_get_scheduled, NULL, "Timers in the heap (a copy).", NULL},
     {"_ready_count", (getter)Loop_get_ready_count, NULL, NULL, NULL},
+    {"_ready_capacity", (getter)Loop_get_ready_capacity, NULL, NULL, NULL},
+    {"_timers_capacity", (getter)Loop_get_timers_capacity, NULL, NULL, NULL},
     {"_wakeup_fd", (getter)Loop_get_wakeup_fd, NULL, "Write end of the self-pipe.", NULL},
     {"_poller", (getter)Loop_get_poller, NULL, "Name of the poller backend.", NULL},
     {"_task_factory", (getter)Loop_get_task_factory, NULL, NULL, NULL},

@@ -1,13 +1,11 @@
 /*
- * readyqueue.c - growth and teardown of the ready ring buffer.
+ * readyqueue.c - growth, shrinking and teardown of the ready ring buffer.
  */
 #include "readyqueue.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define PA_READYQUEUE_INITIAL 256
 
 int
 pa_readyqueue_init(pa_readyqueue *q)
@@ -31,14 +29,11 @@ pa_readyqueue_fini(pa_readyqueue *q)
     q->mask = 0;
 }
 
-int
-pa_readyqueue_grow(pa_readyqueue *q)
+/* Move the entries to a new buffer of newcap (>= count) slots. */
+static int
+resize(pa_readyqueue *q, size_t newcap)
 {
     size_t cap = q->mask + 1;
-    size_t newcap = cap * 2;
-    if (newcap < cap || newcap > SIZE_MAX / sizeof(PyObject *)) {
-        return -ENOMEM;
-    }
     PyObject **items = malloc(newcap * sizeof(PyObject *));
     if (items == NULL) {
         return -ENOMEM;
@@ -56,6 +51,23 @@ pa_readyqueue_grow(pa_readyqueue *q)
     q->head = 0;
     q->mask = newcap - 1;
     return 0;
+}
+
+int
+pa_readyqueue_grow(pa_readyqueue *q)
+{
+    size_t cap = q->mask + 1;
+    size_t newcap = cap * 2;
+    if (newcap < cap || newcap > SIZE_MAX / sizeof(PyObject *)) {
+        return -ENOMEM;
+    }
+    return resize(q, newcap);
+}
+
+void
+pa_readyqueue_shrink(pa_readyqueue *q)
+{
+    (void)resize(q, (q->mask + 1) / 2);
 }
 
 void

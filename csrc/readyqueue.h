@@ -2,14 +2,20 @@
  * readyqueue.h - FIFO of callbacks that are due to run now.
  *
  * A ring buffer of strong references whose capacity is a power of two; it
- * grows by doubling and never shrinks below its initial size, so the steady
- * state allocates nothing per callback. Pure C: returns 0 or -errno.
+ * grows by doubling when full, so the steady state allocates nothing per
+ * callback. It is halved when less than a quarter full, never below its
+ * initial size, so the memory of a burst of callbacks goes back once they
+ * have run; the gap between the two thresholds keeps a count that hovers
+ * around one size from resizing on every push and pop (O(1) amortised).
+ * Pure C: returns 0 or -errno.
  */
 #ifndef PYASYNC_READYQUEUE_H
 #define PYASYNC_READYQUEUE_H
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+
+#define PA_READYQUEUE_INITIAL 256 /* a power of two */
 
 typedef struct {
     PyObject **items;
@@ -21,6 +27,9 @@ typedef struct {
 int pa_readyqueue_init(pa_readyqueue *q);
 void pa_readyqueue_fini(pa_readyqueue *q);
 int pa_readyqueue_grow(pa_readyqueue *q);
+/* Halve the capacity (the count is below a quarter of it); keeps the larger
+ * buffer if memory is short. */
+void pa_readyqueue_shrink(pa_readyqueue *q);
 
 /* Append; steals the reference to obj only on success. */
 static inline int
@@ -45,6 +54,9 @@ pa_readyqueue_pop(pa_readyqueue *q)
     q->items[q->head] = NULL;
     q->head = (q->head + 1) & q->mask;
     q->count--;
+    if (q->count < (q->mask + 1) / 4 && q->mask >= PA_READYQUEUE_INITIAL) {
+        pa_readyqueue_shrink(q);
+    }
     return obj;
 }
 

@@ -73,11 +73,30 @@ pa_timerheap_fini(pa_timerheap *h)
     h->capacity = 0;
 }
 
+/* Halve the array while it is less than a quarter full (see timerheap.h).
+ * A failed realloc keeps the larger array: giving memory back is optional. */
+static void
+shrink_if_sparse(pa_timerheap *h)
+{
+    size_t newcap = h->capacity;
+    while (newcap > PA_TIMERHEAP_MIN_CAPACITY && h->count < newcap / 4) {
+        newcap /= 2;
+    }
+    if (newcap == h->capacity) {
+        return;
+    }
+    pa_timer_entry *entries = realloc(h->entries, newcap * sizeof(pa_timer_entry));
+    if (entries != NULL) {
+        h->entries = entries;
+        h->capacity = newcap;
+    }
+}
+
 int
 pa_timerheap_push(pa_timerheap *h, double when, PyObject *timer)
 {
     if (h->count == h->capacity) {
-        size_t newcap = h->capacity ? h->capacity * 2 : 64;
+        size_t newcap = h->capacity ? h->capacity * 2 : PA_TIMERHEAP_MIN_CAPACITY;
         if (newcap > SIZE_MAX / sizeof(pa_timer_entry)) {
             return -ENOMEM;
         }
@@ -107,23 +126,25 @@ pa_timerheap_pop(pa_timerheap *h)
     pa_timer_entry *e = h->entries;
     PyObject *timer = e[0].timer;
     size_t n = --h->count;
-    if (n == 0) {
-        return timer;
-    }
-    size_t hole = 0;
-    for (;;) {
-        size_t child = 2 * hole + 1;
-        if (child >= n) {
-            break;
+    if (n > 0) {
+        size_t hole = 0;
+        for (;;) {
+            size_t child = 2 * hole + 1;
+            if (child >= n) {
+                break;
+            }
+            if (child + 1 < n && entry_less(&e[child + 1], &e[child])) {
+                child++;
+            }
+            e[hole] = e[child];
+            hole = child;
         }
-        if (child + 1 < n && entry_less(&e[child + 1], &e[child])) {
-            child++;
-        }
-        e[hole] = e[child];
-        hole = child;
+        e[hole] = e[n];
+        sift_up(e, hole);
     }
-    e[hole] = e[n];
-    sift_up(e, hole);
+    if (n < h->capacity / 4 && h->capacity > PA_TIMERHEAP_MIN_CAPACITY) {
+        shrink_if_sparse(h);
+    }
     return timer;
 }
 
@@ -154,6 +175,7 @@ pa_timerheap_filter(pa_timerheap *h, int (*keep)(PyObject *), void (*drop)(PyObj
     for (size_t i = kept / 2; i-- > 0;) {
         sift_down(e, kept, i);
     }
+    shrink_if_sparse(h);
     for (size_t i = 0; i < ndropped; i++) {
         drop(dropped[i]);
     }

@@ -7,6 +7,12 @@
  * the handle objects (fewer cache misses than comparing through pointers).
  * Cancelled timers stay in the heap until they reach the top or until the
  * loop compacts the heap (see loop.c). Pure C: returns 0 or -errno.
+ *
+ * The array doubles when full and is halved when less than a quarter full
+ * (never below PA_TIMERHEAP_MIN_CAPACITY), so memory taken by a burst of
+ * timers goes back once they are gone. The gap between the two thresholds
+ * means a count that hovers around one size never resizes on every push and
+ * pop: the copying stays O(1) amortised per operation.
  */
 #ifndef PYASYNC_TIMERHEAP_H
 #define PYASYNC_TIMERHEAP_H
@@ -20,6 +26,8 @@ typedef struct {
     uint64_t seq;
     PyObject *timer; /* strong reference to a TimerHandle */
 } pa_timer_entry;
+
+#define PA_TIMERHEAP_MIN_CAPACITY 64
 
 typedef struct {
     pa_timer_entry *entries;
@@ -40,7 +48,8 @@ pa_timerheap_top(const pa_timerheap *h)
     return h->count ? &h->entries[0] : NULL;
 }
 
-/* Remove the top entry; the caller owns the returned reference. */
+/* Remove the top entry; the caller owns the returned reference. Entry
+ * pointers taken before the call (pa_timerheap_top) are invalid after it. */
 PyObject *pa_timerheap_pop(pa_timerheap *h);
 
 /* Keep only the entries for which keep(timer) is true, then restore the

@@ -12,6 +12,10 @@ import sys as _sys
 if _sys.platform == "win32":
     raise ImportError("pyasync needs epoll or poll(); Windows is not supported")
 
+# Refuses an interpreter pyasync has not been tested on, before the C
+# extension is loaded.
+from . import _compat  # noqa: E402,F401
+
 try:
     from ._core import Future, Handle, Task, TaskGroup, TimerHandle, pollers  # noqa: E402
 except ImportError as _exc:  # pragma: no cover - depends on how it was installed

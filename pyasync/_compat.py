@@ -5,8 +5,33 @@ running version is decided here once, at import; the rest of the package uses
 the names below. (The C side has the same rule: csrc/compat.h.)
 """
 import sys
+import sysconfig
 
-from asyncio import format_helpers as _format_helpers
+# The versions the test suite runs on, and only those: pyasync's Future and
+# Task share the C layout of asyncio's of each version (csrc/compat.h), and
+# 3.14 changed asyncio's task registry and policies. A free-threaded build has
+# no GIL to order the loop's state. setup.py and csrc/compat.h refuse to build
+# for anything else; this catches an extension built some other way.
+SUPPORTED_VERSIONS = ((3, 11), (3, 12), (3, 13))
+
+
+def unsupported_interpreter(version_info, gil_disabled):
+    """Why pyasync cannot run on this interpreter, or None."""
+    version = ".".join(str(part) for part in version_info[:3])
+    if tuple(version_info[:2]) not in SUPPORTED_VERSIONS:
+        return (f"pyasync supports CPython 3.11, 3.12 and 3.13; this is Python {version}, "
+                "which pyasync has not been tested on")
+    if gil_disabled:
+        return f"pyasync does not support free-threaded CPython builds (this is {version}t)"
+    return None
+
+
+_unsupported = unsupported_interpreter(sys.version_info,
+                                       sysconfig.get_config_var("Py_GIL_DISABLED"))
+if _unsupported is not None:
+    raise ImportError(_unsupported)
+
+from asyncio import format_helpers as _format_helpers  # noqa: E402
 
 PY312 = sys.version_info >= (3, 12)
 PY313 = sys.version_info >= (3, 13)

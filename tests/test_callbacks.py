@@ -3,6 +3,7 @@ and what happens to exceptions raised by callbacks."""
 import asyncio
 import contextvars
 import functools
+import itertools
 import logging
 import threading
 import time
@@ -456,15 +457,27 @@ def test_handle_constructor(pyloop):
     assert isinstance(t, pyasync.Handle)
 
 
+# The ready queue and the timer heap give back the memory of a burst: a
+# million entries take 8 and 24 MB. Their capacity falls back to a few
+# hundred entries; the time bound would catch a shrink that copies on every
+# pop (quadratic) instead of halving once in a while.
+MEMORY_RETURNED_CAPACITY = 1024
+MEMORY_RETURNED_SECONDS = 30
+
+
 def test_million_cancelled_timers_are_compacted(pyloop):
     handles = [pyloop.call_later(100, print) for _ in range(1_000_000)]
+    assert pyloop._timers_capacity >= 1_000_000
     for h in handles:
         h.cancel()
     del handles
     assert pyloop._timer_cancelled_count == 1_000_000
+    start = time.monotonic()
     run_briefly(pyloop)
+    assert time.monotonic() - start < MEMORY_RETURNED_SECONDS
     assert len(pyloop._scheduled) == 0
     assert pyloop._timer_cancelled_count == 0
+    assert pyloop._timers_capacity <= MEMORY_RETURNED_CAPACITY
     # Partial cancellation: live timers survive the compaction, in order.
     calls = []
     live = [pyloop.call_later(0.001 * (i % 5), calls.append, i) for i in range(300)]
@@ -477,6 +490,50 @@ def test_million_cancelled_timers_are_compacted(pyloop):
     pyloop.call_later(0.01, pyloop.stop)
     pyloop.run_forever()
     assert sorted(calls) == list(range(2, 300, 3))
+
+
+def test_timer_heap_gives_memory_back_as_timers_fire(pyloop):
+    due = pyloop.time() - 1
+    fired = []
+    for i in range(300_000):
+        pyloop.call_at(due, fired.append, i)
+    assert pyloop._timers_capacity >= 300_000
+    start = time.monotonic()
+    run_briefly(pyloop)
+    assert time.monotonic() - start < MEMORY_RETURNED_SECONDS
+    assert fired == list(range(300_000))
+    assert pyloop._timers_capacity <= MEMORY_RETURNED_CAPACITY
+
+
+def test_ready_queue_gives_memory_back_after_a_burst(pyloop):
+    calls = itertools.count()
+    for _ in range(1_000_000):
+        pyloop.call_soon(next, calls)
+    assert pyloop._ready_capacity >= 1_000_000
+    start = time.monotonic()
+    run_briefly(pyloop)
+    assert time.monotonic() - start < MEMORY_RETURNED_SECONDS
+    assert next(calls) == 1_000_000
+    assert pyloop._ready_count == 0
+    assert pyloop._ready_capacity <= MEMORY_RETURNED_CAPACITY
+
+
+def test_ready_queue_keeps_its_order_while_it_shrinks(pyloop):
+    # 2500 callbacks (a ring of 4096) each queue one more: the second batch
+    # wraps around the end of the ring, and is still wrapped when it falls
+    # below a quarter of the ring and the ring shrinks.
+    order = []
+
+    def step(i):
+        order.append(i)
+        if i < 2500:
+            pyloop.call_soon(step, i + 2500)
+    for i in range(2500):
+        pyloop.call_soon(step, i)
+    pyloop.call_later(0.05, pyloop.stop)
+    pyloop.run_forever()
+    assert order == list(range(5000))
+    assert pyloop._ready_capacity <= MEMORY_RETURNED_CAPACITY
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -67,19 +67,22 @@ LEAK_SCRIPT = textwrap.dedent(r'''
         finally:
             loop.close()
 
+    def total_refs():
+        return sys.gettotalrefcount() if hasattr(sys, "gettotalrefcount") else None
+
     for _ in range(10):                      # warm up caches, executors, imports
         one_round()
-    gc.collect()
-    fds0, rss0 = fd_count(), rss_kib()
-    total0 = sys.gettotalrefcount() if hasattr(sys, "gettotalrefcount") else None
     tracemalloc.start()
     snap0 = tracemalloc.take_snapshot()
+    gc.collect()
+    # A snapshot holds references to thousands of objects: both totals are
+    # read while snap0, and only snap0, is alive.
+    fds0, rss0, total0 = fd_count(), rss_kib(), total_refs()
     for _ in range(ROUNDS):
         one_round()
     gc.collect()
+    fds1, rss1, total1 = fd_count(), rss_kib(), total_refs()
     snap1 = tracemalloc.take_snapshot()
-    fds1, rss1 = fd_count(), rss_kib()
-    total1 = sys.gettotalrefcount() if hasattr(sys, "gettotalrefcount") else None
     grown = sum(s.size_diff for s in snap1.compare_to(snap0, "filename") if s.size_diff > 0)
     print(fds0, fds1, rss0, rss1, grown, total0, total1)
 ''')

@@ -1,129 +1,133 @@
 """Reference-leak hunter for pyasync's tests, in the spirit of CPython's -R.
 
-Runs each test function of the given test modules many times in one process,
-on a pyasync loop, and reports the tests after which sys.gettotalrefcount()
-keeps growing. Needs a debug interpreter (e.g. Debian's python3.11-dbg) with
-the extension built for it:
+Runs tests through pytest itself, so fixtures, parametrisation, skips and
+marks behave as in an ordinary run, and every test that pytest would run is
+checked. A plugin runs each test (setup, call and teardown) WARMUP + RUNS
+times in a row and reads sys.gettotalrefcount() and sys.getallocatedblocks()
+around each run, after a garbage collection. A test whose references or
+memory blocks grow on every one of the RUNS measured runs leaks (noise and
+caches filled once do not grow every time). Tests parametrised over both
+loops run on both: a leak in the [asyncio] variant alone is the standard
+library's (or the test's), not pyasync's.
+
+Needs a debug interpreter (sys.gettotalrefcount), e.g. Debian's
+python3.11-dbg, with pytest installed and the extension built for it:
 
     python3.11-dbg setup.py build_ext --inplace
-    PYTHONPATH=. python3.11-dbg tools/refleak.py tests/test_callbacks.py ...
+    PYTHONPATH=. python3.11-dbg tools/refleak.py                  # whole suite
+    PYTHONPATH=. python3.11-dbg tools/refleak.py -R 3:6 tests/test_task.py -k cancel
 
-Fixtures supported: loop, pyloop, loop_kind, loop_factory, pair (socket pair),
-Future, Task (pyasync's).
-Tests needing any other fixture are listed as skipped.
+Options before the pytest arguments: -R WARMUP:RUNS (default 3:4). Anything
+else is passed to pytest. Exit status: 0 if no test leaked or failed.
 """
 import gc
-import importlib.util
-import inspect
-import os
-import socket
 import sys
-import warnings
 
-import pyasync
+import pytest
+from _pytest.runner import runtestprotocol
 
-WARMUP, MEASURED = 4, 8
+DEFAULT_WARMUP, DEFAULT_RUNS = 3, 4
 
 
-def make_fixtures(names, cleanups):
-    values = {}
-    for name in names:
-        if name in ("loop", "pyloop"):
-            lp = pyasync.new_event_loop()
-            cleanups.append(lp.close)
-            values[name] = lp
-        elif name == "loop_kind":
-            values[name] = "pyasync"
-        elif name == "Future":
-            values[name] = pyasync.Future
-        elif name == "Task":
-            values[name] = pyasync.Task
-        elif name == "TaskGroup":
-            values[name] = pyasync.TaskGroup
-        elif name == "loop_factory":
-            def factory():
-                lp = pyasync.new_event_loop()
-                cleanups.append(lp.close)
-                return lp
-            values[name] = factory
-        elif name == "pair":
-            a, b = socket.socketpair()
-            a.setblocking(False)
-            b.setblocking(False)
-            cleanups += [a.close, b.close]
-            values[name] = (a, b)
+def clear_caches():
+    # Caches that a run may fill with new entries (as CPython's -R clears).
+    import linecache
+    import re
+    re.purge()
+    linecache.clearcache()
+    sys._clear_type_cache()
+    gc.collect()
+
+
+def leaks(deltas):
+    return bool(deltas) and all(d >= 1 for d in deltas)
+
+
+class RefLeakHunter:
+    def __init__(self, warmup, runs):
+        self.warmup, self.runs = warmup, runs
+        self.leaking = []      # (nodeid, reference deltas, block deltas)
+        self.not_measured = []  # (nodeid, why)
+        self.measured = 0
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item, nextitem):
+        item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+        # Each reading is taken at the same point, with the same variables
+        # alive (one reading before, the reports of one run), so that the
+        # bookkeeping itself does not show as a leak; the deltas go into
+        # lists made beforehand.
+        ref_deltas, block_deltas = [0] * self.runs, [0] * self.runs
+        refs_before = blocks_before = 0
+        for i in range(self.warmup + self.runs):
+            # The sections of captured output would pile up from run to run.
+            item._report_sections = []
+            # The real next item every time: higher-scoped fixtures that it
+            # does not share are set up and torn down in every run, so they
+            # count the same in each.
+            reports = runtestprotocol(item, nextitem=nextitem, log=False)
+            clear_caches()
+            refs_after, blocks_after = sys.gettotalrefcount(), sys.getallocatedblocks()
+            if i >= self.warmup:
+                ref_deltas[i - self.warmup] = refs_after - refs_before
+                block_deltas[i - self.warmup] = blocks_after - blocks_before
+            refs_before, blocks_before = refs_after, blocks_after
+            outcome = next((r for r in reports if not r.passed), None)
+            if outcome is not None:
+                # A failure or a skip ends the runs: it is what pytest reports.
+                why = "skipped" if outcome.skipped else "failed"
+                if outcome.failed and i > 0:
+                    why = f"failed on run {i + 1} only"
+                self.not_measured.append((item.nodeid, why))
+                break
         else:
-            return None
-    return values
+            self.measured += 1
+            if leaks(ref_deltas) or leaks(block_deltas):
+                self.leaking.append((item.nodeid, ref_deltas, block_deltas))
+        for report in reports:
+            item.ihook.pytest_runtest_logreport(report=report)
+        item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+        return True
+
+    def pytest_terminal_summary(self, terminalreporter):
+        write = terminalreporter.write_line
+        terminalreporter.section("reference leaks")
+        for nodeid, why in self.not_measured:
+            write(f"not measured ({why}): {nodeid}")
+        for nodeid, refs, blocks in self.leaking:
+            write(f"LEAK {nodeid}: references {refs}, memory blocks {blocks}")
+        write(f"{self.measured} tests measured ({self.warmup} warm-up runs, {self.runs} "
+              f"measured), {len(self.leaking)} leaking, {len(self.not_measured)} not measured")
 
 
-def run_once(func, names):
-    cleanups = []
-    try:
-        values = make_fixtures(names, cleanups)
-        if values is None:
-            return False
+def parse_args(argv):
+    warmup, runs = DEFAULT_WARMUP, DEFAULT_RUNS
+    args = list(argv)
+    if args[:1] == ["-R"]:
+        if len(args) < 2:
+            sys.exit("-R needs WARMUP:RUNS")
+        spec = args[1]
+        del args[:2]
         try:
-            func(**values)
-        except BaseException as exc:
-            # A failing or skipped test is the test suite's business, not
-            # ours; only KeyboardInterrupt stops the hunt.
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-    finally:
-        for c in reversed(cleanups):
-            c()
-    return True
+            warmup_text, runs_text = spec.split(":")
+            warmup, runs = int(warmup_text), int(runs_text)
+        except ValueError:
+            sys.exit(f"-R {spec}: expected WARMUP:RUNS, two integers")
+        if warmup < 1 or runs < 1:
+            # The first run only sets the starting point.
+            sys.exit(f"-R {spec}: WARMUP and RUNS must be 1 or more")
+    return warmup, runs, args
 
 
-def check(func):
-    names = list(inspect.signature(func).parameters)
-    deltas = []
-    for i in range(WARMUP + MEASURED):
-        gc.collect()
-        before = sys.gettotalrefcount()
-        if not run_once(func, names):
-            return None
-        gc.collect()
-        if i >= WARMUP:
-            deltas.append(sys.gettotalrefcount() - before)
-    return deltas
-
-
-def main(paths):
+def main(argv):
     if not hasattr(sys, "gettotalrefcount"):
-        sys.exit("needs a debug interpreter (sys.gettotalrefcount)")
-    warnings.simplefilter("ignore")
-    leaky, skipped, checked = [], [], 0
-    # The measuring loop itself moves the total by a constant; calibrate it
-    # on a test that does nothing.
-    baseline = check(lambda: None)[-1]
-    for path in paths:
-        sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
-        spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        for name, func in sorted(vars(mod).items()):
-            if not (name.startswith("test_") and inspect.isfunction(func)):
-                continue
-            if getattr(func, "pytestmark", None):
-                skipped.append(f"{path}::{name} (parametrised)")
-                continue
-            deltas = check(func)
-            if deltas is None:
-                skipped.append(f"{path}::{name} (fixtures)")
-                continue
-            checked += 1
-            deltas = [d - baseline for d in deltas]
-            # A leak grows on every run; noise does not.
-            if all(d > 0 for d in deltas[-4:]):
-                leaky.append((f"{path}::{name}", deltas))
-    for test, deltas in leaky:
-        print(f"LEAK {test}: {deltas}")
-    for test in skipped:
-        print(f"skipped {test}")
-    print(f"{checked} tests checked, {len(leaky)} leaking")
-    return 1 if leaky else 0
+        sys.exit("needs a debug interpreter (sys.gettotalrefcount), e.g. python3.11-dbg")
+    warmup, runs, args = parse_args(argv)
+    hunter = RefLeakHunter(warmup, runs)
+    status = pytest.main(args, plugins=[hunter])
+    if status == 0 and hunter.leaking:
+        status = 1
+    return int(status)
 
 
 if __name__ == "__main__":
