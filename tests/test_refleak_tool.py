@@ -59,6 +59,9 @@ SAMPLE_TESTS = {
 
         pytest.skip("whole module", allow_module_level=True)
     ''',
+    "test_broken_module.py": '''
+        import a_test_dependency_that_is_not_installed  # noqa: F401
+    ''',
 }
 
 
@@ -73,8 +76,11 @@ def run_tool(tmp_path, *args):
                           text=True, timeout=300)
 
 
-@pytest.mark.skipif(not hasattr(sys, "gettotalrefcount"),
-                    reason="the leak hunt needs a debug interpreter")
+needs_debug_interpreter = pytest.mark.skipif(not hasattr(sys, "gettotalrefcount"),
+                                             reason="the leak hunt needs a debug interpreter")
+
+
+@needs_debug_interpreter
 def test_reports_leaking_tests_and_runs_every_test(tmp_path):
     out = run_tool(tmp_path, "-R", "2:3")
     lines = out.stdout.splitlines()
@@ -82,11 +88,23 @@ def test_reports_leaking_tests_and_runs_every_test(tmp_path):
     assert leaking == ["test_keeps_an_object_per_run", "test_leaks_a_reference_from_c"], \
         out.stdout
     assert "not measured (skipped): test_sample.py::test_skipped" in lines
-    assert "4 tests measured (2 warm-up runs, 3 measured), 2 leaking, 1 not measured" in lines
-    # The tests passed, the module skipped at import did not stop the run,
-    # and the leaks make the exit status non-zero.
-    assert "4 passed, 2 skipped" in lines[-1]
+    assert "not collected (error): test_broken_module.py" in lines
+    assert ("4 tests measured (2 warm-up runs, 3 measured), 2 leaking, 1 not measured, "
+            "1 modules not collected") in lines
+    # The tests passed: neither the module skipped at import nor the one
+    # that failed to import stopped the run. The leaks (and the error) make
+    # the exit status non-zero.
+    assert "4 passed, 2 skipped, 1 error" in lines[-1]
     assert out.returncode == 1
+
+
+@needs_debug_interpreter
+def test_exit_status_is_zero_when_nothing_leaks(tmp_path):
+    out = run_tool(tmp_path, "-R", "2:3", "-k", "clean_with_fixture",
+                   "--ignore", str(tmp_path / "test_broken_module.py"))
+    assert "2 tests measured (2 warm-up runs, 3 measured), 0 leaking, 0 not measured, " \
+           "0 modules not collected" in out.stdout.splitlines(), out.stdout
+    assert out.returncode == 0, out.stdout
 
 
 @pytest.mark.skipif(hasattr(sys, "gettotalrefcount"), reason="a debug interpreter")

@@ -18,7 +18,10 @@ python3.11-dbg, with pytest installed and the extension built for it:
     PYTHONPATH=. python3.11-dbg tools/refleak.py -R 3:6 tests/test_task.py -k cancel
 
 Options before the pytest arguments: -R WARMUP:RUNS (default 3:4). Anything
-else is passed to pytest. Exit status: 0 if no test leaked or failed.
+else is passed to pytest, after --continue-on-collection-errors: a module
+that cannot be imported (a missing test dependency) is listed, and the other
+modules are still checked. Exit status: 0 if no test leaked or failed and
+every module was collected.
 """
 import gc
 import sys
@@ -48,7 +51,12 @@ class RefLeakHunter:
         self.warmup, self.runs = warmup, runs
         self.leaking = []      # (nodeid, reference deltas, block deltas)
         self.not_measured = []  # (nodeid, why)
+        self.not_collected = []  # nodeids of modules that failed to import
         self.measured = 0
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self.not_collected.append(report.nodeid)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item, nextitem):
@@ -92,12 +100,15 @@ class RefLeakHunter:
     def pytest_terminal_summary(self, terminalreporter):
         write = terminalreporter.write_line
         terminalreporter.section("reference leaks")
+        for nodeid in self.not_collected:
+            write(f"not collected (error): {nodeid}")
         for nodeid, why in self.not_measured:
             write(f"not measured ({why}): {nodeid}")
         for nodeid, refs, blocks in self.leaking:
             write(f"LEAK {nodeid}: references {refs}, memory blocks {blocks}")
         write(f"{self.measured} tests measured ({self.warmup} warm-up runs, {self.runs} "
-              f"measured), {len(self.leaking)} leaking, {len(self.not_measured)} not measured")
+              f"measured), {len(self.leaking)} leaking, {len(self.not_measured)} not measured, "
+              f"{len(self.not_collected)} modules not collected")
 
 
 def parse_args(argv):
@@ -124,7 +135,7 @@ def main(argv):
         sys.exit("needs a debug interpreter (sys.gettotalrefcount), e.g. python3.11-dbg")
     warmup, runs, args = parse_args(argv)
     hunter = RefLeakHunter(warmup, runs)
-    status = pytest.main(args, plugins=[hunter])
+    status = pytest.main(["--continue-on-collection-errors", *args], plugins=[hunter])
     if status == 0 and hunter.leaking:
         status = 1
     return int(status)
