@@ -15,9 +15,14 @@
  * its interest is withdrawn without fuss. The fd number is then free for the
  * next file: adding a watcher through add_reader()/add_writer() always
  * renews the kernel's registration, and so does a transport taking over an
- * fd that still holds watchers registered through some file object, since
- * the registration they made may have gone with a file closed behind the
- * loop's back.
+ * fd for which the table still records an interest (pa_loop_claim_fd):
+ * whoever left it, a watcher registered through a file object or a
+ * transport whose socket was closed without the loop, the registration may
+ * have gone with a file closed behind the loop's back. Transports close
+ * their sockets through the loop, their finaliser too.
+ *
+ * An fd is checked to be open before the table grows for it: the table
+ * stays under twice the highest open fd watched.
  */
 #include "handle.h"
 #include "loop.h"
@@ -146,12 +151,14 @@ ensure_capacity(LoopObject *self, int fd)
 }
 
 /* Tell the poller the interest for fd if it changed, or anyway when `renew`
- * asks for it (the file behind the fd may not be the one registered). */
+ * or the slot asks for it (the file behind the fd may not be the one
+ * registered): the backend then registers the fd as it is now, adding it or
+ * modifying the registration it finds. */
 static int
 set_interest(LoopObject *self, int fd, uint32_t events, int renew)
 {
     pa_io_watch *w = &self->io[fd];
-    if (w->events == events && !(renew && events != 0)) {
+    if (w->events == events && !((renew || w->renew) && events != 0)) {
         return 0;
     }
     int rc = self->poller_ops->update(self->poller, fd, w->events, events);
@@ -161,6 +168,7 @@ set_interest(LoopObject *self, int fd, uint32_t events, int renew)
         return -1;
     }
     w->events = events;
+    w->renew = 0;
     return 0;
 }
 
@@ -335,21 +343,38 @@ pa_loop_watch_fd(LoopObject *self, int fd, uint32_t dir, PyObject *callback)
     if (h == NULL) {
         return -1;
     }
-    /* Watchers registered through a file object on the fd of this
-     * transport's open socket: their registration may have gone with a file
-     * that had the fd before and was closed behind the loop's back. */
-    pa_io_watch *w = &self->io[fd];
-    int renew = w->reader_file != NULL || w->writer_file != NULL;
-    if (set_interest(self, fd, w->events | dir, renew) < 0) {
+    /* Renewed when the transport claimed the fd (pa_loop_claim_fd). */
+    if (set_interest(self, fd, self->io[fd].events | dir, 0) < 0) {
         Py_DECREF(h);
         return -1;
     }
     return install_watcher(self, fd, dir, (PyObject *)h, NULL);
 }
 
+void
+pa_loop_claim_fd(LoopObject *self, int fd)
+{
+    if (fd >= 0 && fd < self->io_capacity && self->io[fd].events != 0) {
+        self->io[fd].renew = 1;
+    }
+}
+
 int
 pa_loop_unwatch_fd(LoopObject *self, int fd, uint32_t dir)
 {
+    return remove_watcher(self, fd, dir, NULL);
+}
+
+int
+pa_loop_unwatch_fd_for(LoopObject *self, int fd, uint32_t dir, PyObject *callback)
+{
+    if (self->closed || fd < 0 || fd >= self->io_capacity) {
+        return 0;
+    }
+    PyObject *h = dir == PA_READABLE ? self->io[fd].reader : self->io[fd].writer;
+    if (h != NULL && ((HandleObject *)h)->callback != callback) {
+        return 0;
+    }
     return remove_watcher(self, fd, dir, NULL);
 }
 
@@ -445,6 +470,7 @@ pa_loop_clear_io(LoopObject *self)
             (void)self->poller_ops->update(self->poller, fd, w->events, 0);
         }
         w->events = 0;
+        w->renew = 0;
         PyObject *reader = w->reader, *writer = w->writer;
         PyObject *reader_file = w->reader_file, *writer_file = w->writer_file;
         w->reader = w->writer = w->reader_file = w->writer_file = NULL;

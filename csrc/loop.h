@@ -21,6 +21,8 @@ typedef struct {
     PyObject *reader_file; /* what add_reader() was given (an int or a file object); NULL */
     PyObject *writer_file; /* for an empty slot and for the loop's own watchers (transports) */
     uint32_t events;       /* interest registered with the poller */
+    char renew;            /* that registration may be of a file the fd no longer names:
+                            * the next interest given re-registers it (pa_loop_claim_fd) */
 } pa_io_watch;
 
 typedef struct {
@@ -146,8 +148,22 @@ pa_parse_create_task_args(PyObject *const *args, Py_ssize_t nargsf, PyObject *kw
  * exception. In iowatch.c, like the rest of this block. */
 int pa_loop_watch_fd(LoopObject *self, int fd, uint32_t dir, PyObject *callback);
 
+/* fd names a file new to the loop (a transport took it): an interest the
+ * table still records for that number (left by an owner that closed its
+ * file without the loop, or by an earlier file watched through add_reader())
+ * may be gone from the kernel with that file, so the next interest asked
+ * for it is registered afresh. */
+void pa_loop_claim_fd(LoopObject *self, int fd);
+
 /* Stop watching: 1 if a watcher was removed, 0 if none, -1 on error. */
 int pa_loop_unwatch_fd(LoopObject *self, int fd, uint32_t dir);
+
+/* The same for the owner whose watchers run `callback`: its watcher goes,
+ * and so does an interest that no watcher holds (left by
+ * pa_loop_unwatch_fd_lazily), but a watcher of someone else stays: the
+ * owner's file may have been closed behind its back and the number given
+ * to a new file, watched by its own owner. */
+int pa_loop_unwatch_fd_for(LoopObject *self, int fd, uint32_t dir, PyObject *callback);
 
 /* The same, but the poller keeps its interest until an event comes for it
  * (then it is withdrawn) or a watcher takes it up again: stopping and
