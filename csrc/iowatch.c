@@ -161,6 +161,19 @@ set_interest(LoopObject *self, int fd, uint32_t events, int renew)
     if (w->events == events && !((renew || w->renew) && events != 0)) {
         return 0;
     }
+    if (pa_loop_is_inherited(self)) {
+        if ((events & ~w->events) == 0 && !renew) {
+            /* Less interest: the renewal reads it from the table. */
+            w->events = events;
+            return 0;
+        }
+        if (pa_loop_renew_after_fork(self) < 0) {
+            return -1;
+        }
+        if (w->events == events) {
+            return 0; /* registered by the renewal */
+        }
+    }
     int rc = self->poller_ops->update(self->poller, fd, w->events, events);
     if (rc < 0) {
         errno = -rc;
@@ -466,7 +479,7 @@ pa_loop_clear_io(LoopObject *self)
 {
     for (int fd = 0; fd < self->io_capacity; fd++) {
         pa_io_watch *w = &self->io[fd];
-        if (w->events != 0 && self->poller != NULL) {
+        if (w->events != 0 && self->poller != NULL && !pa_loop_is_inherited(self)) {
             (void)self->poller_ops->update(self->poller, fd, w->events, 0);
         }
         w->events = 0;

@@ -15,6 +15,8 @@
 #include "readyqueue.h"
 #include "timerheap.h"
 
+#include <sys/types.h>
+
 typedef struct {
     PyObject *reader;      /* Handle or NULL */
     PyObject *writer;      /* Handle or NULL */
@@ -38,6 +40,7 @@ typedef struct {
     pa_poll_event *events;            /* buffer for one poll */
     int wake_rfd, wake_wfd;           /* self-pipe: wakeups (0 bytes) and signal numbers */
     int wake_pending;                 /* a wakeup byte is in the pipe, not yet drained */
+    pid_t owner_pid;                  /* process that made the poller and self-pipe */
     unsigned long thread_id;          /* thread running the loop, valid while running */
     PyObject *current_handle;         /* borrowed, set while a handle runs */
     PyObject *task_factory;           /* set_task_factory(), or NULL */
@@ -60,6 +63,33 @@ typedef struct {
 } LoopObject;
 
 int pa_loop_register_type(PyObject *module, pa_state *st);
+
+/* After fork(), in afterfork.c. The pid of this process, kept up to date
+ * across fork() once pa_process_watch_forks() ran (-1 with an exception if
+ * it could not). */
+extern pid_t pa_process_pid;
+int pa_process_watch_forks(void);
+
+/* Whether the loop's poller and self-pipe are those of the process it was
+ * forked from: then they must not be touched (see afterfork.c). */
+static inline int
+pa_loop_is_inherited(LoopObject *loop)
+{
+    return loop->owner_pid != pa_process_pid;
+}
+
+/* Give an inherited loop a poller and a self-pipe of this process's own,
+ * its watchers registered with it. 0, or -1 with an exception (the loop is
+ * then still inherited). */
+int pa_loop_renew_after_fork(LoopObject *loop);
+
+/* Renew the loop if it is inherited: before anything that needs its poller
+ * or self-pipe. */
+static inline int
+pa_loop_own_kernel_state(LoopObject *loop)
+{
+    return pa_loop_is_inherited(loop) ? pa_loop_renew_after_fork(loop) : 0;
+}
 
 static inline int
 pa_loop_check(pa_state *st, PyObject *obj)
