@@ -15,9 +15,14 @@
  * its interest is withdrawn without fuss. The fd number is then free for the
  * next file: adding a watcher through add_reader()/add_writer() always
  * renews the kernel's registration, and so does a transport taking over an
- * fd that still holds watchers registered through some file object, since
- * the registration they made may have gone with a file closed behind the
- * loop's back.
+ * fd for which the table still records an interest (pa_loop_claim_fd):
+ * whoever left it, a watcher registered through a file object or a
+ * transport whose socket was closed without the loop, the registration may
+ * have gone with a file closed behind the loop's back. Transports close
+ * their sockets through the loop, their finaliser too.
+ *
+ * An fd is checked to be open before the table grows for it: the table
+ * stays under twice the highest open fd watched.
  */
 #include "handle.h"
 #include "loop.h"
@@ -25,26 +30,27 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* The fd of an int or of an object with fileno(), like selectors does. */
+/* The fd of an int or of an object with fileno(), like selectors does: -1
+ * with ValueError for a negative number or an object without a usable
+ * fileno(). A number beyond any fd (past INT_MAX) sets *too_large and
+ * returns -1 with no exception: asyncio's selector fails to register it
+ * (OverflowError) and never finds it registered. */
 static int
-fileobj_to_fd(PyObject *fileobj)
+fileobj_to_fd(PyObject *fileobj, int *too_large)
 {
-    long fd;
+    *too_large = 0;
+    PyObject *num;
     if (PyLong_Check(fileobj)) {
-        fd = PyLong_AsLong(fileobj);
-        if (fd == -1 && PyErr_Occurred()) {
-            return -1;
-        }
+        num = Py_NewRef(fileobj);
     } else {
         PyObject *res = PyObject_CallMethod(fileobj, "fileno", NULL);
-        PyObject *num = res ? PyNumber_Index(res) : NULL;
+        num = res ? PyNumber_Index(res) : NULL;
         Py_XDECREF(res);
-        fd = num ? PyLong_AsLong(num) : -1;
-        Py_XDECREF(num);
-        if (fd == -1 && PyErr_Occurred()) {
+        if (num == NULL) {
             if (PyErr_ExceptionMatches(PyExc_AttributeError) ||
                 PyErr_ExceptionMatches(PyExc_TypeError) ||
                 PyErr_ExceptionMatches(PyExc_ValueError)) {
@@ -54,23 +60,37 @@ fileobj_to_fd(PyObject *fileobj)
             return -1;
         }
     }
-    if (fd < 0 || fd > INT32_MAX) {
-        PyErr_Format(PyExc_ValueError, "Invalid file descriptor: %ld", fd);
+    int overflow;
+    long fd = PyLong_AsLongAndOverflow(num, &overflow);
+    if (fd == -1 && PyErr_Occurred()) {
+        Py_DECREF(num);
         return -1;
     }
+    if (overflow > 0 || (overflow == 0 && fd > INT_MAX)) {
+        Py_DECREF(num);
+        *too_large = 1;
+        return -1;
+    }
+    if (overflow < 0 || fd < 0) {
+        PyErr_Format(PyExc_ValueError, "Invalid file descriptor: %R", num);
+        Py_DECREF(num);
+        return -1;
+    }
+    Py_DECREF(num);
     return (int)fd;
 }
 
 /* Where fileobj is watched, like selectors' _fileobj_lookup(): its fd, or
  * for an object without one any more (a socket closed while registered) the
  * fd of a watcher registered with that very object; *gone says which. -1
- * with the ValueError of fileobj_to_fd() when neither. */
+ * with the ValueError of fileobj_to_fd() when neither, or with no exception
+ * and *too_large set for a number no fd can have. */
 static int
-lookup_fd(LoopObject *self, PyObject *fileobj, int *gone)
+lookup_fd(LoopObject *self, PyObject *fileobj, int *gone, int *too_large)
 {
     *gone = 0;
-    int fd = fileobj_to_fd(fileobj);
-    if (fd >= 0 || !PyErr_ExceptionMatches(PyExc_ValueError)) {
+    int fd = fileobj_to_fd(fileobj, too_large);
+    if (fd >= 0 || *too_large || !PyErr_ExceptionMatches(PyExc_ValueError)) {
         return fd;
     }
     /* O(table size), only for objects that lost their fd. */
@@ -84,22 +104,40 @@ lookup_fd(LoopObject *self, PyObject *fileobj, int *gone)
     return -1;
 }
 
+/* OSError (EBADF) unless fd is open, as the selector's register() raises:
+ * checked before the table grows for it, and for the poll() backend, which
+ * would take any number. */
+static int
+check_fd_is_open(int fd)
+{
+    if (fcntl(fd, F_GETFD) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    return 0;
+}
+
+/* Room in the table for fd, which the caller knows to be open: the kernel
+ * bounds open fds (fs.nr_open), so growing by doubling keeps the table under
+ * twice the highest fd watched. The arithmetic is checked, for the count
+ * (an int) as for the size in bytes. */
 static int
 ensure_capacity(LoopObject *self, int fd)
 {
     if (fd < self->io_capacity) {
         return 0;
     }
-    /* Only an open fd can be watched (epoll says EBADF too). Checking before
-     * growing bounds the table by the process's fd limit: a number such as
-     * 2**31-1 would otherwise double the capacity past INT_MAX, forever. */
-    if (fcntl(fd, F_GETFD) < 0) {
-        PyErr_SetFromErrno(PyExc_OSError);
+    if (fd == INT_MAX) {
+        PyErr_NoMemory(); /* a capacity past it is no int */
         return -1;
     }
     int newcap = self->io_capacity ? self->io_capacity : 64;
     while (newcap <= fd) {
-        newcap = newcap > INT_MAX / 2 ? INT_MAX : newcap * 2;
+        newcap = newcap <= INT_MAX / 2 ? newcap * 2 : INT_MAX;
+    }
+    if ((size_t)newcap > SIZE_MAX / sizeof(pa_io_watch)) {
+        PyErr_NoMemory();
+        return -1;
     }
     pa_io_watch *io = realloc(self->io, (size_t)newcap * sizeof(pa_io_watch));
     if (io == NULL) {
@@ -113,13 +151,28 @@ ensure_capacity(LoopObject *self, int fd)
 }
 
 /* Tell the poller the interest for fd if it changed, or anyway when `renew`
- * asks for it (the file behind the fd may not be the one registered). */
+ * or the slot asks for it (the file behind the fd may not be the one
+ * registered): the backend then registers the fd as it is now, adding it or
+ * modifying the registration it finds. */
 static int
 set_interest(LoopObject *self, int fd, uint32_t events, int renew)
 {
     pa_io_watch *w = &self->io[fd];
-    if (w->events == events && !(renew && events != 0)) {
+    if (w->events == events && !((renew || w->renew) && events != 0)) {
         return 0;
+    }
+    if (pa_loop_is_inherited(self)) {
+        if ((events & ~w->events) == 0 && !renew) {
+            /* Less interest: the renewal reads it from the table. */
+            w->events = events;
+            return 0;
+        }
+        if (pa_loop_renew_after_fork(self) < 0) {
+            return -1;
+        }
+        if (w->events == events) {
+            return 0; /* registered by the renewal */
+        }
     }
     int rc = self->poller_ops->update(self->poller, fd, w->events, events);
     if (rc < 0) {
@@ -128,6 +181,7 @@ set_interest(LoopObject *self, int fd, uint32_t events, int renew)
         return -1;
     }
     w->events = events;
+    w->renew = 0;
     return 0;
 }
 
@@ -168,10 +222,15 @@ add_watcher(LoopObject *self, PyObject *const *args, Py_ssize_t nargs, uint32_t 
     if (pa_loop_check_closed(self) < 0) {
         return NULL;
     }
-    int gone;
-    int fd = lookup_fd(self, args[0], &gone);
+    int gone, too_large;
+    int fd = lookup_fd(self, args[0], &gone, &too_large);
+    if (too_large) {
+        PyErr_SetString(PyExc_OverflowError, "Python int too large to convert to C int");
+        return NULL;
+    }
     /* The callback is checked in debug mode only, as call_soon()'s. */
-    if (fd < 0 || (self->debug && pa_check_callback(st, args[1], method) < 0) ||
+    if (fd < 0 || (!gone && check_fd_is_open(fd) < 0) ||
+        (self->debug && pa_check_callback(st, args[1], method) < 0) ||
         ensure_capacity(self, fd) < 0) {
         return NULL;
     }
@@ -236,8 +295,11 @@ remove_method(LoopObject *self, PyObject *fileobj, uint32_t dir)
     if (self->closed) {
         Py_RETURN_FALSE;
     }
-    int gone;
-    int fd = lookup_fd(self, fileobj, &gone);
+    int gone, too_large;
+    int fd = lookup_fd(self, fileobj, &gone, &too_large);
+    if (too_large) {
+        Py_RETURN_FALSE; /* never watched */
+    }
     if (fd < 0) {
         return NULL;
     }
@@ -294,21 +356,38 @@ pa_loop_watch_fd(LoopObject *self, int fd, uint32_t dir, PyObject *callback)
     if (h == NULL) {
         return -1;
     }
-    /* Watchers registered through a file object on the fd of this
-     * transport's open socket: their registration may have gone with a file
-     * that had the fd before and was closed behind the loop's back. */
-    pa_io_watch *w = &self->io[fd];
-    int renew = w->reader_file != NULL || w->writer_file != NULL;
-    if (set_interest(self, fd, w->events | dir, renew) < 0) {
+    /* Renewed when the transport claimed the fd (pa_loop_claim_fd). */
+    if (set_interest(self, fd, self->io[fd].events | dir, 0) < 0) {
         Py_DECREF(h);
         return -1;
     }
     return install_watcher(self, fd, dir, (PyObject *)h, NULL);
 }
 
+void
+pa_loop_claim_fd(LoopObject *self, int fd)
+{
+    if (fd >= 0 && fd < self->io_capacity && self->io[fd].events != 0) {
+        self->io[fd].renew = 1;
+    }
+}
+
 int
 pa_loop_unwatch_fd(LoopObject *self, int fd, uint32_t dir)
 {
+    return remove_watcher(self, fd, dir, NULL);
+}
+
+int
+pa_loop_unwatch_fd_for(LoopObject *self, int fd, uint32_t dir, PyObject *callback)
+{
+    if (self->closed || fd < 0 || fd >= self->io_capacity) {
+        return 0;
+    }
+    PyObject *h = dir == PA_READABLE ? self->io[fd].reader : self->io[fd].writer;
+    if (h != NULL && ((HandleObject *)h)->callback != callback) {
+        return 0;
+    }
     return remove_watcher(self, fd, dir, NULL);
 }
 
@@ -400,10 +479,11 @@ pa_loop_clear_io(LoopObject *self)
 {
     for (int fd = 0; fd < self->io_capacity; fd++) {
         pa_io_watch *w = &self->io[fd];
-        if (w->events != 0 && self->poller != NULL) {
+        if (w->events != 0 && self->poller != NULL && !pa_loop_is_inherited(self)) {
             (void)self->poller_ops->update(self->poller, fd, w->events, 0);
         }
         w->events = 0;
+        w->renew = 0;
         PyObject *reader = w->reader, *writer = w->writer;
         PyObject *reader_file = w->reader_file, *writer_file = w->writer_file;
         w->reader = w->writer = w->reader_file = w->writer_file = NULL;

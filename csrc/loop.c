@@ -561,6 +561,11 @@ poll_timeout_ms(LoopObject *self, int *timeout_ms)
 static int
 poll_events(LoopObject *self, int timeout_ms)
 {
+    /* A loop inherited through fork() gets a poller of this process's own
+     * before it polls (afterfork.c). */
+    if (pa_loop_own_kernel_state(self) < 0) {
+        return -1;
+    }
     int n;
     Py_BEGIN_ALLOW_THREADS
     n = self->poller_ops->wait(self->poller, self->events, EVENTS_PER_POLL, timeout_ms);
@@ -1019,6 +1024,10 @@ Loop_get_timers_capacity(LoopObject *self, void *closure)
 static PyObject *
 Loop_get_wakeup_fd(LoopObject *self, void *closure)
 {
+    /* The pipe of this process: the fd is given to signal.set_wakeup_fd(). */
+    if (!self->closed && pa_loop_own_kernel_state(self) < 0) {
+        return NULL;
+    }
     return PyLong_FromLong(self->wake_wfd);
 }
 
@@ -1081,6 +1090,7 @@ Loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->state = st;
     self->module = Py_NewRef(PyType_GetModuleByDef(type, &pa_module_def));
     self->poller_ops = ops;
+    self->owner_pid = pa_process_pid;
     self->wake_rfd = self->wake_wfd = -1;
     self->clock_resolution = pa_clock_resolution();
     pa_loop_check_methods_of_type(self);
@@ -1264,6 +1274,9 @@ static PyType_Spec Loop_spec = {
 int
 pa_loop_register_type(PyObject *module, pa_state *st)
 {
+    if (pa_process_watch_forks() < 0) {
+        return -1;
+    }
     st->LoopType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &Loop_spec, NULL);
     if (st->LoopType == NULL || PyModule_AddType(module, st->LoopType) < 0) {
         return -1;

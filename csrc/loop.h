@@ -15,12 +15,16 @@
 #include "readyqueue.h"
 #include "timerheap.h"
 
+#include <sys/types.h>
+
 typedef struct {
     PyObject *reader;      /* Handle or NULL */
     PyObject *writer;      /* Handle or NULL */
     PyObject *reader_file; /* what add_reader() was given (an int or a file object); NULL */
     PyObject *writer_file; /* for an empty slot and for the loop's own watchers (transports) */
     uint32_t events;       /* interest registered with the poller */
+    char renew;            /* that registration may be of a file the fd no longer names:
+                            * the next interest given re-registers it (pa_loop_claim_fd) */
 } pa_io_watch;
 
 typedef struct {
@@ -36,6 +40,7 @@ typedef struct {
     pa_poll_event *events;            /* buffer for one poll */
     int wake_rfd, wake_wfd;           /* self-pipe: wakeups (0 bytes) and signal numbers */
     int wake_pending;                 /* a wakeup byte is in the pipe, not yet drained */
+    pid_t owner_pid;                  /* process that made the poller and self-pipe */
     unsigned long thread_id;          /* thread running the loop, valid while running */
     PyObject *current_handle;         /* borrowed, set while a handle runs */
     PyObject *task_factory;           /* set_task_factory(), or NULL */
@@ -58,6 +63,33 @@ typedef struct {
 } LoopObject;
 
 int pa_loop_register_type(PyObject *module, pa_state *st);
+
+/* After fork(), in afterfork.c. The pid of this process, kept up to date
+ * across fork() once pa_process_watch_forks() ran (-1 with an exception if
+ * it could not). */
+extern pid_t pa_process_pid;
+int pa_process_watch_forks(void);
+
+/* Whether the loop's poller and self-pipe are those of the process it was
+ * forked from: then they must not be touched (see afterfork.c). */
+static inline int
+pa_loop_is_inherited(LoopObject *loop)
+{
+    return loop->owner_pid != pa_process_pid;
+}
+
+/* Give an inherited loop a poller and a self-pipe of this process's own,
+ * its watchers registered with it. 0, or -1 with an exception (the loop is
+ * then still inherited). */
+int pa_loop_renew_after_fork(LoopObject *loop);
+
+/* Renew the loop if it is inherited: before anything that needs its poller
+ * or self-pipe. */
+static inline int
+pa_loop_own_kernel_state(LoopObject *loop)
+{
+    return pa_loop_is_inherited(loop) ? pa_loop_renew_after_fork(loop) : 0;
+}
 
 static inline int
 pa_loop_check(pa_state *st, PyObject *obj)
@@ -146,8 +178,22 @@ pa_parse_create_task_args(PyObject *const *args, Py_ssize_t nargsf, PyObject *kw
  * exception. In iowatch.c, like the rest of this block. */
 int pa_loop_watch_fd(LoopObject *self, int fd, uint32_t dir, PyObject *callback);
 
+/* fd names a file new to the loop (a transport took it): an interest the
+ * table still records for that number (left by an owner that closed its
+ * file without the loop, or by an earlier file watched through add_reader())
+ * may be gone from the kernel with that file, so the next interest asked
+ * for it is registered afresh. */
+void pa_loop_claim_fd(LoopObject *self, int fd);
+
 /* Stop watching: 1 if a watcher was removed, 0 if none, -1 on error. */
 int pa_loop_unwatch_fd(LoopObject *self, int fd, uint32_t dir);
+
+/* The same for the owner whose watchers run `callback`: its watcher goes,
+ * and so does an interest that no watcher holds (left by
+ * pa_loop_unwatch_fd_lazily), but a watcher of someone else stays: the
+ * owner's file may have been closed behind its back and the number given
+ * to a new file, watched by its own owner. */
+int pa_loop_unwatch_fd_for(LoopObject *self, int fd, uint32_t dir, PyObject *callback);
 
 /* The same, but the poller keeps its interest until an event comes for it
  * (then it is withdrawn) or a watcher takes it up again: stopping and

@@ -12,7 +12,9 @@
 #include "poller.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,15 +58,23 @@ to_poll(uint32_t events)
     return ev;
 }
 
+/* Room in the index for fd, grown by doubling with checked arithmetic (the
+ * loop only hands over open fds, which the kernel bounds). */
 static int
 ensure_slot_index(pa_poller *p, int fd)
 {
     if (fd < p->slot_capacity) {
         return 0;
     }
+    if (fd == INT_MAX) {
+        return -ENOMEM; /* a capacity past it is no int */
+    }
     int newcap = p->slot_capacity ? p->slot_capacity : 64;
     while (newcap <= fd) {
-        newcap *= 2;
+        newcap = newcap <= INT_MAX / 2 ? newcap * 2 : INT_MAX;
+    }
+    if ((size_t)newcap > SIZE_MAX / sizeof(int)) {
+        return -ENOMEM;
     }
     int *slots = realloc(p->slot_of_fd, (size_t)newcap * sizeof(int));
     if (slots == NULL) {
@@ -102,6 +112,9 @@ poll_update(pa_poller *p, int fd, uint32_t old, uint32_t events)
     }
     if (slot < 0) {
         if (p->count == p->capacity) {
+            if (p->capacity > INT_MAX / 2) {
+                return -ENOMEM;
+            }
             int newcap = p->capacity ? p->capacity * 2 : 64;
             struct pollfd *fds = realloc(p->fds, (size_t)newcap * sizeof(struct pollfd));
             if (fds == NULL) {

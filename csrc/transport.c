@@ -833,6 +833,48 @@ keep_first_error(PyObject **first)
     }
 }
 
+/* Close the socket through the loop: its watchers go first, so that no
+ * interest outlives the fd (see pa_loop_unwatch_fd_lazily) and the next file
+ * given that number is registered afresh. The first error is kept in
+ * *first. */
+static void
+close_socket(TransportObject *self, PyObject **first)
+{
+    PyObject *sock = self->sock; /* the transport's reference, taken over */
+    if (sock == NULL) {
+        return;
+    }
+    self->sock = NULL;
+    /* Our watchers only: if the socket was closed behind our back, the
+     * number may already be watched for a new file by someone else. */
+    LoopObject *loop = pa_tr_loop(self);
+    if (pa_loop_unwatch_fd_for(loop, self->fd, PA_READABLE, self->read_ready) < 0 ||
+        pa_loop_unwatch_fd_for(loop, self->fd, PA_WRITABLE, self->write_ready) < 0) {
+        keep_first_error(first);
+    }
+    PyObject *res = PyObject_CallMethodNoArgs(sock, loop->state->str_close);
+    Py_DECREF(sock);
+    if (res == NULL) {
+        keep_first_error(first);
+    }
+    Py_XDECREF(res);
+}
+
+/* Tell the server (if any) that this connection is gone, once. */
+static void
+detach_from_server(TransportObject *self, PyObject **first)
+{
+    if (self->server != NULL && self->server != Py_None) {
+        PyObject *res = PyObject_CallMethodNoArgs((PyObject *)self,
+                                                  pa_tr_loop(self)->state->str_detach_server);
+        if (res == NULL) {
+            keep_first_error(first);
+        }
+        Py_XDECREF(res);
+    }
+    Py_CLEAR(self->server);
+}
+
 /* _call_connection_lost(exc): tell the protocol, then close the socket and
  * drop what the transport holds, whatever the protocol did. Whoever calls it
  * (normally the callback that close() or _force_close() scheduled), the
@@ -865,30 +907,9 @@ pa_tr_m_call_connection_lost(TransportObject *self, PyObject *exc)
     if (drop_pending(self) < 0) {
         keep_first_error(&err);
     }
-    PyObject *sock = self->sock; /* the transport's reference, taken over */
-    if (sock != NULL) {
-        self->sock = NULL;
-        /* No interest may outlive the fd (see pa_loop_unwatch_fd_lazily). */
-        if (pa_loop_unwatch_fd(pa_tr_loop(self), self->fd, PA_READABLE) < 0 ||
-            pa_loop_unwatch_fd(pa_tr_loop(self), self->fd, PA_WRITABLE) < 0) {
-            keep_first_error(&err);
-        }
-        PyObject *res = PyObject_CallMethodNoArgs(sock, st->str_close);
-        Py_DECREF(sock);
-        if (res == NULL) {
-            keep_first_error(&err);
-        }
-        Py_XDECREF(res);
-    }
+    close_socket(self, &err);
     Py_CLEAR(self->protocol);
-    if (self->server != NULL && self->server != Py_None) {
-        PyObject *res = PyObject_CallMethodNoArgs((PyObject *)self, st->str_detach_server);
-        if (res == NULL) {
-            keep_first_error(&err);
-        }
-        Py_XDECREF(res);
-    }
-    Py_CLEAR(self->server);
+    detach_from_server(self, &err);
     if (self->empty_waiter != NULL && err == NULL) {
         PyObject *lost = PyObject_CallFunction(PyExc_ConnectionError, "s",
                                                "Connection is closed by peer");
@@ -897,6 +918,36 @@ pa_tr_m_call_connection_lost(TransportObject *self, PyObject *exc)
         }
         Py_XDECREF(lost);
     }
+    if (err != NULL) {
+        pa_err_restore(err);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* _close_unclosed(): what the finaliser of a transport that was never
+ * closed does, as asyncio's __del__: close the socket (through the loop
+ * here) and detach from the server, so that Server.wait_closed() does not
+ * wait for a connection that is gone. connection_lost() is not called. The
+ * transport is finished afterwards, as after _call_connection_lost(), in
+ * case the finaliser resurrected it. A transport set up half-way has its
+ * socket closed too: its loop was checked before the socket was kept. */
+PyObject *
+pa_tr_m_close_unclosed(TransportObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->sock == NULL) {
+        Py_RETURN_NONE; /* never set up, or closed already */
+    }
+    PyObject *err = NULL;
+    self->closing = 1;
+    if (self->conn_lost == 0) {
+        self->conn_lost = 1;
+    }
+    if (drop_pending(self) < 0) {
+        keep_first_error(&err);
+    }
+    close_socket(self, &err);
+    detach_from_server(self, &err);
     if (err != NULL) {
         pa_err_restore(err);
         return NULL;
@@ -1156,6 +1207,7 @@ pa_tr_init(TransportObject *self, PyObject *loop, PyObject *sock, PyObject *prot
     Py_XSETREF(self->sock, Py_NewRef(sock));
     Py_XSETREF(self->server, Py_NewRef(server));
     self->fd = (int)fd;
+    pa_loop_claim_fd((LoopObject *)loop, self->fd);
     if (self->read_ready == NULL || self->write_ready == NULL) {
         Py_XSETREF(self->read_ready, PyObject_GetAttrString((PyObject *)self, "_read_ready"));
         if (self->read_ready == NULL) {

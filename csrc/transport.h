@@ -18,7 +18,9 @@
  * Ownership: the loop's watcher table owns the handles that call
  * _read_ready/_write_ready (bound methods: the cycle transport -> loop ->
  * handle -> transport lasts while the fd is watched). The socket is closed
- * by _call_connection_lost(), which runs exactly once.
+ * by _call_connection_lost(), which runs exactly once, or for a transport
+ * collected without close() by its finaliser (_close_unclosed()), both
+ * through the loop.
  *
  * Python code may create these objects without __init__ (T.__new__(T)), call
  * __init__ with arguments that make it fail half-way, call any method in any
@@ -156,6 +158,7 @@ PyObject *pa_tr_m_start_reading(TransportObject *self, PyObject *unused);
 PyObject *pa_tr_m_force_close(TransportObject *self, PyObject *exc);
 PyObject *pa_tr_m_fatal_error(TransportObject *self, PyObject *args);
 PyObject *pa_tr_m_call_connection_lost(TransportObject *self, PyObject *exc);
+PyObject *pa_tr_m_close_unclosed(TransportObject *self, PyObject *unused);
 
 #define PA_TR_NOARGS(name, func) {name, (PyCFunction)(void (*)(void))func, METH_NOARGS, NULL}
 
@@ -173,7 +176,8 @@ PyObject *pa_tr_m_call_connection_lost(TransportObject *self, PyObject *exc);
         PA_TR_NOARGS("_start_reading", pa_tr_m_start_reading),                                     \
         {"_force_close", (PyCFunction)pa_tr_m_force_close, METH_O, NULL},                          \
         {"_fatal_error", (PyCFunction)pa_tr_m_fatal_error, METH_VARARGS, NULL},                    \
-        {"_call_connection_lost", (PyCFunction)pa_tr_m_call_connection_lost, METH_O, NULL}
+        {"_call_connection_lost", (PyCFunction)pa_tr_m_call_connection_lost, METH_O, NULL},        \
+        PA_TR_NOARGS("_close_unclosed", pa_tr_m_close_unclosed)
 
 #define PA_TR_COMMON_MEMBERS                                                                       \
     {"_loop", T_OBJECT, offsetof(TransportObject, loop), READONLY, NULL},                          \

@@ -37,7 +37,7 @@ void
 pa_wakeup_close(LoopObject *self)
 {
     if (self->wake_rfd >= 0) {
-        if (self->poller != NULL) {
+        if (self->poller != NULL && !pa_loop_is_inherited(self)) {
             (void)self->poller_ops->update(self->poller, self->wake_rfd, PA_READABLE, 0);
         }
         close(self->wake_rfd);
@@ -52,7 +52,9 @@ pa_wakeup_close(LoopObject *self)
 void
 pa_wakeup_notify(LoopObject *self)
 {
-    if (self->wake_pending || self->wake_wfd < 0) {
+    /* An inherited loop: its pipe is the parent's, and no thread of this
+     * process polls it before renewing it (see afterfork.c). */
+    if (self->wake_pending || self->wake_wfd < 0 || pa_loop_is_inherited(self)) {
         return;
     }
     static const char zero = 0;

@@ -10,6 +10,7 @@ the interpreter-wide setup that run_forever() performs.
 """
 import concurrent.futures
 import errno
+import os
 import signal
 import sys
 import threading
@@ -40,6 +41,37 @@ def _run_until_complete_cb(fut):
 def _sighandler_noop(signum, frame):
     """Dummy signal handler: the C-level handler of CPython writes the
     signal number to the loop's wakeup fd, which is all we need."""
+
+
+# The loop whose self-pipe add_signal_handler() made the signal wakeup fd.
+_signal_wakeup_loop = None
+
+
+def _set_signal_wakeup_loop(loop):
+    global _signal_wakeup_loop
+    _signal_wakeup_loop = None if loop is None else weakref.ref(loop)
+
+
+def _signal_wakeup_after_fork():
+    # In a forked child the wakeup fd still is the parent's pipe: a signal
+    # sent to the child would run the parent's handler. The loop's
+    # _wakeup_fd is the pipe of the process asking (the loop renews its
+    # poller and self-pipe in the child), so its handlers keep working here.
+    loop = _signal_wakeup_loop() if _signal_wakeup_loop is not None else None
+    if loop is None or loop.is_closed() or not loop._signal_handlers:
+        return
+    try:
+        signal.set_wakeup_fd(loop._wakeup_fd)
+    except (ValueError, OSError) as exc:
+        logger.info('set_wakeup_fd() after fork failed: %s', exc)
+        try:
+            signal.set_wakeup_fd(-1)  # at least not the parent's pipe
+        except (ValueError, OSError):
+            pass
+
+
+if hasattr(os, 'register_at_fork'):
+    os.register_at_fork(after_in_child=_signal_wakeup_after_fork)
 
 
 class Loop(LoopBase, NetworkMixin, events.AbstractEventLoop):
@@ -397,6 +429,7 @@ class Loop(LoopBase, NetworkMixin, events.AbstractEventLoop):
             signal.set_wakeup_fd(self._wakeup_fd)
         except (ValueError, OSError) as exc:
             raise RuntimeError(str(exc))
+        _set_signal_wakeup_loop(self)
         handle = self._make_handle(callback, args)
         self._signal_handlers[sig] = handle
         try:
@@ -406,6 +439,7 @@ class Loop(LoopBase, NetworkMixin, events.AbstractEventLoop):
         except OSError as exc:
             del self._signal_handlers[sig]
             if not self._signal_handlers:
+                _set_signal_wakeup_loop(None)
                 try:
                     signal.set_wakeup_fd(-1)
                 except (ValueError, OSError) as nexc:
@@ -445,6 +479,7 @@ class Loop(LoopBase, NetworkMixin, events.AbstractEventLoop):
                 raise RuntimeError(f'sig {sig} cannot be caught')
             raise
         if not self._signal_handlers:
+            _set_signal_wakeup_loop(None)
             try:
                 signal.set_wakeup_fd(-1)
             except (ValueError, OSError) as exc:

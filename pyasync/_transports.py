@@ -42,10 +42,11 @@ def _repr(transport):
 
 
 def _warn_unclosed(transport, warn):
-    sock = transport._sock
-    if sock is not None:
+    if transport._sock is not None:
         warn(f"unclosed transport {transport!r}", ResourceWarning, source=transport)
-        sock.close()
+        # Through the loop, which stops watching the fd before it is closed,
+        # and detached from the server, which no longer waits for it.
+        transport._close_unclosed()
 
 
 def _base_extra(info, sock):

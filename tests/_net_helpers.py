@@ -81,6 +81,19 @@ def _udp_buffer_size_leaks():
 
 UDP_BUFFER_SIZE_LEAKS = _udp_buffer_size_leaks()
 
+
+def _collected_transport_detaches():
+    # The finaliser of a transport never closed detaches it from its server
+    # from 3.13 on; before, Server.wait_closed() waited for it forever.
+    try:
+        src = inspect.getsource(asyncio.selector_events._SelectorTransport.__del__)
+    except (OSError, TypeError):  # pragma: no cover - no source available
+        return PY >= (3, 13)
+    return "_detach" in src
+
+
+COLLECTED_TRANSPORT_DETACHES = _collected_transport_detaches()
+
 # asyncio's UDP transport derives from asyncio.DatagramTransport (3.12+; in
 # 3.11 it is only a BaseTransport).
 UDP_TRANSPORT_IS_DATAGRAM_TRANSPORT = issubclass(

@@ -1,10 +1,14 @@
 """add_reader, add_writer, remove_reader, remove_writer."""
+import errno
 import os
 import socket
 import subprocess
 import sys
+import textwrap
 
 import pytest
+
+import pyasync
 
 
 def run_until(loop, predicate, timeout=5.0):
@@ -120,6 +124,74 @@ def test_invalid_file_objects(loop):
         loop.add_reader(-1, print)
     with pytest.raises(ValueError):
         loop.add_writer(-5, print)
+
+
+# Run in a child process whose address space is a few hundred megabytes
+# above what it uses at the start, and bounded in time: a watcher table grown
+# for a number before the number is checked cannot fit (10**8 watchers take
+# gigabytes), and growth whose arithmetic overflows never ends.
+BOGUS_FD_PROBE = textwrap.dedent("""
+    import asyncio, os, resource, sys
+    import pyasync
+
+    def vm_size():
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+
+    with open("/proc/self/maps") as f:
+        under_asan = "libasan" in f.read()  # its shadow memory needs the room
+    if not under_asan:
+        limit = vm_size() + 512 * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    loop = asyncio.new_event_loop() if sys.argv[1] == "asyncio" else pyasync.new_event_loop()
+    r, w = os.pipe()
+    os.close(r)
+    os.close(w)
+    fds = {"negative": -1, "very negative": -2**70, "huge": 10**8, "largest int": 2**31 - 1,
+           "past int": 2**31, "past long": 2**64, "closed": r}
+    for name, fd in fds.items():
+        for method in ("add_reader", "add_writer", "remove_reader", "remove_writer"):
+            args = (fd, print) if method.startswith("add") else (fd,)
+            try:
+                outcome = repr(getattr(loop, method)(*args))
+            except Exception as exc:
+                outcome = f"{type(exc).__name__} {getattr(exc, 'errno', None)} {exc}"
+            print(f"{name}|{method}|{outcome}")
+    loop.close()
+""")
+
+
+def test_bogus_fds(loop_kind):
+    # asyncio's selector checks the number (ValueError when negative), then
+    # the kernel refuses to register what is not an open fd (EBADF) and the
+    # conversion to a C int fails past INT_MAX; removal finds nothing.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(pyasync.__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    out = subprocess.run([sys.executable, "-c", BOGUS_FD_PROBE, loop_kind],
+                         capture_output=True, text=True, timeout=30, env=env)
+    assert out.returncode == 0, out.stderr
+    got = {}
+    for line in out.stdout.splitlines():
+        name, method, outcome = line.split("|")
+        got[name, method] = outcome
+    ebadf = f"OSError {errno.EBADF} [Errno {errno.EBADF}] {os.strerror(errno.EBADF)}"
+    too_large = "OverflowError None Python int too large to convert to C int"
+    expected = {
+        "negative": ("ValueError None Invalid file descriptor: -1",) * 2,
+        "very negative": (f"ValueError None Invalid file descriptor: {-2**70}",) * 2,
+        "huge": (ebadf, "False"),
+        "largest int": (ebadf, "False"),
+        "past int": (too_large, "False"),
+        "past long": (too_large, "False"),
+        "closed": (ebadf, "False"),
+    }
+    for name, (on_add, on_remove) in expected.items():
+        for direction in ("reader", "writer"):
+            assert got[name, "add_" + direction] == on_add, name
+            assert got[name, "remove_" + direction] == on_remove, name
 
 
 def test_closed_loop(loop, pair):

@@ -3,6 +3,7 @@ watcher remembers the object it was registered with: remove_reader(sock) of
 a socket closed in the meantime (fileno() == -1) finds it by identity, and
 the fd number is free for the next file, which must then be polled."""
 import asyncio
+import gc
 import selectors
 import socket
 
@@ -343,3 +344,106 @@ def test_transport_on_fd_of_stale_entry(poll_ref_loop):
         assert loop.run_until_complete(main()) == b"over the transport"
     finally:
         d.close()
+
+
+# -- transports collected without close() --------------------------------------
+
+class FirstData(asyncio.Protocol):
+    def __init__(self, loop):
+        self.data = loop.create_future()
+
+    def data_received(self, data):
+        if not self.data.done():
+            self.data.set_result(data)
+
+
+def paused_transport(loop):
+    """A transport on one end of a socket pair with its reading paused (so
+    that the loop holds no reference to it), the socket it was made with and
+    the other end of the pair."""
+    a, b = socket.socketpair()
+
+    async def start():
+        transport, _ = await loop.create_connection(asyncio.Protocol, sock=a)
+        await asyncio.sleep(0)  # reading started
+        transport.pause_reading()
+        return transport
+    return loop.run_until_complete(start()), a, b
+
+
+def reads_on_transport(loop, sock, peer):
+    """Whether a transport made on sock receives what peer sends."""
+    async def main():
+        transport, protocol = await loop.create_connection(lambda: FirstData(loop), sock=sock)
+        peer.send(b"on the reused fd")
+        try:
+            return await asyncio.wait_for(protocol.data, 2.0)
+        finally:
+            transport.close()
+            await asyncio.sleep(0)
+    return loop.run_until_complete(main()) == b"on the reused fd"
+
+
+def test_transport_collected_while_paused_frees_its_fd(loop):
+    # The finaliser closes the socket through the loop: no interest is left
+    # behind for the number, which the next file takes.
+    transport, a, b = paused_transport(loop)
+    fd = a.fileno()
+    with pytest.warns(ResourceWarning, match="unclosed transport"):
+        del transport, a
+        gc.collect()
+    b.close()
+    c, d = socketpair_on_fd(fd)
+    try:
+        assert reads_on_transport(loop, c, d)
+    finally:
+        c.close()
+        d.close()
+
+
+def test_transport_on_fd_left_by_a_socket_closed_behind_the_loop(loop):
+    # The socket of a paused transport is closed behind the loop's back,
+    # then the transport is collected: the interest its paused reading left
+    # for the number is of a file the kernel forgot, and the next transport
+    # on that number must be registered afresh.
+    transport, a, b = paused_transport(loop)
+    fd = a.fileno()
+    a.close()
+    with pytest.warns(ResourceWarning, match="unclosed transport"):
+        del transport
+        gc.collect()
+    b.close()
+    c, d = socketpair_on_fd(fd)
+    try:
+        assert reads_on_transport(loop, c, d)
+    finally:
+        c.close()
+        d.close()
+
+
+def test_closed_transport_leaves_the_next_owner_of_its_fd_alone(loop):
+    # close() only schedules connection_lost() and the socket's close; the
+    # socket is closed behind the transport's back before that (a `with`
+    # block ends) and its number goes to a new socket, watched at once.
+    a, b = socket.socketpair()
+    fd = a.fileno()
+
+    async def main():
+        transport, _ = await loop.create_connection(asyncio.Protocol, sock=a)
+        await asyncio.sleep(0)  # reading started
+        transport.close()
+        a.close()
+        b.close()
+        c, d = socketpair_on_fd(fd)
+        try:
+            got = loop.create_future()
+            loop.add_reader(c, lambda: got.done() or got.set_result(c.recv(100)))
+            await asyncio.sleep(0.01)  # the transport's connection_lost() ran
+            d.send(b"still watched")
+            result = await asyncio.wait_for(got, 2.0)
+            assert loop.remove_reader(c) is True
+            return result
+        finally:
+            c.close()
+            d.close()
+    assert loop.run_until_complete(main()) == b"still watched"

@@ -4,6 +4,7 @@ create_connection(sock=, local_addr=, happy_eyeballs_delay=, interleave=,
 all_errors=)."""
 import asyncio
 import errno
+import gc
 import os
 import socket
 import stat
@@ -228,6 +229,35 @@ def test_create_server_with_sock(loop, endpoint, closer):
             return await _round_trip(loop, endpoint, sock.getsockname())
     assert run(loop, main()) == b"hello"
     assert sock.fileno() == -1  # the server owned the socket and closed it
+
+
+def test_wait_closed_after_a_connection_is_collected(loop, loop_kind):
+    # A connection dropped without close() is collected after the server
+    # was closed: the server no longer waits for it. pyasync detaches it on
+    # every version.
+    if loop_kind == "asyncio" and not nh.COLLECTED_TRANSPORT_DETACHES:
+        pytest.skip("asyncio detaches a collected transport from its server from 3.13 on")
+
+    async def main():
+        accepted = loop.create_future()
+
+        class Dropping(asyncio.Protocol):
+            def connection_made(self, transport):
+                # Paused, the transport is held by nothing but this frame.
+                transport.pause_reading()
+                accepted.set_result(None)
+        server = await loop.create_server(Dropping, "127.0.0.1", 0)
+        client = socket.create_connection(server.sockets[0].getsockname())
+        try:
+            await accepted
+            await nh.spin()
+            server.close()  # the connection is still there
+            with pytest.warns(ResourceWarning, match="unclosed transport"):
+                gc.collect()
+            await asyncio.wait_for(server.wait_closed(), 2.0)
+        finally:
+            client.close()
+    run(loop, main())
 
 
 # -- Unix socket files ---------------------------------------------------------
