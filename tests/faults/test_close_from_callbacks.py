@@ -44,24 +44,28 @@ def test_stop_and_close_from_callback(loop):
     assert loop.is_closed()
 
 
-def test_close_and_rerun_from_a_coroutine(loop):
+@pytest.mark.parametrize("call, message", [
+    ("close", "Cannot close a running event loop"),
+    ("run_forever", "This event loop is already running"),
+    ("run_until_complete", "This event loop is already running"),
+])
+def test_close_or_rerun_from_a_coroutine(loop, call, message):
+    # One call per loop: on 3.13.0, asyncio's failed nested run_forever()
+    # marks the running loop as not running (its cleanup runs even though
+    # the setup refused), so nothing after it would be asyncio's intent.
     coro = asyncio.sleep(0)
+    args = (coro,) if call == "run_until_complete" else ()
 
     async def main():
-        errors = []
-        for call in (loop.close, loop.run_forever, lambda: loop.run_until_complete(coro)):
-            try:
-                call()
-            except RuntimeError as exc:
-                errors.append(str(exc))
-        return errors
+        try:
+            getattr(loop, call)(*args)
+        except RuntimeError as exc:
+            return str(exc)
+        return "no error"
     try:
-        errors = run(loop, main())
+        assert run(loop, main()) == message
     finally:
         coro.close()
-    assert errors == ["Cannot close a running event loop",
-                      "This event loop is already running",
-                      "This event loop is already running"]
     assert not loop.is_closed()
 
 
