@@ -24,6 +24,12 @@ counter, far below the fraction's step). asyncio's heap gives no order for
 equal deadlines while pyasync keeps them FIFO (docs/differences.md), so
 equal deadlines would compare asyncio's heap layout, not behaviour.
 
+Order by id. asyncio.TaskGroup keeps its tasks in a set and cancels them
+in the set's order, which follows the tasks' addresses and so changes from
+run to run; the programs use a TaskGroup subclass that keeps them in
+insertion order (OrderedTaskGroup), on both loops. Sets that the programs
+see (asyncio.wait()'s results) are logged sorted.
+
 When a seed differs, the failure shows the seed, the program, the first
 differing trace entry with its neighbours, and a shrunk program (snippets
 removed while the traces still differ).
