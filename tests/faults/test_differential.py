@@ -59,7 +59,7 @@ RUNAWAY_TICKS = 2000
 #   82, 162, 164 (3.13, eager task factory): asyncio names a task made
 #   without a name 'None' (its create_task() calls set_name(None) after the
 #   factory; CPython gh-128308), pyasync names it Task-<n>.
-REGRESSION_SEEDS = [82, 162, 164]
+REGRESSION_SEEDS = [82, 89, 162, 164]
 
 
 def seeds_to_run():
@@ -623,9 +623,34 @@ def excerpt(trace, index, around=4):
 
 # With eager tasks, a TaskGroup that is already aborting refuses create_task()
 # and leaves the coroutine unawaited (both loops, as asyncio 3.12/3.13 do).
+def _asyncio_names_factory_tasks_none():
+    """CPython 3.13.0's create_task() calls set_name(None) after a task
+    factory (gh-128308), so such a task is named 'None'; pyasync does not
+    copy the bug (docs/differences.md)."""
+    if not HAS_EAGER_TASKS:
+        return False
+    loop = asyncio.new_event_loop()
+    try:
+        loop.set_task_factory(asyncio.eager_task_factory)
+
+        async def nothing():
+            pass
+        return loop.create_task(nothing()).get_name() == "None"
+    finally:
+        loop.close()
+
+
+# The seeds whose programs make tasks through a task factory without a name.
+FACTORY_NAME_SEEDS = {82, 89, 162, 164}
+
+
 @pytest.mark.filterwarnings("ignore:coroutine '.*' was never awaited:RuntimeWarning")
 @pytest.mark.parametrize("seed", seeds_to_run())
-def test_same_trace_on_both_loops(seed):
+def test_same_trace_on_both_loops(seed, request):
+    if seed in FACTORY_NAME_SEEDS and _asyncio_names_factory_tasks_none():
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="asyncio of this CPython names a task made through a task "
+            "factory 'None' (gh-128308); pyasync does not copy the bug"))
     program = Generator(seed).generate()
     reference = run_program(program, "asyncio")
     assert reference, "the program logged nothing"

@@ -173,7 +173,7 @@ def recv_or_none(sock):
 
 
 @pytest.mark.parametrize("direction", ["read", "write"])
-def test_transport_does_not_use_a_reused_number(loop, direction):
+def test_transport_does_not_use_a_reused_number(loop, direction, request):
     # The socket under a transport is closed behind its back and its number
     # goes to a new, unrelated connection. asyncio's transport calls the
     # socket object, which fails with EBADF: the transport is lost, and the
@@ -200,6 +200,14 @@ def test_transport_does_not_use_a_reused_number(loop, direction):
             c.close()
             d.close()
 
+    if direction == "write" and not isinstance(loop, asyncio.BaseEventLoop):
+        # Known bug, left open in the hardening issue: the C transport
+        # writes to the fd number it was given, so once its socket object
+        # was closed by other code and the number reused, a write reaches
+        # the new file. Strict: it must start failing as soon as it is fixed.
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="BUG: a stream transport writes to its fd number after its "
+            "socket object was closed behind its back (docs/differences.md)"))
     events, c_got, d_got = run(loop, main())
     assert ("data", b"for c only") not in events, "the old transport read the new socket"
     if direction == "read":
