@@ -11,6 +11,7 @@ import textwrap
 import pytest
 
 import pyasync
+from _child import CHILD_CWD
 
 PY312 = sys.version_info >= (3, 12)
 
@@ -110,7 +111,7 @@ def test_import_keeps_asyncio_c_bookkeeping():
         assert asyncio.run(main())
         print("ok")
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", code], cwd=CHILD_CWD, capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
@@ -299,7 +300,7 @@ def test_subclasses_finalised_at_interpreter_exit(impl):
         f.me = f
         del tasks, f, loop
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", code], cwd=CHILD_CWD, capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stderr.count("MyFuture exception was never retrieved") == 1, out.stderr

@@ -10,6 +10,7 @@ import sys
 import textwrap
 
 import pytest
+from _child import CHILD_CWD
 
 SCRIPT = textwrap.dedent("""
     import asyncio, contextlib, gc, io, sys
@@ -46,7 +47,7 @@ SCRIPT = textwrap.dedent("""
 
 def reported(kind, rounds=40):
     code = SCRIPT.replace("ROUNDS", str(rounds))
-    proc = subprocess.run([sys.executable, "-c", code, kind], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", code, kind], cwd=CHILD_CWD, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     lines = [re.sub(r"0x[0-9a-f]+", "0x", line) for line in proc.stdout.splitlines()

@@ -9,6 +9,7 @@ import textwrap
 import pytest
 
 import pyasync
+from _child import CHILD_CWD
 
 
 def run_until(loop, predicate, timeout=5.0):
@@ -170,7 +171,7 @@ def test_bogus_fds(loop_kind):
     root = os.path.dirname(os.path.dirname(os.path.abspath(pyasync.__file__)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    out = subprocess.run([sys.executable, "-c", BOGUS_FD_PROBE, loop_kind],
+    out = subprocess.run([sys.executable, "-c", BOGUS_FD_PROBE, loop_kind], cwd=CHILD_CWD,
                          capture_output=True, text=True, timeout=30, env=env)
     assert out.returncode == 0, out.stderr
     got = {}
@@ -283,7 +284,7 @@ def test_watching_an_fd_that_is_not_open(loop_kind, fd):
     root = os.path.dirname(os.path.dirname(os.path.abspath(pyasync.__file__)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [
         root, os.environ.get("PYTHONPATH")])))
-    proc = subprocess.run([sys.executable, "-c", NOT_OPEN_CHILD, loop_kind, str(fd)],
+    proc = subprocess.run([sys.executable, "-c", NOT_OPEN_CHILD, loop_kind, str(fd)], cwd=CHILD_CWD,
                           env=env, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["['OSError',", "'OSError']", "False", "False"]

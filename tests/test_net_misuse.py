@@ -16,6 +16,7 @@ import textwrap
 import pytest
 
 import pyasync
+from _child import CHILD_CWD
 
 PYASYNC_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(pyasync.__file__)))
 
@@ -25,7 +26,7 @@ def run_child(code, *args):
     path = env.get("PYTHONPATH")
     env["PYTHONPATH"] = PYASYNC_ROOT + (os.pathsep + path if path else "")
     proc = subprocess.run([sys.executable, "-X", "faulthandler", "-c", textwrap.dedent(code),
-                           *args], capture_output=True, text=True, env=env, timeout=60)
+                           *args], cwd=CHILD_CWD, capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0, f"exit code {proc.returncode}\n{proc.stderr[-3000:]}"
     return json.loads(proc.stdout.strip().splitlines()[-1])
 

@@ -16,6 +16,7 @@ import pyasync
 
 import _net_helpers as nh
 from _net_helpers import Recorder, ServerFactory, run
+from _child import CHILD_CWD
 
 pytest_plugins = ["_net_helpers"]  # fixtures: endpoint, tcp, unix, closer, ...
 
@@ -738,7 +739,7 @@ def test_peer_gone_is_a_connection_error_not_sigpipe(how, family):
     root = os.path.dirname(os.path.dirname(os.path.abspath(pyasync.__file__)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [
         root, os.environ.get("PYTHONPATH")])))
-    proc = subprocess.run([sys.executable, "-c", SIGPIPE_CHILD, how, family], env=env,
+    proc = subprocess.run([sys.executable, "-c", SIGPIPE_CHILD, how, family], cwd=CHILD_CWD, env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
     assert proc.stdout.strip() in ("BrokenPipeError", "ConnectionResetError")

@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 import pytest
+from _child import CHILD_CWD
 
 _testcapi = pytest.importorskip("_testcapi")
 
@@ -83,7 +84,7 @@ def test_allocation_failures(op):
     # The debug allocator fills new memory with a pattern: a field left
     # uninitialised on an error path is then a bad pointer, not a lucky NULL.
     env = dict(os.environ, PYTHONMALLOC="debug")
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, op], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, op], cwd=CHILD_CWD, capture_output=True, text=True,
                           timeout=120, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "ok after" in proc.stdout

@@ -179,7 +179,7 @@ def test_command_line_loop_option(run, loop_kind):
             [sys.executable, "-m", "uvicorn", "--loop", UVICORN_LOOP[loop_kind],
              "--fd", str(sock.fileno()), "--app-dir", here, "--log-level", "warning",
              "test_uvicorn_httpx:app"],
-            pass_fds=[sock.fileno()], env=env,
+            pass_fds=[sock.fileno()], env=env, cwd=here,  # not the source tree (tests/_child.py)
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         seen = run(query, port)
