@@ -43,6 +43,7 @@ import contextvars
 import itertools
 import os
 import random
+import re
 import selectors
 import socket
 
@@ -91,10 +92,26 @@ class Program:
         self.eager = eager    # run with the loop's eager task factory
         self.functions = {}   # name -> list of snippets (lists of lines)
 
+    def reachable(self):
+        """The functions main calls, directly or not (shrinking leaves the
+        others behind; they are not shown)."""
+        seen = {"main"}
+        todo = ["main"]
+        while todo:
+            for line in itertools.chain.from_iterable(self.functions[todo.pop()]):
+                for callee in re.findall(r"\b(f\d+)\(", line):
+                    if callee not in seen:
+                        seen.add(callee)
+                        todo.append(callee)
+        return seen
+
     def source(self):
         out = [f"# program of seed {self.seed}"
                + (" (eager task factory)" if self.eager else "")]
+        reachable = self.reachable()
         for fname, snippets in self.functions.items():
+            if fname not in reachable:
+                continue
             out += [f"async def {fname}(name):",
                     "    log(name, 'start')",
                     "    try:"]
