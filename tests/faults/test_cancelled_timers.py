@@ -5,7 +5,8 @@ run one, still run a live timer among them, and give the memory back: once
 they are gone, the process holds no more than a tenth of what the timers
 took at their peak (asyncio keeps about 1%: its heap is a list rebuilt
 without the cancelled timers, and the handles are freed). Measured in a
-fresh process, so that nothing else moves the resident set."""
+fresh process, so that nothing else moves the resident set (and not under
+AddressSanitizer, whose quarantine holds freed memory)."""
 import json
 import subprocess
 
@@ -69,7 +70,12 @@ iterations_seconds = loop.run_until_complete(drain())
 drain_seconds = time.perf_counter() - t0 - 0.02
 gc.collect()
 after = rss_mib()
+with open("/proc/self/maps") as f:
+    # AddressSanitizer's quarantine keeps freed memory: RSS cannot show it
+    # coming back there.
+    under_asan = "libasan" in f.read()
 print(json.dumps({
+    "under_asan": under_asan,
     "fired": fired, "scheduled_left": len(loop._scheduled),
     "cancelled_count": loop._timer_cancelled_count,
     "base": base, "peak": peak, "after": after,
@@ -97,5 +103,5 @@ def test_million_cancelled_timers(loop_kind):
     growth = r["peak"] - r["base"]
     retained = r["after"] - r["base"]
     assert growth > 50, "the timers took less memory than expected: " + summary
-    assert retained <= 0.1 * growth, (
+    assert r["under_asan"] or retained <= 0.1 * growth, (
         f"{retained:.1f} MiB of {growth:.1f} MiB still held after the timers went; " + summary)

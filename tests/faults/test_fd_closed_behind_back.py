@@ -13,6 +13,7 @@ asyncio defect, not behaviour to copy. The transport cases hold on both
 asyncio selectors."""
 import asyncio
 import errno
+import os
 import random
 import selectors
 import socket
@@ -207,6 +208,15 @@ def test_transport_does_not_use_a_reused_number(loop, direction, request):
         # the new file. Strict: it must start failing as soon as it is fixed.
         request.applymarker(pytest.mark.xfail(
             strict=True, reason="BUG: a stream transport writes to its fd number after its "
+            "socket object was closed behind its back (docs/differences.md)"))
+    if direction == "read" and not isinstance(loop, asyncio.BaseEventLoop) \
+            and os.environ.get("PYASYNC_POLLER") == "poll":
+        # The same bug on the reading side, seen with the poll() backend
+        # only: epoll forgets a closed file's registration, so the old
+        # transport is never told the reused number is readable; poll()
+        # reports it, and the transport reads the new file's data.
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="BUG: a stream transport reads its fd number after its "
             "socket object was closed behind its back (docs/differences.md)"))
     events, c_got, d_got = run(loop, main())
     assert ("data", b"for c only") not in events, "the old transport read the new socket"
