@@ -53,6 +53,7 @@ static const struct {
     {"WeakSet", offsetof(pa_state, WeakSet)},
     {"BufferedProtocol", offsetof(pa_state, BufferedProtocol)},
     {"StreamReaderProtocol", offsetof(pa_state, StreamReaderProtocol)},
+    {"socket_type", offsetof(pa_state, socket_type)},
 };
 
 #define N_HELPERS (sizeof(helper_slots) / sizeof(helper_slots[0]))

@@ -43,6 +43,7 @@ typedef struct {
     PyObject *WeakSet;                /* weakref.WeakSet */
     PyObject *BufferedProtocol;       /* asyncio.BufferedProtocol */
     PyObject *StreamReaderProtocol;   /* asyncio.StreamReaderProtocol */
+    PyObject *socket_type;            /* _socket.socket, the base of socket.socket */
 
     /* The registry set and its parts, cached by taskregistry.c. */
     PyObject *registry_set;

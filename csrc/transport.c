@@ -326,6 +326,72 @@ on_eof(TransportObject *self)
     return res ? 0 : -1;
 }
 
+/* ------------------------------------------------ system calls on the fd */
+
+/* Python's socket object keeps its fd as the first field after the object
+ * header (PySocketSockObject in CPython's Modules/socketmodule.h, the same in
+ * 3.11 to 3.13) and sets it to -1 when it is closed. pa_tr_init() checks
+ * the field against fileno() before trusting it. */
+typedef struct {
+    PyObject_HEAD
+    int sock_fd;
+} socket_head;
+
+/* Whether the socket object still holds the number this transport was made
+ * with. Other code may close it behind the transport's back (say
+ * get_extra_info("socket").close()), and the kernel gives the number to the
+ * next file opened: a system call on it would read or write that file.
+ * asyncio's transport calls the socket object, which then fails with EBADF;
+ * every system call below fails the same way. */
+static int
+sock_holds_fd(TransportObject *self)
+{
+    if (self->sock == NULL) {
+        return 0;
+    }
+    if (self->fd_in_sock) {
+        return ((socket_head *)self->sock)->sock_fd == self->fd;
+    }
+    /* Not a _socket.socket: ask it (any error counts as closed). */
+    PyObject *exc = pa_err_take();
+    PyObject *fdobj = PyObject_CallMethodNoArgs(self->sock, pa_tr_loop(self)->state->str_fileno);
+    long fd = fdobj ? PyLong_AsLong(fdobj) : -1;
+    Py_XDECREF(fdobj);
+    PyErr_Clear();
+    pa_err_restore(exc);
+    return fd == self->fd;
+}
+
+static ssize_t
+sock_recv(TransportObject *self, void *buf, size_t len)
+{
+    if (!sock_holds_fd(self)) {
+        errno = EBADF;
+        return -1;
+    }
+    return recv(self->fd, buf, len, 0);
+}
+
+static ssize_t
+sock_send(TransportObject *self, const void *buf, size_t len)
+{
+    if (!sock_holds_fd(self)) {
+        errno = EBADF;
+        return -1;
+    }
+    return send(self->fd, buf, len, PA_SEND_FLAGS);
+}
+
+static ssize_t
+sock_sendmsg(TransportObject *self, const struct msghdr *msg)
+{
+    if (!sock_holds_fd(self)) {
+        errno = EBADF;
+        return -1;
+    }
+    return sendmsg(self->fd, msg, PA_SEND_FLAGS);
+}
+
 static int
 read_failed(TransportObject *self, int err)
 {
@@ -365,7 +431,7 @@ read_into_buffered_protocol(TransportObject *self)
         PyErr_SetString(PyExc_RuntimeError, "get_buffer() returned an empty buffer");
         return pa_tr_fatal_error_from_raised(self, "Fatal error: protocol.get_buffer() call failed.");
     }
-    ssize_t n = recv(self->fd, view.buf, (size_t)view.len, 0);
+    ssize_t n = sock_recv(self, view.buf, (size_t)view.len);
     int err = errno;
     PyBuffer_Release(&view);
     if (n < 0) {
@@ -396,7 +462,7 @@ read_into_protocol(TransportObject *self)
             return -1;
         }
     }
-    ssize_t n = recv(self->fd, st->recv_buffer, (size_t)self->read_size, 0);
+    ssize_t n = sock_recv(self, st->recv_buffer, (size_t)self->read_size);
     if (n < 0) {
         return read_failed(self, errno);
     }
@@ -523,7 +589,7 @@ Transport_write(TransportObject *self, PyObject *data)
     int was_empty = WBUF_SIZE(self) == 0;
     if (was_empty) {
         /* Try to send at once; buffer only what the kernel did not take. */
-        ssize_t n = send(self->fd, p, (size_t)len, PA_SEND_FLAGS);
+        ssize_t n = sock_send(self, p, (size_t)len);
         if (n < 0) {
             int err = errno;
             if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
@@ -604,7 +670,7 @@ Transport_writelines(TransportObject *self, PyObject *list_of_data)
         }
         /* sendmsg() rather than writev(): it takes PA_SEND_FLAGS. */
         struct msghdr msg = {.msg_iov = iov, .msg_iovlen = niov};
-        ssize_t n = sendmsg(self->fd, &msg, PA_SEND_FLAGS);
+        ssize_t n = sock_sendmsg(self, &msg);
         if (n < 0) {
             int err = errno;
             if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
@@ -646,6 +712,11 @@ done:
 static int
 shutdown_write(TransportObject *self)
 {
+    if (!sock_holds_fd(self)) {
+        errno = EBADF;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
     if (shutdown(self->fd, SHUT_WR) < 0) {
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
@@ -683,7 +754,7 @@ write_ready(TransportObject *self)
     if (self->conn_lost || WBUF_SIZE(self) == 0) {
         return 0;
     }
-    ssize_t n = send(self->fd, self->wbuf + self->wstart, (size_t)WBUF_SIZE(self), PA_SEND_FLAGS);
+    ssize_t n = sock_send(self, self->wbuf + self->wstart, (size_t)WBUF_SIZE(self));
     if (n < 0) {
         int err = errno;
         if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
@@ -1207,6 +1278,11 @@ pa_tr_init(TransportObject *self, PyObject *loop, PyObject *sock, PyObject *prot
     Py_XSETREF(self->sock, Py_NewRef(sock));
     Py_XSETREF(self->server, Py_NewRef(server));
     self->fd = (int)fd;
+    /* Read the fd out of the socket object only where the field proves to
+     * hold what fileno() said. */
+    self->fd_in_sock = st->socket_type != NULL && PyType_Check(st->socket_type) &&
+                       PyObject_TypeCheck(sock, (PyTypeObject *)st->socket_type) &&
+                       ((socket_head *)sock)->sock_fd == self->fd;
     pa_loop_claim_fd((LoopObject *)loop, self->fd);
     if (self->read_ready == NULL || self->write_ready == NULL) {
         Py_XSETREF(self->read_ready, PyObject_GetAttrString((PyObject *)self, "_read_ready"));

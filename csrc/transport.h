@@ -88,6 +88,7 @@ typedef struct {
     char protocol_connected;
     char buffered;          /* the protocol is an asyncio.BufferedProtocol */
     char initialised;       /* __init__ completed (see the invariants above) */
+    char fd_in_sock;        /* sock is a _socket.socket whose fd field we read */
 } TransportObject;
 
 static inline LoopObject *

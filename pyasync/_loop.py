@@ -8,6 +8,7 @@ run once per program rather than once per callback: run_until_complete, the
 default executor, async generator hooks, the exception handler, signals, and
 the interpreter-wide setup that run_forever() performs.
 """
+import _socket
 import concurrent.futures
 import errno
 import os
@@ -516,6 +517,7 @@ def _install_helpers():
         WeakSet=weakref.WeakSet,
         BufferedProtocol=protocols.BufferedProtocol,
         StreamReaderProtocol=streams.StreamReaderProtocol,
+        socket_type=_socket.socket,
     )
 
 

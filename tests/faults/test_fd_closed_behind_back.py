@@ -21,6 +21,7 @@ import socket
 import pytest
 
 import pyasync
+import pyasync._transports
 from ._support import run
 
 
@@ -174,7 +175,7 @@ def recv_or_none(sock):
 
 
 @pytest.mark.parametrize("direction", ["read", "write"])
-def test_transport_does_not_use_a_reused_number(loop, direction, request):
+def test_transport_does_not_use_a_reused_number(loop, direction):
     # The socket under a transport is closed behind its back and its number
     # goes to a new, unrelated connection. asyncio's transport calls the
     # socket object, which fails with EBADF: the transport is lost, and the
@@ -201,23 +202,6 @@ def test_transport_does_not_use_a_reused_number(loop, direction, request):
             c.close()
             d.close()
 
-    if direction == "write" and not isinstance(loop, asyncio.BaseEventLoop):
-        # Known bug, left open in the hardening issue: the C transport
-        # writes to the fd number it was given, so once its socket object
-        # was closed by other code and the number reused, a write reaches
-        # the new file. Strict: it must start failing as soon as it is fixed.
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="BUG: a stream transport writes to its fd number after its "
-            "socket object was closed behind its back (docs/differences.md)"))
-    if direction == "read" and not isinstance(loop, asyncio.BaseEventLoop) \
-            and os.environ.get("PYASYNC_POLLER") == "poll":
-        # The same bug on the reading side, seen with the poll() backend
-        # only: epoll forgets a closed file's registration, so the old
-        # transport is never told the reused number is readable; poll()
-        # reports it, and the transport reads the new file's data.
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="BUG: a stream transport reads its fd number after its "
-            "socket object was closed behind its back (docs/differences.md)"))
     events, c_got, d_got = run(loop, main())
     assert ("data", b"for c only") not in events, "the old transport read the new socket"
     if direction == "read":
@@ -228,3 +212,59 @@ def test_transport_does_not_use_a_reused_number(loop, direction, request):
     else:
         assert d_got is None, "the old transport wrote into the new socket"
         assert events == [("lost", "OSError", errno.EBADF)]
+
+
+class SocketLike:
+    """Not a socket.socket: what a transport is given by code that wraps its
+    socket. It reports -1 once closed, as socket objects do."""
+
+    def __init__(self, sock):
+        self._sock = sock
+
+    def fileno(self):
+        return self._sock.fileno()
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+@pytest.mark.parametrize("direction", ["read", "write"])
+def test_transport_over_a_socket_like_object(direction):
+    # pyasync only: the transport asks such an object fileno() instead of
+    # reading a socket object's fd field.
+    loop = pyasync.new_event_loop()
+
+    async def main():
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        fd = a.fileno()
+        proto = Collect()
+        transport = pyasync._transports.SocketTransport(loop, SocketLike(a), proto)
+        b.send(b"before")
+        await asyncio.sleep(0.01)
+        assert proto.events == [("data", b"before")]
+        a.close()
+        b.close()
+        c, d = socketpair_on_fd(fd)
+        try:
+            if direction == "read":
+                d.send(b"for c only")
+            else:
+                transport.write(b"for the old peer only")
+            await asyncio.sleep(0.05)
+            return list(proto.events), recv_or_none(c), recv_or_none(d)
+        finally:
+            transport.abort()
+            c.close()
+            d.close()
+
+    try:
+        events, c_got, d_got = run(loop, main())
+    finally:
+        loop.close()
+    assert d_got is None, "the old transport wrote into the new socket"
+    if direction == "read":
+        assert c_got == b"for c only"
+        assert events[1:] in ([], [("lost", "OSError", errno.EBADF)])
+    else:
+        assert events[1:] == [("lost", "OSError", errno.EBADF)]
