@@ -19,6 +19,7 @@
  * of the subclass in pyasync/_loop.py, called once per run_forever().
  */
 #include "loop.h"
+#include "keywords.h"
 
 #include <limits.h>
 #include "clock.h"
@@ -295,6 +296,7 @@ schedule_soon(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObje
 static PyObject *
 Loop_call_soon(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
 {
+    PA_BIND_LEADING_KEYWORDS(Loop_call_soon, "call_soon", "callback");
     return schedule_soon(self, args, nargsf, kwnames, "call_soon", 0);
 }
 
@@ -302,6 +304,7 @@ static PyObject *
 Loop_call_soon_threadsafe(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf,
                           PyObject *kwnames)
 {
+    PA_BIND_LEADING_KEYWORDS(Loop_call_soon_threadsafe, "call_soon_threadsafe", "callback");
     return schedule_soon(self, args, nargsf, kwnames, "call_soon_threadsafe", 1);
 }
 
@@ -371,6 +374,7 @@ parse_time_arg(PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames, cons
 static PyObject *
 Loop_call_later(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
 {
+    PA_BIND_LEADING_KEYWORDS(Loop_call_later, "call_later", "delay", "callback");
     double delay;
     PyObject *context;
     if (parse_time_arg(args, nargsf, kwnames, "call_later", "delay", "delay must not be None",
@@ -387,6 +391,7 @@ Loop_call_later(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf, PyOb
 static PyObject *
 Loop_call_at(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
 {
+    PA_BIND_LEADING_KEYWORDS(Loop_call_at, "call_at", "when", "callback");
     double when;
     PyObject *context;
     if (parse_time_arg(args, nargsf, kwnames, "call_at", "when", "when cannot be None", &when,
@@ -438,6 +443,7 @@ pa_parse_task_args(const char *fname, Py_ssize_t npos, PyObject *const *args, Py
 static PyObject *
 Loop_create_task(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
 {
+    PA_BIND_LEADING_KEYWORDS(Loop_create_task, "create_task", "coro");
     PyObject *name, *context;
     if (pa_parse_create_task_args(args, nargsf, kwnames, &name, &context) < 0) {
         return NULL;
@@ -464,8 +470,13 @@ Loop_create_task(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf, PyO
 }
 
 static PyObject *
-Loop_set_task_factory(LoopObject *self, PyObject *factory)
+Loop_set_task_factory(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf,
+                      PyObject *kwnames)
 {
+    PyObject *factory;
+    if (pa_parse_single_arg("set_task_factory", "factory", args, nargsf, kwnames, &factory) < 0) {
+        return NULL;
+    }
     if (factory != Py_None && !PyCallable_Check(factory)) {
         PyErr_SetString(PyExc_TypeError, "task factory must be a callable or None");
         return NULL;
@@ -1158,27 +1169,89 @@ Loop_dealloc(LoopObject *self)
     Py_DECREF(tp);
 }
 
+static PyObject *
+Loop_add_reader(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+{
+    PA_BIND_LEADING_KEYWORDS(Loop_add_reader, "add_reader", "fd", "callback");
+    if (pa_reject_keywords("add_reader", kwnames) < 0) {
+        return NULL;
+    }
+    return pa_loop_add_reader(self, args, PyVectorcall_NARGS(nargsf));
+}
+
+static PyObject *
+Loop_add_writer(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+{
+    PA_BIND_LEADING_KEYWORDS(Loop_add_writer, "add_writer", "fd", "callback");
+    if (pa_reject_keywords("add_writer", kwnames) < 0) {
+        return NULL;
+    }
+    return pa_loop_add_writer(self, args, PyVectorcall_NARGS(nargsf));
+}
+
+static PyObject *
+Loop_private_add_reader(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf,
+                        PyObject *kwnames)
+{
+    PA_BIND_LEADING_KEYWORDS(Loop_private_add_reader, "_add_reader", "fd", "callback");
+    if (pa_reject_keywords("_add_reader", kwnames) < 0) {
+        return NULL;
+    }
+    return pa_loop_private_add_reader(self, args, PyVectorcall_NARGS(nargsf));
+}
+
+static PyObject *
+Loop_private_add_writer(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf,
+                        PyObject *kwnames)
+{
+    PA_BIND_LEADING_KEYWORDS(Loop_private_add_writer, "_add_writer", "fd", "callback");
+    if (pa_reject_keywords("_add_writer", kwnames) < 0) {
+        return NULL;
+    }
+    return pa_loop_private_add_writer(self, args, PyVectorcall_NARGS(nargsf));
+}
+
+static PyObject *
+Loop_remove_reader(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+{
+    PyObject *fd;
+    if (pa_parse_single_arg("remove_reader", "fd", args, nargsf, kwnames, &fd) < 0) {
+        return NULL;
+    }
+    return pa_loop_remove_reader(self, fd);
+}
+
+static PyObject *
+Loop_remove_writer(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+{
+    PyObject *fd;
+    if (pa_parse_single_arg("remove_writer", "fd", args, nargsf, kwnames, &fd) < 0) {
+        return NULL;
+    }
+    return pa_loop_remove_writer(self, fd);
+}
+
 static PyMethodDef Loop_methods[] = {
     {"call_soon", (PyCFunction)(void (*)(void))Loop_call_soon, METH_FASTCALL | METH_KEYWORDS,
-     "call_soon($self, callback, /, *args, context=None)\n--\n\nArrange for callback(*args) to be "
+     "call_soon($self, callback, *args, context=None)\n--\n\nArrange for callback(*args) to be "
      "called at the next iteration."},
     {"call_soon_threadsafe", (PyCFunction)(void (*)(void))Loop_call_soon_threadsafe,
      METH_FASTCALL | METH_KEYWORDS,
-     "call_soon_threadsafe($self, callback, /, *args, context=None)\n--\n\nLike call_soon(), "
+     "call_soon_threadsafe($self, callback, *args, context=None)\n--\n\nLike call_soon(), "
      "callable from any thread."},
     {"call_later", (PyCFunction)(void (*)(void))Loop_call_later, METH_FASTCALL | METH_KEYWORDS,
-     "call_later($self, delay, callback, /, *args, context=None)\n--\n\nArrange for "
+     "call_later($self, delay, callback, *args, context=None)\n--\n\nArrange for "
      "callback(*args) to be called after delay seconds."},
     {"call_at", (PyCFunction)(void (*)(void))Loop_call_at, METH_FASTCALL | METH_KEYWORDS,
-     "call_at($self, when, callback, /, *args, context=None)\n--\n\nArrange for callback(*args) to "
+     "call_at($self, when, callback, *args, context=None)\n--\n\nArrange for callback(*args) to "
      "be called at loop time `when`."},
     {"create_future", (PyCFunction)Loop_create_future, METH_NOARGS,
      "create_future($self, /)\n--\n\nCreate a pyasync.Future attached to this loop."},
     {"create_task", (PyCFunction)(void (*)(void))Loop_create_task, METH_FASTCALL | METH_KEYWORDS,
-     "create_task($self, coro, /, *, name=None, context=None)\n--\n\nSchedule a coroutine as a "
+     "create_task($self, coro, *, name=None, context=None)\n--\n\nSchedule a coroutine as a "
      "Task."},
-    {"set_task_factory", (PyCFunction)Loop_set_task_factory, METH_O,
-     "set_task_factory($self, factory, /)\n--\n\nSet the factory create_task() uses (None for "
+    {"set_task_factory", (PyCFunction)(void (*)(void))Loop_set_task_factory, METH_FASTCALL | METH_KEYWORDS,
+     "set_task_factory($self, factory)\n--\n\nSet the factory create_task() uses (None for "
      "pyasync.Task)."},
     {"get_task_factory", (PyCFunction)Loop_get_task_factory, METH_NOARGS,
      "get_task_factory($self, /)\n--\n\n"},
@@ -1191,24 +1264,24 @@ static PyMethodDef Loop_methods[] = {
     {"get_debug", (PyCFunction)Loop_get_debug, METH_NOARGS, "get_debug($self, /)\n--\n\n"},
     {"time", (PyCFunction)Loop_time, METH_NOARGS,
      "time($self, /)\n--\n\nThe loop's clock (time.monotonic())."},
-    {"add_reader", (PyCFunction)(void (*)(void))pa_loop_add_reader, METH_FASTCALL,
-     "add_reader($self, fd, callback, /, *args)\n--\n\nCall callback(*args) whenever fd is "
+    {"add_reader", (PyCFunction)(void (*)(void))Loop_add_reader, METH_FASTCALL | METH_KEYWORDS,
+     "add_reader($self, fd, callback, *args)\n--\n\nCall callback(*args) whenever fd is "
      "readable."},
-    {"add_writer", (PyCFunction)(void (*)(void))pa_loop_add_writer, METH_FASTCALL,
-     "add_writer($self, fd, callback, /, *args)\n--\n\nCall callback(*args) whenever fd is "
+    {"add_writer", (PyCFunction)(void (*)(void))Loop_add_writer, METH_FASTCALL | METH_KEYWORDS,
+     "add_writer($self, fd, callback, *args)\n--\n\nCall callback(*args) whenever fd is "
      "writable."},
-    {"remove_reader", (PyCFunction)pa_loop_remove_reader, METH_O,
-     "remove_reader($self, fd, /)\n--\n\nStop watching fd for reading; True if it was watched."},
-    {"remove_writer", (PyCFunction)pa_loop_remove_writer, METH_O,
-     "remove_writer($self, fd, /)\n--\n\nStop watching fd for writing; True if it was watched."},
-    {"_add_reader", (PyCFunction)(void (*)(void))pa_loop_private_add_reader, METH_FASTCALL,
-     "_add_reader($self, fd, callback, /, *args)\n--\n\nLike add_reader() but returns the handle."},
-    {"_add_writer", (PyCFunction)(void (*)(void))pa_loop_private_add_writer, METH_FASTCALL,
-     "_add_writer($self, fd, callback, /, *args)\n--\n\nLike add_writer() but returns the handle."},
-    {"_remove_reader", (PyCFunction)pa_loop_remove_reader, METH_O,
-     "_remove_reader($self, fd, /)\n--\n\n"},
-    {"_remove_writer", (PyCFunction)pa_loop_remove_writer, METH_O,
-     "_remove_writer($self, fd, /)\n--\n\n"},
+    {"remove_reader", (PyCFunction)(void (*)(void))Loop_remove_reader, METH_FASTCALL | METH_KEYWORDS,
+     "remove_reader($self, fd)\n--\n\nStop watching fd for reading; True if it was watched."},
+    {"remove_writer", (PyCFunction)(void (*)(void))Loop_remove_writer, METH_FASTCALL | METH_KEYWORDS,
+     "remove_writer($self, fd)\n--\n\nStop watching fd for writing; True if it was watched."},
+    {"_add_reader", (PyCFunction)(void (*)(void))Loop_private_add_reader, METH_FASTCALL | METH_KEYWORDS,
+     "_add_reader($self, fd, callback, *args)\n--\n\nLike add_reader() but returns the handle."},
+    {"_add_writer", (PyCFunction)(void (*)(void))Loop_private_add_writer, METH_FASTCALL | METH_KEYWORDS,
+     "_add_writer($self, fd, callback, *args)\n--\n\nLike add_writer() but returns the handle."},
+    {"_remove_reader", (PyCFunction)(void (*)(void))Loop_remove_reader, METH_FASTCALL | METH_KEYWORDS,
+     "_remove_reader($self, fd)\n--\n\n"},
+    {"_remove_writer", (PyCFunction)(void (*)(void))Loop_remove_writer, METH_FASTCALL | METH_KEYWORDS,
+     "_remove_writer($self, fd)\n--\n\n"},
     {"_is_watching_read", (PyCFunction)Loop_is_watching_read, METH_O,
      "_is_watching_read($self, fd, /)\n--\n\n"},
     {"_is_watching_write", (PyCFunction)Loop_is_watching_write, METH_O,

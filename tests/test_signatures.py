@@ -49,3 +49,86 @@ def test_future_and_task_signatures_match_asyncio():
                  "cancelling", "uncancel"]:
         assert names(inspect.signature(getattr(pyasync.Task, name))) == \
             names(inspect.signature(getattr(asyncio.Task, name))), name
+
+
+def kinds(sig):
+    return [(p.name, p.kind) for p in sig.parameters.values()]
+
+
+@pytest.mark.parametrize("name", LOOP_METHODS)
+def test_loop_parameters_pass_the_same_ways(name):
+    # asyncio's loop methods are Python functions: a parameter before *args
+    # may be given by keyword. Ours must take it the same ways.
+    ref, ours = asyncio.new_event_loop(), pyasync.new_event_loop()
+    try:
+        assert kinds(inspect.signature(getattr(ours, name))) == \
+            kinds(inspect.signature(getattr(ref, name)))
+    finally:
+        ref.close()
+        ours.close()
+
+
+def test_leading_parameters_by_keyword(loop):
+    import contextvars
+    import socket
+
+    var = contextvars.ContextVar("var", default="outside")
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "inside")
+    seen = []
+
+    def record(*args):
+        seen.append((args, var.get()))
+
+    async def coro():
+        return "coro ran"
+
+    a, b = socket.socketpair()
+    try:
+        loop.call_soon(callback=record)
+        loop.call_soon_threadsafe(callback=record)
+        loop.call_soon(callback=record, context=ctx)
+        loop.call_later(delay=0, callback=record)
+        loop.call_later(0, callback=record)
+        loop.call_later(callback=record, delay=0, context=ctx)
+        loop.call_at(when=loop.time(), callback=record)
+        loop.call_at(loop.time(), callback=record, context=ctx)
+        task = loop.create_task(coro=coro(), name="by keyword")
+        assert task.get_name() == "by keyword"
+        loop.set_task_factory(factory=None)
+        assert loop.get_task_factory() is None
+        loop.add_reader(fd=a, callback=record)
+        loop.add_writer(fd=a.fileno(), callback=record)
+        b.send(b"x")
+        loop.run_until_complete(asyncio.sleep(0.01))
+        assert loop.remove_reader(fd=a) is True
+        assert loop.remove_writer(fd=a.fileno()) is True
+        assert loop.remove_reader(fd=a) is False
+        assert task.result() == "coro ran"
+        assert seen.count(((), "outside")) >= 7  # 5 scheduled + reader + writer fired
+        assert seen.count(((), "inside")) == 3
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.parametrize("call", [
+    lambda loop, f: loop.call_soon(f, callback=f),        # given twice
+    lambda loop, f: loop.call_later(0, delay=0, callback=f),
+    lambda loop, f: loop.call_later(callback=f),          # delay left out
+    lambda loop, f: loop.call_at(callback=f, context=None),
+    lambda loop, f: loop.call_soon(cb=f),                 # no such parameter
+    lambda loop, f: loop.call_later(0, f, when=0),
+    lambda loop, f: loop.create_task(),
+    lambda loop, f: loop.set_task_factory(None, factory=None),
+    lambda loop, f: loop.set_task_factory(fact=None),
+    lambda loop, f: loop.set_task_factory(),
+    lambda loop, f: loop.add_reader(0, fd=0, callback=f),
+    lambda loop, f: loop.add_reader(fd=0, callback=f, args=()),
+    lambda loop, f: loop.remove_reader(),
+    lambda loop, f: loop.remove_reader(0, fd=0),
+    lambda loop, f: loop.remove_writer(file=0),
+])
+def test_bad_keywords_raise_type_error(loop, call):
+    with pytest.raises(TypeError):
+        call(loop, lambda: None)
