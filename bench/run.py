@@ -1,13 +1,15 @@
 """Compare pyasync with asyncio and uvloop, one fresh process per sample.
 
-    python bench/run.py [--rounds N] [--loops asyncio,uvloop,pyasync]
+    python bench/run.py [--rounds N] [--repeat R] [--loops asyncio,uvloop,pyasync]
                         [--only NAME,...] [--json FILE] [--quick] [--timeout S]
 
 Each round runs every benchmark once per loop kind, alternating the kinds
 (asyncio, uvloop, pyasync, asyncio, uvloop, pyasync, ...) so that slow drifts
 of a shared machine hit every loop alike. Every sample is its own
 `python bench/workloads.py NAME KIND` process, so no loop inherits another
-one's heap, caches or imported modules. The table reports medians over the
+one's heap, caches or imported modules; a sample is the best of R timed
+runs in its process (bursts of interference on a shared machine only ever
+add time). The table reports medians over the
 rounds and ratios: other loop's median / pyasync's median. Every metric
 (time, memory) is lower-is-better, so > 1 means pyasync is better (faster or
 smaller). See bench/README.md.
@@ -246,6 +248,9 @@ def parse_args(argv):
     parser.add_argument("--json", metavar="FILE", help="also write raw samples and summary here")
     parser.add_argument("--quick", action="store_true",
                         help="3 rounds at 1/10 size: a smoke test, not a measurement")
+    parser.add_argument("--repeat", type=int, default=workloads.DEFAULT_REPEATS,
+                        help="timed runs per sample process, the best counts "
+                        "(default %(default)s; memory benchmarks run once)")
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="seconds before a workload process is killed (default %(default)s)")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
@@ -253,6 +258,8 @@ def parse_args(argv):
 
     if args.rounds is None:
         args.rounds = 3 if args.quick else 7
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     args.loops = _csv(args.loops)
@@ -287,7 +294,7 @@ def main(argv=None):
     samples = {b: {k: {} for k in args.loops} for b in args.only}
     errors = {b: {} for b in args.only}
     ops = {}
-    extra = ["--quick"] if args.quick else []
+    extra = (["--quick"] if args.quick else []) + ["--repeat", str(args.repeat)]
     rounds_done = 0
     try:
         for rnd in range(1, args.rounds + 1):
