@@ -1,7 +1,9 @@
 /*
- * transport.c - see transport.h. The behaviour follows asyncio's selector
- * socket transport of each supported version; the messages given to the
- * exception handler are asyncio's.
+ * transport.c - the transport core (see transport.h): what the stream,
+ * datagram and pipe data paths share - the write buffer, flow control,
+ * closing, connection_lost, set-up and the type plumbing. The behaviour
+ * follows asyncio's selector transports of each supported version; the
+ * messages given to the exception handler are asyncio's.
  *
  * The write buffer is one contiguous block [wstart, wend) of wcap bytes:
  * appending copies, sending never does, and a drained buffer of more than
@@ -23,14 +25,14 @@
 #define IOV_MAX 1024
 #endif
 
-#define WBUF_SIZE(t) ((t)->wend - (t)->wstart)
+#define PA_TR_WBUF_SIZE(t) ((t)->wend - (t)->wstart)
 
 /* ---------------------------------------------------------------- helpers */
 
 /* The OSError (subclass picked from errno) for a failed syscall, as an
  * object; NULL only if making it failed. */
-static PyObject *
-oserror_from_errno(int err)
+PyObject *
+pa_tr_oserror(int err)
 {
     errno = err;
     PyErr_SetFromErrno(PyExc_OSError);
@@ -111,8 +113,8 @@ pa_tr_unwatch(TransportObject *self, uint32_t dir)
     return rc < 0 ? -1 : 0;
 }
 
-static void
-wbuf_clear(TransportObject *self)
+void
+pa_tr_wbuf_clear(TransportObject *self)
 {
     free(self->wbuf);
     self->wbuf = NULL;
@@ -120,21 +122,21 @@ wbuf_clear(TransportObject *self)
 }
 
 /* The buffer just drained: start again at offset 0, or give it back. */
-static void
-wbuf_drained(TransportObject *self)
+void
+pa_tr_wbuf_drained(TransportObject *self)
 {
     if (self->wcap > WBUF_KEEP) {
-        wbuf_clear(self);
+        pa_tr_wbuf_clear(self);
     } else {
         self->wstart = self->wend = 0;
     }
 }
 
-static int
-wbuf_append(TransportObject *self, const char *data, Py_ssize_t len)
+int
+pa_tr_wbuf_append(TransportObject *self, const char *data, Py_ssize_t len)
 {
     if (self->wend + len > self->wcap) {
-        Py_ssize_t used = WBUF_SIZE(self);
+        Py_ssize_t used = PA_TR_WBUF_SIZE(self);
         if (self->wstart > 0) {
             memmove(self->wbuf, self->wbuf + self->wstart, (size_t)used);
             self->wstart = 0;
@@ -167,7 +169,7 @@ wbuf_append(TransportObject *self, const char *data, Py_ssize_t len)
 static int
 drop_pending(TransportObject *self)
 {
-    wbuf_clear(self);
+    pa_tr_wbuf_clear(self);
     if (self->dgram_queue != NULL && self->dgram_count > 0) {
         PyObject *res = PyObject_CallMethodNoArgs(self->dgram_queue,
                                                   pa_tr_loop(self)->state->str_clear);
@@ -179,6 +181,85 @@ drop_pending(TransportObject *self)
     self->dgram_count = 0;
     self->dgram_size = 0;
     return 0;
+}
+
+/* ------------------------------------------------ the fd under the socket */
+
+/* Python's socket object keeps its fd as the first field after the object
+ * header (PySocketSockObject in CPython's Modules/socketmodule.h, the same in
+ * 3.11 to 3.13) and sets it to -1 when it is closed. pa_tr_init() checks
+ * the field against fileno() before trusting it. */
+typedef struct {
+    PyObject_HEAD
+    int sock_fd;
+} socket_head;
+
+/* Whether the socket object still holds the number this transport was made
+ * with. Other code may close it behind the transport's back (say
+ * get_extra_info("socket").close()), and the kernel gives the number to the
+ * next file opened: a system call on it would read or write that file.
+ * asyncio's transport calls the socket object, which then fails with EBADF;
+ * every system call below fails the same way. */
+int
+pa_tr_sock_holds_fd(TransportObject *self)
+{
+    if (self->sock == NULL) {
+        return 0;
+    }
+    if (self->fd_in_sock) {
+        return ((socket_head *)self->sock)->sock_fd == self->fd;
+    }
+    /* Not a _socket.socket: ask it (any error counts as closed). */
+    PyObject *exc = pa_err_take();
+    PyObject *fdobj = PyObject_CallMethodNoArgs(self->sock, pa_tr_loop(self)->state->str_fileno);
+    long fd = fdobj ? PyLong_AsLong(fdobj) : -1;
+    Py_XDECREF(fdobj);
+    PyErr_Clear();
+    pa_err_restore(exc);
+    return fd == self->fd;
+}
+
+/* A write after connection_lost was scheduled: counted, and logged once
+ * the count passes asyncio's threshold. */
+PyObject *
+pa_tr_write_after_lost(TransportObject *self)
+{
+    if (self->conn_lost >= PA_LOG_THRESHOLD_FOR_CONNLOST_WRITES) {
+        pa_state *st = pa_tr_loop(self)->state;
+        PyObject *msg = PyUnicode_FromString("socket.send() raised exception.");
+        PyObject *res = msg ? PyObject_CallMethodOneArg(st->logger, st->str_warning, msg) : NULL;
+        Py_XDECREF(msg);
+        if (res == NULL) {
+            return NULL;
+        }
+        Py_DECREF(res);
+    }
+    self->conn_lost++;
+    Py_RETURN_NONE;
+}
+
+int
+pa_tr_call_connection_lost_now(TransportObject *self, PyObject *exc)
+{
+    PyObject *res = PyObject_CallMethodOneArg((PyObject *)self,
+                                              pa_tr_loop(self)->state->str_call_connection_lost, exc);
+    Py_XDECREF(res);
+    return res ? 0 : -1;
+}
+
+int
+pa_tr_settle_empty_waiter(TransportObject *self, PyObject *exc)
+{
+    if (self->empty_waiter == NULL) {
+        return 0;
+    }
+    pa_state *st = pa_tr_loop(self)->state;
+    PyObject *waiter = Py_NewRef(self->empty_waiter);
+    PyObject *res = exc ? PyObject_CallMethodOneArg(waiter, st->str_set_exception, exc)
+                        : PyObject_CallMethodOneArg(waiter, st->str_set_result, Py_None);
+    Py_DECREF(waiter);
+    Py_XDECREF(res);
+    return res ? 0 : -1;
 }
 
 /* ---------------------------------------------------------------- closing */
@@ -292,546 +373,6 @@ pa_tr_maybe_resume_protocol(TransportObject *self)
     }
     Py_DECREF(res);
     return 0;
-}
-
-/* ---------------------------------------------------------------- reading */
-
-static int
-on_eof(TransportObject *self)
-{
-    pa_state *st = pa_tr_loop(self)->state;
-    if (pa_tr_loop(self)->debug) {
-        PyObject *res = PyObject_CallMethod(st->logger, "debug", "sO", "%r received EOF",
-                                            (PyObject *)self);
-        if (res == NULL) {
-            return -1;
-        }
-        Py_DECREF(res);
-    }
-    PyObject *res = pa_tr_call_protocol(self, st->str_eof_received, NULL, 0);
-    if (res == NULL) {
-        return pa_tr_fatal_error_from_raised(self, "Fatal error: protocol.eof_received() call failed.");
-    }
-    int keep_open = PyObject_IsTrue(res);
-    Py_DECREF(res);
-    if (keep_open < 0) {
-        return pa_tr_fatal_error_from_raised(self, "Fatal error: protocol.eof_received() call failed.");
-    }
-    if (keep_open) {
-        /* The protocol may still write, but nothing more can be read. */
-        return pa_tr_unwatch(self, PA_READABLE);
-    }
-    res = PyObject_CallMethodNoArgs((PyObject *)self, st->str_close);
-    Py_XDECREF(res);
-    return res ? 0 : -1;
-}
-
-/* ------------------------------------------------ system calls on the fd */
-
-/* Python's socket object keeps its fd as the first field after the object
- * header (PySocketSockObject in CPython's Modules/socketmodule.h, the same in
- * 3.11 to 3.13) and sets it to -1 when it is closed. pa_tr_init() checks
- * the field against fileno() before trusting it. */
-typedef struct {
-    PyObject_HEAD
-    int sock_fd;
-} socket_head;
-
-/* Whether the socket object still holds the number this transport was made
- * with. Other code may close it behind the transport's back (say
- * get_extra_info("socket").close()), and the kernel gives the number to the
- * next file opened: a system call on it would read or write that file.
- * asyncio's transport calls the socket object, which then fails with EBADF;
- * every system call below fails the same way. */
-static int
-sock_holds_fd(TransportObject *self)
-{
-    if (self->sock == NULL) {
-        return 0;
-    }
-    if (self->fd_in_sock) {
-        return ((socket_head *)self->sock)->sock_fd == self->fd;
-    }
-    /* Not a _socket.socket: ask it (any error counts as closed). */
-    PyObject *exc = pa_err_take();
-    PyObject *fdobj = PyObject_CallMethodNoArgs(self->sock, pa_tr_loop(self)->state->str_fileno);
-    long fd = fdobj ? PyLong_AsLong(fdobj) : -1;
-    Py_XDECREF(fdobj);
-    PyErr_Clear();
-    pa_err_restore(exc);
-    return fd == self->fd;
-}
-
-static ssize_t
-sock_recv(TransportObject *self, void *buf, size_t len)
-{
-    if (!sock_holds_fd(self)) {
-        errno = EBADF;
-        return -1;
-    }
-    return recv(self->fd, buf, len, 0);
-}
-
-static ssize_t
-sock_send(TransportObject *self, const void *buf, size_t len)
-{
-    if (!sock_holds_fd(self)) {
-        errno = EBADF;
-        return -1;
-    }
-    return send(self->fd, buf, len, PA_SEND_FLAGS);
-}
-
-static ssize_t
-sock_sendmsg(TransportObject *self, const struct msghdr *msg)
-{
-    if (!sock_holds_fd(self)) {
-        errno = EBADF;
-        return -1;
-    }
-    return sendmsg(self->fd, msg, PA_SEND_FLAGS);
-}
-
-static int
-read_failed(TransportObject *self, int err)
-{
-    if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
-        return 0;
-    }
-    PyObject *exc = oserror_from_errno(err);
-    if (exc == NULL) {
-        return -1;
-    }
-    int rc = pa_tr_fatal_error(self, exc, "Fatal read error on socket transport");
-    Py_DECREF(exc);
-    return rc;
-}
-
-static int
-read_into_buffered_protocol(TransportObject *self)
-{
-    pa_state *st = pa_tr_loop(self)->state;
-    PyObject *minus_one = PyLong_FromLong(-1);
-    PyObject *buf = minus_one ? pa_tr_call_protocol(self, st->str_get_buffer, &minus_one, 1)
-                              : NULL;
-    Py_XDECREF(minus_one);
-    Py_buffer view;
-    if (buf == NULL || PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE) < 0) {
-        Py_XDECREF(buf);
-        return pa_tr_fatal_error_from_raised(self, "Fatal error: protocol.get_buffer() call failed.");
-    }
-    Py_DECREF(buf);
-    if (self->sock == NULL) {
-        /* get_buffer() ended the connection: the fd is closed. */
-        PyBuffer_Release(&view);
-        return 0;
-    }
-    if (view.len == 0) {
-        PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_RuntimeError, "get_buffer() returned an empty buffer");
-        return pa_tr_fatal_error_from_raised(self, "Fatal error: protocol.get_buffer() call failed.");
-    }
-    ssize_t n = sock_recv(self, view.buf, (size_t)view.len);
-    int err = errno;
-    PyBuffer_Release(&view);
-    if (n < 0) {
-        return read_failed(self, err);
-    }
-    if (n == 0) {
-        return on_eof(self);
-    }
-    PyObject *nbytes = PyLong_FromSsize_t(n);
-    PyObject *res = nbytes ? pa_tr_call_protocol(self, st->str_buffer_updated, &nbytes, 1) : NULL;
-    Py_XDECREF(nbytes);
-    if (res == NULL) {
-        return pa_tr_fatal_error_from_raised(self,
-                                       "Fatal error: protocol.buffer_updated() call failed.");
-    }
-    Py_DECREF(res);
-    return 0;
-}
-
-static int
-read_into_protocol(TransportObject *self)
-{
-    pa_state *st = pa_tr_loop(self)->state;
-    if (st->recv_buffer == NULL) {
-        st->recv_buffer = PyMem_RawMalloc(PA_MAX_READ);
-        if (st->recv_buffer == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-    }
-    ssize_t n = sock_recv(self, st->recv_buffer, (size_t)self->read_size);
-    if (n < 0) {
-        return read_failed(self, errno);
-    }
-    if (n == 0) {
-        return on_eof(self);
-    }
-    PyObject *data = PyBytes_FromStringAndSize(st->recv_buffer, n);
-    if (data == NULL) {
-        return -1;
-    }
-    PyObject *res = pa_tr_call_protocol(self, st->str_data_received, &data, 1);
-    Py_DECREF(data);
-    if (res == NULL) {
-        return pa_tr_fatal_error_from_raised(self, "Fatal error: protocol.data_received() call failed.");
-    }
-    Py_DECREF(res);
-    return 0;
-}
-
-static PyObject *
-Transport_read_ready(TransportObject *self, PyObject *Py_UNUSED(ignored))
-{
-    if (pa_tr_check_initialised(self) < 0) {
-        return NULL;
-    }
-    if (self->conn_lost || self->sock == NULL) {
-        Py_RETURN_NONE;
-    }
-    Py_INCREF(self); /* the protocol may drop the last other reference */
-    int rc = self->buffered ? read_into_buffered_protocol(self) : read_into_protocol(self);
-    Py_DECREF(self);
-    if (rc < 0) {
-        return NULL;
-    }
-    Py_RETURN_NONE;
-}
-
-/* ---------------------------------------------------------------- writing */
-
-static int
-write_failed(TransportObject *self, int err)
-{
-    PyObject *exc = oserror_from_errno(err);
-    if (exc == NULL) {
-        return -1;
-    }
-    int rc = pa_tr_fatal_error(self, exc, "Fatal write error on socket transport");
-    Py_DECREF(exc);
-    return rc;
-}
-
-/* A write after connection_lost was scheduled: counted, and logged once
- * the count passes asyncio's threshold. */
-PyObject *
-pa_tr_write_after_lost(TransportObject *self)
-{
-    if (self->conn_lost >= PA_LOG_THRESHOLD_FOR_CONNLOST_WRITES) {
-        pa_state *st = pa_tr_loop(self)->state;
-        PyObject *msg = PyUnicode_FromString("socket.send() raised exception.");
-        PyObject *res = msg ? PyObject_CallMethodOneArg(st->logger, st->str_warning, msg) : NULL;
-        Py_XDECREF(msg);
-        if (res == NULL) {
-            return NULL;
-        }
-        Py_DECREF(res);
-    }
-    self->conn_lost++;
-    Py_RETURN_NONE;
-}
-
-static int
-check_can_write(TransportObject *self, const char *what)
-{
-    if (self->eof) {
-        PyErr_Format(PyExc_RuntimeError, "Cannot call %s() after write_eof()", what);
-        return -1;
-    }
-    if (self->empty_waiter != NULL) {
-        PyErr_Format(PyExc_RuntimeError, "unable to %s; sendfile is in progress", what);
-        return -1;
-    }
-    return 0;
-}
-
-/* Data is left in the buffer: make sure the writer runs, and tell the
- * protocol if the buffer went over the high mark. */
-static int
-buffered_data_pending(TransportObject *self, int was_empty)
-{
-    if (was_empty && pa_loop_watch_fd(pa_tr_loop(self), self->fd, PA_WRITABLE, self->write_ready) < 0) {
-        return -1;
-    }
-    return pa_tr_maybe_pause_protocol(self);
-}
-
-static PyObject *
-Transport_write(TransportObject *self, PyObject *data)
-{
-    if (pa_tr_check_initialised(self) < 0) {
-        return NULL;
-    }
-    if (!PyBytes_Check(data) && !PyByteArray_Check(data) && !PyMemoryView_Check(data)) {
-        PyErr_Format(PyExc_TypeError, "data argument must be a bytes-like object, not '%.200s'",
-                     Py_TYPE(data)->tp_name);
-        return NULL;
-    }
-    if (check_can_write(self, "write") < 0) {
-        return NULL;
-    }
-    Py_buffer view;
-    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
-        return NULL;
-    }
-    if (view.len == 0) {
-        PyBuffer_Release(&view);
-        Py_RETURN_NONE;
-    }
-    if (self->conn_lost) {
-        PyBuffer_Release(&view);
-        return pa_tr_write_after_lost(self);
-    }
-    const char *p = view.buf;
-    Py_ssize_t len = view.len;
-    int was_empty = WBUF_SIZE(self) == 0;
-    if (was_empty) {
-        /* Try to send at once; buffer only what the kernel did not take. */
-        ssize_t n = sock_send(self, p, (size_t)len);
-        if (n < 0) {
-            int err = errno;
-            if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
-                PyBuffer_Release(&view);
-                Py_INCREF(self);
-                int rc = write_failed(self, err);
-                Py_DECREF(self);
-                if (rc < 0) {
-                    return NULL;
-                }
-                Py_RETURN_NONE;
-            }
-        } else {
-            p += n;
-            len -= n;
-        }
-    }
-    int rc = 0;
-    if (len > 0) {
-        rc = wbuf_append(self, p, len);
-        if (rc == 0) {
-            rc = buffered_data_pending(self, was_empty);
-        }
-    }
-    PyBuffer_Release(&view);
-    if (rc < 0) {
-        return NULL;
-    }
-    Py_RETURN_NONE;
-}
-
-/* writelines(): with nothing buffered the pieces go out in one sendmsg()
- * without being copied; whatever is left is buffered. */
-static PyObject *
-Transport_writelines(TransportObject *self, PyObject *list_of_data)
-{
-    if (pa_tr_check_initialised(self) < 0 || check_can_write(self, "writelines") < 0) {
-        return NULL;
-    }
-    PyObject *seq = PySequence_Fast(list_of_data, "writelines() argument must be iterable");
-    if (seq == NULL) {
-        return NULL;
-    }
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
-    Py_buffer *views = count ? PyMem_Calloc((size_t)count, sizeof(Py_buffer)) : NULL;
-    if (count && views == NULL) {
-        Py_DECREF(seq);
-        return PyErr_NoMemory();
-    }
-    PyObject *result = NULL;
-    Py_ssize_t nviews = 0, total = 0;
-    for (; nviews < count; nviews++) {
-        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, nviews), &views[nviews],
-                               PyBUF_SIMPLE) < 0) {
-            goto done;
-        }
-        total += views[nviews].len;
-    }
-    if (total == 0) {
-        result = Py_NewRef(Py_None);
-        goto done;
-    }
-    if (self->conn_lost) {
-        result = pa_tr_write_after_lost(self);
-        goto done;
-    }
-    int was_empty = WBUF_SIZE(self) == 0;
-    Py_ssize_t sent = 0;
-    if (was_empty) {
-        struct iovec iov[IOV_MAX];
-        int niov = 0;
-        for (Py_ssize_t i = 0; i < nviews && niov < IOV_MAX; i++) {
-            if (views[i].len > 0) {
-                iov[niov].iov_base = views[i].buf;
-                iov[niov].iov_len = (size_t)views[i].len;
-                niov++;
-            }
-        }
-        /* sendmsg() rather than writev(): it takes PA_SEND_FLAGS. */
-        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = niov};
-        ssize_t n = sock_sendmsg(self, &msg);
-        if (n < 0) {
-            int err = errno;
-            if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
-                Py_INCREF(self);
-                int rc = write_failed(self, err);
-                Py_DECREF(self);
-                result = rc < 0 ? NULL : Py_NewRef(Py_None);
-                goto done;
-            }
-        } else {
-            sent = n;
-        }
-    }
-    /* Buffer the rest: skip the `sent` bytes the kernel took. */
-    for (Py_ssize_t i = 0; i < nviews; i++) {
-        Py_ssize_t len = views[i].len;
-        if (sent >= len) {
-            sent -= len;
-            continue;
-        }
-        if (wbuf_append(self, (const char *)views[i].buf + sent, len - sent) < 0) {
-            goto done;
-        }
-        sent = 0;
-    }
-    if (WBUF_SIZE(self) > 0 && buffered_data_pending(self, was_empty) < 0) {
-        goto done;
-    }
-    result = Py_NewRef(Py_None);
-done:
-    for (Py_ssize_t i = 0; i < nviews; i++) {
-        PyBuffer_Release(&views[i]);
-    }
-    PyMem_Free(views);
-    Py_DECREF(seq);
-    return result;
-}
-
-static int
-shutdown_write(TransportObject *self)
-{
-    if (!sock_holds_fd(self)) {
-        errno = EBADF;
-        PyErr_SetFromErrno(PyExc_OSError);
-        return -1;
-    }
-    if (shutdown(self->fd, SHUT_WR) < 0) {
-        PyErr_SetFromErrno(PyExc_OSError);
-        return -1;
-    }
-    return 0;
-}
-
-int
-pa_tr_call_connection_lost_now(TransportObject *self, PyObject *exc)
-{
-    PyObject *res = PyObject_CallMethodOneArg((PyObject *)self,
-                                              pa_tr_loop(self)->state->str_call_connection_lost, exc);
-    Py_XDECREF(res);
-    return res ? 0 : -1;
-}
-
-static int
-settle_empty_waiter(TransportObject *self, PyObject *exc)
-{
-    if (self->empty_waiter == NULL) {
-        return 0;
-    }
-    pa_state *st = pa_tr_loop(self)->state;
-    PyObject *waiter = Py_NewRef(self->empty_waiter);
-    PyObject *res = exc ? PyObject_CallMethodOneArg(waiter, st->str_set_exception, exc)
-                        : PyObject_CallMethodOneArg(waiter, st->str_set_result, Py_None);
-    Py_DECREF(waiter);
-    Py_XDECREF(res);
-    return res ? 0 : -1;
-}
-
-static int
-write_ready(TransportObject *self)
-{
-    if (self->conn_lost || WBUF_SIZE(self) == 0) {
-        return 0;
-    }
-    ssize_t n = sock_send(self, self->wbuf + self->wstart, (size_t)WBUF_SIZE(self));
-    if (n < 0) {
-        int err = errno;
-        if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
-            return 0;
-        }
-        if (pa_tr_unwatch(self, PA_WRITABLE) < 0) {
-            return -1;
-        }
-        wbuf_clear(self);
-        PyObject *exc = oserror_from_errno(err);
-        if (exc == NULL) {
-            return -1;
-        }
-        int rc = pa_tr_fatal_error(self, exc, "Fatal write error on socket transport");
-        if (rc == 0) {
-            rc = settle_empty_waiter(self, exc);
-        }
-        Py_DECREF(exc);
-        return rc;
-    }
-    self->wstart += n;
-    if (WBUF_SIZE(self) == 0) {
-        wbuf_drained(self);
-    }
-    if (pa_tr_maybe_resume_protocol(self) < 0) { /* may write more */
-        return -1;
-    }
-    if (WBUF_SIZE(self) > 0) {
-        return 0;
-    }
-    if (pa_tr_unwatch(self, PA_WRITABLE) < 0 || settle_empty_waiter(self, NULL) < 0) {
-        return -1;
-    }
-    if (self->closing) {
-        return pa_tr_call_connection_lost_now(self, Py_None);
-    }
-    if (self->eof) {
-        return shutdown_write(self);
-    }
-    return 0;
-}
-
-static PyObject *
-Transport_write_ready(TransportObject *self, PyObject *Py_UNUSED(ignored))
-{
-    if (pa_tr_check_initialised(self) < 0) {
-        return NULL;
-    }
-    Py_INCREF(self);
-    int rc = write_ready(self);
-    Py_DECREF(self);
-    if (rc < 0) {
-        return NULL;
-    }
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-Transport_write_eof(TransportObject *self, PyObject *Py_UNUSED(ignored))
-{
-    if (pa_tr_check_initialised(self) < 0) {
-        return NULL;
-    }
-    if (self->closing || self->eof) {
-        Py_RETURN_NONE;
-    }
-    self->eof = 1;
-    if (WBUF_SIZE(self) == 0 && shutdown_write(self) < 0) {
-        return NULL;
-    }
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-Transport_can_write_eof(TransportObject *self, PyObject *Py_UNUSED(ignored))
-{
-    Py_RETURN_TRUE;
 }
 
 /* ---------------------------------------------------------------- state changes */
@@ -984,7 +525,7 @@ pa_tr_m_call_connection_lost(TransportObject *self, PyObject *exc)
     if (self->empty_waiter != NULL && err == NULL) {
         PyObject *lost = PyObject_CallFunction(PyExc_ConnectionError, "s",
                                                "Connection is closed by peer");
-        if (lost == NULL || settle_empty_waiter(self, lost) < 0) {
+        if (lost == NULL || pa_tr_settle_empty_waiter(self, lost) < 0) {
             keep_first_error(&err);
         }
         Py_XDECREF(lost);
@@ -1137,12 +678,6 @@ pa_tr_m_get_protocol(TransportObject *self, PyObject *Py_UNUSED(ignored))
     return pa_ref_or_none(self->protocol);
 }
 
-static PyObject *
-Transport_get_write_buffer_size(TransportObject *self, PyObject *Py_UNUSED(ignored))
-{
-    return PyLong_FromSsize_t(WBUF_SIZE(self));
-}
-
 PyObject *
 pa_tr_m_get_write_buffer_limits(TransportObject *self, PyObject *Py_UNUSED(ignored))
 {
@@ -1203,35 +738,6 @@ pa_tr_m_set_write_buffer_limits(TransportObject *self, PyObject *args, PyObject 
     if (set_limits(self, high, low) < 0 || pa_tr_maybe_pause_protocol(self) < 0) {
         return NULL;
     }
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-Transport_make_empty_waiter(TransportObject *self, PyObject *Py_UNUSED(ignored))
-{
-    if (pa_tr_check_initialised(self) < 0) {
-        return NULL;
-    }
-    if (self->empty_waiter != NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "Empty waiter is already set");
-        return NULL;
-    }
-    PyObject *fut = PyObject_CallMethodNoArgs(self->loop, pa_tr_loop(self)->state->str_create_future);
-    if (fut == NULL) {
-        return NULL;
-    }
-    Py_XSETREF(self->empty_waiter, Py_NewRef(fut));
-    if (WBUF_SIZE(self) == 0 && settle_empty_waiter(self, NULL) < 0) {
-        Py_DECREF(fut);
-        return NULL;
-    }
-    return fut;
-}
-
-static PyObject *
-Transport_reset_empty_waiter(TransportObject *self, PyObject *Py_UNUSED(ignored))
-{
-    Py_CLEAR(self->empty_waiter);
     Py_RETURN_NONE;
 }
 
@@ -1299,23 +805,6 @@ pa_tr_init(TransportObject *self, PyObject *loop, PyObject *sock, PyObject *prot
     return set_protocol(self, protocol);
 }
 
-/* StreamTransportBase(loop, sock, protocol, extra=None, server=None) */
-static int
-Transport_init(TransportObject *self, PyObject *args, PyObject *kwds)
-{
-    PyObject *loop, *sock, *protocol, *extra = Py_None, *server = Py_None;
-    static char *kwlist[] = {"loop", "sock", "protocol", "extra", "server", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|OO:StreamTransportBase", kwlist, &loop,
-                                     &sock, &protocol, &extra, &server)) {
-        return -1;
-    }
-    if (pa_tr_init(self, loop, sock, protocol, extra, server, "_write_ready") < 0) {
-        return -1;
-    }
-    self->initialised = 1;
-    return 0;
-}
-
 int
 pa_tr_traverse(TransportObject *self, visitproc visit, void *arg)
 {
@@ -1365,29 +854,6 @@ pa_tr_dealloc(TransportObject *self)
 }
 
 
-#define NOARGS(name, func) {name, (PyCFunction)func, METH_NOARGS, NULL}
-
-static PyMethodDef Transport_methods[] = {
-    {"write", (PyCFunction)Transport_write, METH_O, NULL},
-    {"writelines", (PyCFunction)Transport_writelines, METH_O, NULL},
-    NOARGS("write_eof", Transport_write_eof),
-    NOARGS("can_write_eof", Transport_can_write_eof),
-    NOARGS("get_write_buffer_size", Transport_get_write_buffer_size),
-    NOARGS("_read_ready", Transport_read_ready),
-    NOARGS("_write_ready", Transport_write_ready),
-    NOARGS("_make_empty_waiter", Transport_make_empty_waiter),
-    NOARGS("_reset_empty_waiter", Transport_reset_empty_waiter),
-    PA_TR_COMMON_METHODS,
-    {NULL, NULL, 0, NULL},
-};
-
-static PyMemberDef Transport_members[] = {
-    {"_empty_waiter", T_OBJECT, offsetof(TransportObject, empty_waiter), READONLY, NULL},
-    {"_eof", T_BOOL, offsetof(TransportObject, eof), READONLY, NULL},
-    PA_TR_COMMON_MEMBERS,
-    {NULL, 0, 0, 0, NULL},
-};
-
 PyObject *
 pa_tr_asyncio_base(const char *name)
 {
@@ -1408,24 +874,6 @@ pa_tr_asyncio_base(const char *name)
     }
     return base;
 }
-
-static PyType_Slot Transport_slots[] = {
-    {Py_tp_init, Transport_init},
-    {Py_tp_traverse, pa_tr_traverse},
-    {Py_tp_clear, pa_tr_clear},
-    {Py_tp_dealloc, pa_tr_dealloc},
-    {Py_tp_methods, Transport_methods},
-    {Py_tp_members, Transport_members},
-    {Py_tp_doc, "The data path of a socket stream transport (see pyasync._transports)."},
-    {0, NULL},
-};
-
-static PyType_Spec Transport_spec = {
-    .name = "pyasync._core.StreamTransportBase",
-    .basicsize = sizeof(TransportObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .slots = Transport_slots,
-};
 
 int
 pa_tr_register(PyObject *module, PyType_Spec *spec, const char *base_name,
@@ -1451,8 +899,3 @@ pa_tr_register(PyObject *module, PyType_Spec *spec, const char *base_name,
     return 0;
 }
 
-int
-pa_transport_register_type(PyObject *module, pa_state *st)
-{
-    return pa_tr_register(module, &Transport_spec, "Transport", NULL, &st->TransportType);
-}

@@ -12,8 +12,8 @@
  * pyasync/_transports.py subclasses them in Python for what runs once per
  * connection (set-up, repr, the unclosed-transport warning).
  *
- * transport.c has what the two share and the stream transport;
- * dgramtransport.c the datagram transport.
+ * transport.c has what they share (the transport core); streamtransport.c
+ * the stream data path; dgramtransport.c the datagram data path.
  *
  * Ownership: the loop's watcher table owns the handles that call
  * _read_ready/_write_ready (bound methods: the cycle transport -> loop ->
@@ -136,6 +136,23 @@ int pa_tr_maybe_pause_protocol(TransportObject *self);
 int pa_tr_maybe_resume_protocol(TransportObject *self);
 int pa_tr_call_connection_lost_now(TransportObject *self, PyObject *exc);
 PyObject *pa_tr_write_after_lost(TransportObject *self);
+/* Settle the sendfile waiter (if any): its result, or exc. */
+int pa_tr_settle_empty_waiter(TransportObject *self, PyObject *exc);
+
+/* The OSError (subclass picked from errno) for a failed system call, as a
+ * new reference, or NULL. */
+PyObject *pa_tr_oserror(int err);
+
+/* Whether the socket (or pipe) object still holds the fd number the
+ * transport was made with; see transport.c. */
+int pa_tr_sock_holds_fd(TransportObject *self);
+
+/* The write buffer of the stream and pipe paths. */
+#define PA_TR_WBUF_SIZE(t) ((t)->wend - (t)->wstart)
+void pa_tr_wbuf_clear(TransportObject *self);
+/* The buffer just drained: start again at offset 0, or give it back. */
+void pa_tr_wbuf_drained(TransportObject *self);
+int pa_tr_wbuf_append(TransportObject *self, const char *data, Py_ssize_t len);
 
 /* Initialise the common fields: Transport(loop, sock, protocol, extra,
  * server); `write_ready_name` names the method the writer watch calls.
