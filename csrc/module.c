@@ -194,6 +194,7 @@ module_exec(PyObject *module)
         pa_eager_factory_register_type(module, st) < 0 ||
         pa_transport_register_type(module, st) < 0 ||
         pa_dgram_transport_register_type(module, st) < 0 ||
+        pa_pipe_transport_register_types(module, st) < 0 ||
         pa_sendfile_register(module, st) < 0 || pa_unixsocket_register(module) < 0) {
         return -1;
     }
@@ -215,6 +216,8 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->EagerTaskFactoryType);
     Py_VISIT(st->TransportType);
     Py_VISIT(st->DgramTransportType);
+    Py_VISIT(st->ReadPipeTransportType);
+    Py_VISIT(st->WritePipeTransportType);
     Py_VISIT(st->SendfileOperationType);
     Py_VISIT(st->SendfileNotAvailableError);
     for (size_t i = 0; i < N_HELPERS; i++) {
@@ -305,6 +308,8 @@ module_clear(PyObject *module)
     Py_CLEAR(st->send_flags);
     Py_CLEAR(st->TransportType);
     Py_CLEAR(st->DgramTransportType);
+    Py_CLEAR(st->ReadPipeTransportType);
+    Py_CLEAR(st->WritePipeTransportType);
     Py_CLEAR(st->SendfileOperationType);
     Py_CLEAR(st->SendfileNotAvailableError);
     PyMem_RawFree(st->recv_buffer);

@@ -68,6 +68,8 @@ typedef struct {
     PyTypeObject *EagerTaskFactoryType;
     PyTypeObject *TransportType;
     PyTypeObject *DgramTransportType;
+    PyTypeObject *ReadPipeTransportType;
+    PyTypeObject *WritePipeTransportType;
     PyTypeObject *SendfileOperationType;
     PyObject *SendfileNotAvailableError; /* asyncio.SendfileNotAvailableError */
     char *recv_buffer;                /* scratch for transports' recv(), made when first needed */

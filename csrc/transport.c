@@ -71,8 +71,8 @@ pa_tr_call_protocol(TransportObject *self, PyObject *name, PyObject *const *args
 }
 
 /* loop.call_soon(self._call_connection_lost, arg) */
-static int
-call_soon_connection_lost(TransportObject *self, PyObject *arg)
+int
+pa_tr_call_soon_connection_lost(TransportObject *self, PyObject *arg)
 {
     pa_state *st = pa_tr_loop(self)->state;
     PyObject *method = PyObject_GetAttr((PyObject *)self, st->str_call_connection_lost);
@@ -266,8 +266,8 @@ pa_tr_settle_empty_waiter(TransportObject *self, PyObject *exc)
 
 /* _force_close(exc): drop buffered data, stop reading, schedule
  * connection_lost(exc) - once. */
-static int
-force_close(TransportObject *self, PyObject *exc)
+int
+pa_tr_force_close(TransportObject *self, PyObject *exc)
 {
     if (self->conn_lost) {
         return 0;
@@ -284,7 +284,7 @@ force_close(TransportObject *self, PyObject *exc)
         }
     }
     self->conn_lost++;
-    return call_soon_connection_lost(self, exc ? exc : Py_None);
+    return pa_tr_call_soon_connection_lost(self, exc ? exc : Py_None);
 }
 
 /* _fatal_error(exc, message): OSErrors are only logged in debug mode (peers
@@ -295,7 +295,18 @@ pa_tr_fatal_error(TransportObject *self, PyObject *exc, const char *message)
 {
     pa_state *st = pa_tr_loop(self)->state;
     int rc = 0;
-    if (PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_OSError)) {
+    /* A read pipe transport reports every OSError but EIO (a pty whose
+     * other side closed), as asyncio's does. */
+    int only_logged = PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_OSError);
+    if (only_logged && self->is_read_pipe) {
+        PyObject *err = PyObject_GetAttrString(exc, "errno");
+        if (err == NULL) {
+            return -1;
+        }
+        only_logged = PyLong_Check(err) && PyLong_AsLong(err) == EIO;
+        Py_DECREF(err);
+    }
+    if (only_logged) {
         if (pa_tr_loop(self)->debug) {
             PyObject *kw = Py_BuildValue("{sO}", "exc_info", exc);
             PyObject *fn = kw ? PyObject_GetAttr(st->logger, st->str_debug) : NULL;
@@ -312,7 +323,7 @@ pa_tr_fatal_error(TransportObject *self, PyObject *exc, const char *message)
         rc = report(self, message, exc);
     }
     if (rc == 0) {
-        rc = force_close(self, exc);
+        rc = pa_tr_force_close(self, exc);
     }
     return rc;
 }
@@ -392,7 +403,7 @@ pa_tr_m_close(TransportObject *self, PyObject *Py_UNUSED(ignored))
     }
     if (!pa_tr_has_pending(self)) {
         self->conn_lost++;
-        if (pa_tr_unwatch(self, PA_WRITABLE) < 0 || call_soon_connection_lost(self, Py_None) < 0) {
+        if (pa_tr_unwatch(self, PA_WRITABLE) < 0 || pa_tr_call_soon_connection_lost(self, Py_None) < 0) {
             return NULL;
         }
     }
@@ -402,7 +413,7 @@ pa_tr_m_close(TransportObject *self, PyObject *Py_UNUSED(ignored))
 PyObject *
 pa_tr_m_abort(TransportObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (pa_tr_check_initialised(self) < 0 || force_close(self, NULL) < 0) {
+    if (pa_tr_check_initialised(self) < 0 || pa_tr_force_close(self, NULL) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -411,7 +422,7 @@ pa_tr_m_abort(TransportObject *self, PyObject *Py_UNUSED(ignored))
 PyObject *
 pa_tr_m_force_close(TransportObject *self, PyObject *exc)
 {
-    if (pa_tr_check_initialised(self) < 0 || force_close(self, exc == Py_None ? NULL : exc) < 0) {
+    if (pa_tr_check_initialised(self) < 0 || pa_tr_force_close(self, exc == Py_None ? NULL : exc) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -579,8 +590,8 @@ pa_tr_m_is_reading(TransportObject *self, PyObject *Py_UNUSED(ignored))
     return PyBool_FromLong(!self->closing && !self->paused);
 }
 
-static int
-debug_log(TransportObject *self, const char *format)
+int
+pa_tr_debug_log(TransportObject *self, const char *format)
 {
     if (!pa_tr_loop(self)->debug) {
         return 0;
@@ -601,7 +612,7 @@ pa_tr_m_pause_reading(TransportObject *self, PyObject *Py_UNUSED(ignored))
         Py_RETURN_NONE;
     }
     self->paused = 1;
-    if (pa_tr_unwatch(self, PA_READABLE) < 0 || debug_log(self, "%r pauses reading") < 0) {
+    if (pa_tr_unwatch(self, PA_READABLE) < 0 || pa_tr_debug_log(self, "%r pauses reading") < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -618,7 +629,7 @@ pa_tr_m_resume_reading(TransportObject *self, PyObject *Py_UNUSED(ignored))
     }
     self->paused = 0;
     if (pa_loop_watch_fd(pa_tr_loop(self), self->fd, PA_READABLE, self->read_ready) < 0 ||
-        debug_log(self, "%r resumes reading") < 0) {
+        pa_tr_debug_log(self, "%r resumes reading") < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -790,12 +801,14 @@ pa_tr_init(TransportObject *self, PyObject *loop, PyObject *sock, PyObject *prot
                        PyObject_TypeCheck(sock, (PyTypeObject *)st->socket_type) &&
                        ((socket_head *)sock)->sock_fd == self->fd;
     pa_loop_claim_fd((LoopObject *)loop, self->fd);
-    if (self->read_ready == NULL || self->write_ready == NULL) {
-        Py_XSETREF(self->read_ready, PyObject_GetAttrString((PyObject *)self, "_read_ready"));
+    if (self->read_ready == NULL) {
+        self->read_ready = PyObject_GetAttrString((PyObject *)self, "_read_ready");
         if (self->read_ready == NULL) {
             return -1;
         }
-        Py_XSETREF(self->write_ready, PyObject_GetAttrString((PyObject *)self, write_ready_name));
+    }
+    if (write_ready_name != NULL && self->write_ready == NULL) {
+        self->write_ready = PyObject_GetAttrString((PyObject *)self, write_ready_name);
         if (self->write_ready == NULL) {
             return -1;
         }

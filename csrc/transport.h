@@ -79,8 +79,10 @@ typedef struct {
     Py_ssize_t high_water, low_water;
     Py_ssize_t read_size;   /* bytes asked of one recv() for a Protocol */
     Py_ssize_t conn_lost;   /* connection_lost scheduled (then: writes since) */
+    Py_ssize_t dropped;     /* pipe: writes dropped after close() or the loss */
     int fd;
     char is_dgram;
+    char is_read_pipe;      /* asyncio reports a read pipe's OSErrors but EIO */
     char closing;
     char paused;            /* pause_reading() in effect */
     char eof;               /* write_eof() called */
@@ -154,8 +156,18 @@ void pa_tr_wbuf_clear(TransportObject *self);
 void pa_tr_wbuf_drained(TransportObject *self);
 int pa_tr_wbuf_append(TransportObject *self, const char *data, Py_ssize_t len);
 
+/* _force_close(exc): drop buffered data, stop reading, schedule
+ * connection_lost(exc), once. exc may be NULL (None). */
+int pa_tr_force_close(TransportObject *self, PyObject *exc);
+/* Log through asyncio's logger at debug level with `format` % self, in
+ * debug mode only. */
+int pa_tr_debug_log(TransportObject *self, const char *format);
+/* loop.call_soon(self._call_connection_lost, arg) */
+int pa_tr_call_soon_connection_lost(TransportObject *self, PyObject *arg);
+
 /* Initialise the common fields: Transport(loop, sock, protocol, extra,
- * server); `write_ready_name` names the method the writer watch calls.
+ * server); `write_ready_name` names the method the writer watch calls
+ * (NULL for a transport that never writes).
  * Refuses a transport already initialised; the caller sets `initialised`
  * once its own fields are ready too. */
 int pa_tr_init(TransportObject *self, PyObject *loop, PyObject *sock, PyObject *protocol,
@@ -225,5 +237,6 @@ int pa_tr_register(PyObject *module, PyType_Spec *spec, const char *base_name,
 
 int pa_transport_register_type(PyObject *module, pa_state *st);
 int pa_dgram_transport_register_type(PyObject *module, pa_state *st);
+int pa_pipe_transport_register_types(PyObject *module, pa_state *st);
 
 #endif /* PYASYNC_TRANSPORT_H */

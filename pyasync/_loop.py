@@ -27,6 +27,7 @@ from asyncio.log import logger
 from . import _compat
 from ._core import Handle, LoopBase
 from ._network import NetworkMixin
+from ._pipes import PipesMixin
 
 
 def _run_until_complete_cb(fut):
@@ -75,7 +76,7 @@ if hasattr(os, 'register_at_fork'):
     os.register_at_fork(after_in_child=_signal_wakeup_after_fork)
 
 
-class Loop(LoopBase, NetworkMixin, events.AbstractEventLoop):
+class Loop(LoopBase, NetworkMixin, PipesMixin, events.AbstractEventLoop):
     """An asyncio event loop implemented in C."""
 
     def __init__(self):

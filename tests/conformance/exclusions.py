@@ -30,7 +30,6 @@ import fnmatch
 
 # ---------------------------------------------------------------- reasons
 
-R_PIPE = "later issue: pipes (connect_read_pipe/connect_write_pipe)"
 R_SUBP = "later issue: subprocesses (subprocess_exec/subprocess_shell)"
 R_WHEN = ("DIFFERENCE (docs/differences.md, Representation): "
           "TimerHandle.when() is always a float, so TimerHandle(123, ...) "
@@ -93,15 +92,8 @@ EXPECTED_FAILURES_COMMON = {
     # Unix sockets
     # TLS over Unix sockets
     # UDP
-    # pipes and ptys
-    "test_events.PyasyncEventLoopTests.test_read_pipe": R_PIPE,
-    "test_events.PyasyncEventLoopTests.test_write_pipe": R_PIPE,
-    "test_events.PyasyncEventLoopTests.test_write_pipe_disconnect_on_close": R_PIPE,
-    "test_events.PyasyncEventLoopTests.test_unclosed_pipe_transport": R_PIPE,
-    "test_events.PyasyncEventLoopTests.test_read_pty_output": R_PIPE,
-    "test_events.PyasyncEventLoopTests.test_write_pty": R_PIPE,
-    "test_events.PyasyncEventLoopTests.test_bidirectional_pty": R_PIPE,
-    # subprocesses
+    # subprocesses (test_read_all_from_pipe_reader runs a child process)
+    "test_streams.StreamTests.test_read_all_from_pipe_reader": R_SUBP,
     "test_events.PyasyncEventLoopTests.test_subprocess_close_after_finish": R_SUBP,
     "test_events.PyasyncEventLoopTests.test_subprocess_close_client_stream": R_SUBP,
     "test_events.PyasyncEventLoopTests.test_subprocess_exec": R_SUBP,
@@ -116,7 +108,6 @@ EXPECTED_FAILURES_COMMON = {
     "test_events.PyasyncEventLoopTests.test_subprocess_stderr_redirect_to_stdout": R_SUBP,
     "test_events.PyasyncEventLoopTests.test_subprocess_terminate": R_SUBP,
     "test_events.PyasyncEventLoopTests.test_subprocess_wait_no_same_group": R_SUBP,
-    "test_streams.StreamTests.test_read_all_from_pipe_reader": R_PIPE,
     # documented differences
     "test_events.PyasyncTimerTests.test_timer_repr": R_WHEN,
     "test_events.PyasyncTimerTests.test_timer_repr_debug": R_WHEN,
