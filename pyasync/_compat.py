@@ -111,3 +111,38 @@ async def sleep0():
     """One loop iteration (asyncio.sleep(0), imported late: no cycle)."""
     from asyncio import tasks
     await tasks.sleep(0)
+
+
+# Signalling a child process. 3.12 sends with os.kill() and ignores a child
+# that is gone (ProcessLookupError); 3.11 goes through Popen, which does
+# nothing once it knows the child exited. Closing a transport with the child
+# running kills it and ignores these errors (3.12 adds PermissionError: the
+# child may run setuid).
+if PY312:
+    import os as _os
+    import signal as _signal
+
+    def send_signal_to_child(popen, sig):
+        try:
+            _os.kill(popen.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def terminate_child(popen):
+        send_signal_to_child(popen, _signal.SIGTERM)
+
+    def kill_child(popen):
+        send_signal_to_child(popen, _signal.SIGKILL)
+
+    KILL_IGNORED_ERRORS = (ProcessLookupError, PermissionError)
+else:
+    def send_signal_to_child(popen, sig):
+        popen.send_signal(sig)
+
+    def terminate_child(popen):
+        popen.terminate()
+
+    def kill_child(popen):
+        popen.kill()
+
+    KILL_IGNORED_ERRORS = (ProcessLookupError,)

@@ -28,6 +28,7 @@ from . import _compat
 from ._core import Handle, LoopBase
 from ._network import NetworkMixin
 from ._pipes import PipesMixin
+from ._subprocess import SubprocessMixin
 
 
 def _run_until_complete_cb(fut):
@@ -76,7 +77,7 @@ if hasattr(os, 'register_at_fork'):
     os.register_at_fork(after_in_child=_signal_wakeup_after_fork)
 
 
-class Loop(LoopBase, NetworkMixin, PipesMixin, events.AbstractEventLoop):
+class Loop(LoopBase, NetworkMixin, PipesMixin, SubprocessMixin, events.AbstractEventLoop):
     """An asyncio event loop implemented in C."""
 
     def __init__(self):
@@ -91,6 +92,7 @@ class Loop(LoopBase, NetworkMixin, PipesMixin, events.AbstractEventLoop):
         self._signal_handlers = {}
         self._transports = weakref.WeakValueDictionary()  # fd -> transport (_network.py)
         self._unix_server_sockets = {}  # listening Unix socket -> inode of its file
+        self._child_watches = {}  # pid -> _ExitWatch watching its pidfd (_subprocess.py)
         self.set_debug(coroutines._is_debug_mode())
 
     def __repr__(self):
@@ -173,6 +175,7 @@ class Loop(LoopBase, NetworkMixin, PipesMixin, events.AbstractEventLoop):
             logger.debug("Close %r", self)
         for sig in list(self._signal_handlers):
             self.remove_signal_handler(sig)
+        self._hand_children_over()
         self._close_core()
         self._executor_shutdown_called = True
         executor = self._default_executor

@@ -30,7 +30,6 @@ import fnmatch
 
 # ---------------------------------------------------------------- reasons
 
-R_SUBP = "later issue: subprocesses (subprocess_exec/subprocess_shell)"
 R_WHEN = ("DIFFERENCE (docs/differences.md, Representation): "
           "TimerHandle.when() is always a float, so TimerHandle(123, ...) "
           "shows when=123.0 in its repr; asyncio keeps the object given (123)")
@@ -92,22 +91,6 @@ EXPECTED_FAILURES_COMMON = {
     # Unix sockets
     # TLS over Unix sockets
     # UDP
-    # subprocesses (test_read_all_from_pipe_reader runs a child process)
-    "test_streams.StreamTests.test_read_all_from_pipe_reader": R_SUBP,
-    "test_events.PyasyncEventLoopTests.test_subprocess_close_after_finish": R_SUBP,
-    "test_events.PyasyncEventLoopTests.test_subprocess_close_client_stream": R_SUBP,
-    "test_events.PyasyncEventLoopTests.test_subprocess_exec": R_SUBP,
-    "test_events.PyasyncEventLoopTests.test_subprocess_exec_invalid_args": R_SUBP,
-    "test_events.PyasyncEventLoopTests.test_subprocess_exitcode": R_SUBP,
-    "test_events.PyasyncEventLoopTests.test_subprocess_interactive": R_SUBP,
-    "test_events.PyasyncEventLoopTests.test_subprocess_kill": R_SUBP,
-    "test_events.PyasyncEventLoopTests.test_subprocess_send_signal": R_SUBP,
-    "test_events.PyasyncEventLoopTests.test_subprocess_shell": R_SUBP,
-    "test_events.PyasyncEventLoopTests.test_subprocess_shell_invalid_args": R_SUBP,
-    "test_events.PyasyncEventLoopTests.test_subprocess_stderr": R_SUBP,
-    "test_events.PyasyncEventLoopTests.test_subprocess_stderr_redirect_to_stdout": R_SUBP,
-    "test_events.PyasyncEventLoopTests.test_subprocess_terminate": R_SUBP,
-    "test_events.PyasyncEventLoopTests.test_subprocess_wait_no_same_group": R_SUBP,
     # documented differences
     "test_events.PyasyncTimerTests.test_timer_repr": R_WHEN,
     "test_events.PyasyncTimerTests.test_timer_repr_debug": R_WHEN,
