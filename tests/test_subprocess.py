@@ -311,3 +311,36 @@ def test_many_concurrent_children(loop):
 
     run(loop, main(100), timeout=60)
     assert zombies_of_this_process() == []
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 13), reason="3.13 removed the child watcher API")
+def test_policy_child_watcher_api_as_on_asyncio():
+    # Code written for 3.11/3.12 may get or set the policy's child watcher:
+    # it works on pyasync's policy, with the warnings of asyncio's, and the
+    # loop (which needs no watcher) still runs children.
+    import warnings
+
+    def use_the_api(policy):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            watcher = policy.get_child_watcher()
+            policy.set_child_watcher(watcher)
+        return type(watcher).__name__, [(w.category, str(w.message)) for w in caught]
+
+    ref = use_the_api(asyncio.DefaultEventLoopPolicy())
+    ours = use_the_api(pyasync.EventLoopPolicy())
+    assert ours == ref
+
+    async def main():
+        proc = await asyncio.create_subprocess_exec(PY, "-c", "raise SystemExit(5)")
+        return await proc.wait()
+
+    old = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(pyasync.EventLoopPolicy())
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            asyncio.set_child_watcher(asyncio.get_child_watcher())
+        assert asyncio.run(main()) == 5
+    finally:
+        asyncio.set_event_loop_policy(old)

@@ -122,6 +122,29 @@ def _build_test_events():
     return classes
 
 
+# ---------------------------------------------------------------- test_subprocess
+
+def _build_test_subprocess():
+    """SubprocessMixin (every subprocess behaviour) on the loop under test.
+    The module's own Subprocess*WatcherTests run the same mixin on stdlib
+    loops with each of asyncio's child watchers, and MultiLoopChildWatcher-
+    and GenericWatcherTests test those watcher classes: not run (pyasync's
+    loop uses no child watcher). SubprocessTransportTests (asyncio's base
+    transport class, on a test loop) runs as it is."""
+    mod = _import("test_subprocess")
+    test_utils = _import("utils")
+
+    def setUp(self):
+        test_utils.TestCase.setUp(self)
+        self.loop = harness.new_loop()
+        self.set_event_loop(self.loop)
+
+    tests = _named("test_subprocess", "PyasyncSubprocessTests",
+                   (mod.SubprocessMixin, test_utils.TestCase), {"setUp": setUp})
+    return [tests] + [getattr(mod, name) for name in ("SubprocessTransportTests",)
+                      if hasattr(mod, name)]
+
+
 # ---------------------------------------------------------------- test_runners
 
 def _build_test_runners():
@@ -587,6 +610,8 @@ MODULES = {
     "test_sock_lowlevel": (_on_impl_loop("test_sock_lowlevel", [
         ("PyasyncSockTests", ("BaseSockTestsMixin",), "create_event_loop")]), (3, 11),
         "sock_* operations, create_connection/create_server, Unix sockets"),
+    "test_subprocess": (_build_test_subprocess, (3, 11),
+                        "subprocess_exec/subprocess_shell, asyncio.subprocess"),
     "test_streams": (_plain("test_streams"), (3, 11),
                      "asyncio streams on the loop's transports"),
     "test_server": (_on_impl_loop("test_server", [
