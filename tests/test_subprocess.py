@@ -294,22 +294,24 @@ def test_many_children_leak_no_fd_and_no_zombie(loop):
 
     run(loop, main(20))  # warm up: the loop's own fds, executor threads
     before = open_fd_count()
-    run(loop, main(300), timeout=60)
+    run(loop, main(1000), timeout=120)
     assert open_fd_count() <= before
     assert zombies_of_this_process() == []
 
 
-def test_many_concurrent_children(loop):
+def test_thousand_concurrent_children(loop):
     async def main(n):
-        procs = [await asyncio.create_subprocess_exec(
-            PY, "-c", "import sys; sys.stdin.read()", stdin=subprocess.PIPE)
-            for _ in range(n)]
+        procs = [await asyncio.create_subprocess_exec("cat", stdin=subprocess.PIPE)
+                 for _ in range(n)]
+        assert all(p.returncode is None for p in procs)  # all running at once
         for p in procs:
             p.stdin.close()
         codes = await asyncio.gather(*(p.wait() for p in procs))
         assert codes == [0] * n
 
-    run(loop, main(100), timeout=60)
+    before = open_fd_count()
+    run(loop, main(1000), timeout=120)
+    assert open_fd_count() <= before
     assert zombies_of_this_process() == []
 
 
@@ -344,3 +346,60 @@ def test_policy_child_watcher_api_as_on_asyncio():
         assert asyncio.run(main()) == 5
     finally:
         asyncio.set_event_loop_policy(old)
+
+
+KEYBOARD_INTERRUPT_PROGRAM = """
+import asyncio, signal, subprocess, sys
+import pyasync
+
+async def main():
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "import time; time.sleep(60)", stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL)
+    print(proc.pid, flush=True)
+    asyncio.get_running_loop().call_later(0.3, signal.raise_signal, signal.SIGINT)
+    await proc.communicate()
+
+run = asyncio.run if sys.argv[1] == "asyncio" else pyasync.run
+try:
+    run(main())
+except KeyboardInterrupt:
+    print("KeyboardInterrupt", flush=True)
+"""
+
+
+def test_keyboard_interrupt_during_communicate():
+    # asyncio.run() cancels main() and raises KeyboardInterrupt. asyncio
+    # leaves the child running (nothing closes its transport before the
+    # interpreter exits); pyasync does the same, and neither leaves a
+    # zombie (the orphan is reparented).
+    from _child import CHILD_CWD
+
+    def outcome(kind):
+        proc = subprocess.run([PY, "-c", KEYBOARD_INTERRUPT_PROGRAM, kind],
+                              capture_output=True, text=True, timeout=60, cwd=CHILD_CWD)
+        lines = proc.stdout.split()
+        grandchild = int(lines[0])
+        time.sleep(0.2)
+        alive = os.path.exists(f"/proc/{grandchild}")
+        if alive:
+            os.kill(grandchild, signal.SIGKILL)
+        return lines[1:], proc.returncode, alive
+
+    assert outcome("pyasync") == outcome("asyncio") == (["KeyboardInterrupt"], 0, True)
+
+
+def test_wait_after_the_loop_closed_as_on_asyncio():
+    # Process.wait() for a child whose loop was closed before it exited:
+    # whatever asyncio does (it raises), pyasync does the same.
+    def outcome(make_loop):
+        loop = make_loop()
+        proc = loop.run_until_complete(asyncio.create_subprocess_exec(
+            PY, "-c", "import time; time.sleep(0.2)"))
+        loop.close()
+        try:
+            return ("returned", asyncio.run(proc.wait()))
+        except Exception as exc:
+            return ("raised", type(exc).__name__)
+
+    assert outcome(pyasync.new_event_loop) == outcome(asyncio.new_event_loop)
