@@ -509,6 +509,108 @@ def mem_tasks(loop, n):
 
 
 # --------------------------------------------------------------------------
+# Child processes and pipes. Sizes in MiB: ns/op is nanoseconds per MiB (or
+# per child for spawn_children).
+# --------------------------------------------------------------------------
+
+MIB = 1 << 20
+
+
+@benchmark(n=300, quick_n=30)
+def spawn_children(loop, n):
+    """n children of `true` through create_subprocess_exec, 30 at a time."""
+    async def one(limit):
+        async with limit:
+            proc = await asyncio.create_subprocess_exec("true")
+            return await proc.wait()
+
+    async def main():
+        limit = asyncio.Semaphore(30)
+        t0 = perf_counter()
+        codes = await asyncio.gather(*(one(limit) for _ in range(n)))
+        elapsed = perf_counter() - t0
+        _expect("children that exited 0", codes.count(0), n)
+        return elapsed
+
+    return loop.run_until_complete(main())
+
+
+@benchmark(n=256, quick_n=32)
+def pipe_read(loop, n):
+    """n MiB from `head -c` read with proc.stdout.read(256 KiB)."""
+    async def main():
+        t0 = perf_counter()
+        proc = await asyncio.create_subprocess_exec(
+            "head", "-c", str(n * MIB), "/dev/zero", stdout=asyncio.subprocess.PIPE)
+        total = 0
+        while True:
+            chunk = await proc.stdout.read(256 * 1024)
+            if not chunk:
+                break
+            total += len(chunk)
+        await proc.wait()
+        elapsed = perf_counter() - t0
+        _expect("bytes read", total, n * MIB)
+        return elapsed
+
+    return loop.run_until_complete(main())
+
+
+@benchmark(n=64, quick_n=8)
+def communicate(loop, n):
+    """n MiB through `cat` with proc.communicate(), checked."""
+    data = random.Random(1).randbytes(n * MIB)
+
+    async def main():
+        t0 = perf_counter()
+        proc = await asyncio.create_subprocess_exec(
+            "cat", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        out, _ = await proc.communicate(data)
+        elapsed = perf_counter() - t0
+        if out != data:
+            raise WorkloadError("cat gave back %d bytes, not the %d sent" % (len(out), len(data)))
+        return elapsed
+
+    return loop.run_until_complete(main())
+
+
+@benchmark(n=256, quick_n=32)
+def pipes(loop, n):
+    """n MiB through connect_write_pipe/connect_read_pipe (StreamWriter, StreamReader)."""
+    chunk = b"x" * (256 * 1024)
+
+    async def main():
+        r, w = os.pipe()
+        reader = asyncio.StreamReader(limit=1 << 20)
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
+                                     os.fdopen(r, "rb", buffering=0))
+        wtransport, wprotocol = await loop.connect_write_pipe(
+            lambda: asyncio.streams.FlowControlMixin(loop=loop), os.fdopen(w, "wb", buffering=0))
+        writer = asyncio.StreamWriter(wtransport, wprotocol, None, loop)
+
+        async def produce():
+            for _ in range(n * MIB // len(chunk)):
+                writer.write(chunk)
+                await writer.drain()
+            writer.close()
+
+        t0 = perf_counter()
+        producer = asyncio.ensure_future(produce())
+        total = 0
+        while True:
+            got = await reader.read(256 * 1024)
+            if not got:
+                break
+            total += len(got)
+        await producer
+        elapsed = perf_counter() - t0
+        _expect("bytes through the pipe", total, n * MIB)
+        return elapsed
+
+    return loop.run_until_complete(main())
+
+
+# --------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------
 
