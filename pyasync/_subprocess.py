@@ -32,8 +32,10 @@ _PIDFD_REFUSED = (errno.ENOSYS, errno.EPERM, errno.EACCES, errno.EINVAL)
 
 
 def _use_pidfd():
-    return (hasattr(os, "pidfd_open")
-            and os.environ.get("PYASYNC_CHILD_WATCHER", "pidfd") != "thread")
+    how = os.environ.get("PYASYNC_CHILD_WATCHER", "pidfd")
+    if how not in ("pidfd", "thread"):
+        raise ValueError(f"PYASYNC_CHILD_WATCHER must be 'pidfd' or 'thread', not {how!r}")
+    return how == "pidfd" and hasattr(os, "pidfd_open")
 
 
 def _reap(pid):
@@ -50,12 +52,12 @@ def _reap(pid):
 class _ExitWatch:
     """Learns the exit of one child and calls back in the loop's thread."""
 
-    def __init__(self, loop, pid, callback):
+    def __init__(self, loop, pid, callback, use_pidfd):
         self._loop = loop
         self._pid = pid
         self._callback = callback
         self._pidfd = None
-        if _use_pidfd():
+        if use_pidfd:
             try:
                 self._pidfd = os.pidfd_open(pid)
             except OSError as exc:
@@ -333,10 +335,11 @@ class SubprocessMixin:
 
     async def _make_subprocess_transport(self, protocol, args, shell, stdin, stdout, stderr,
                                          bufsize, extra=None, **kwargs):
+        use_pidfd = _use_pidfd()  # checked before there is a child to lose
         waiter = self.create_future()
         transport = SubprocessTransport(self, protocol, args, shell, stdin, stdout, stderr,
                                         bufsize, waiter=waiter, extra=extra, **kwargs)
-        _ExitWatch(self, transport.get_pid(), transport._process_exited)
+        _ExitWatch(self, transport.get_pid(), transport._process_exited, use_pidfd)
         try:
             await waiter
         except (SystemExit, KeyboardInterrupt):

@@ -403,3 +403,39 @@ def test_wait_after_the_loop_closed_as_on_asyncio():
             return ("raised", type(exc).__name__)
 
     assert outcome(pyasync.new_event_loop) == outcome(asyncio.new_event_loop)
+
+
+@pytest.mark.parametrize("errno_name", ["ENOSYS", "EPERM"])
+def test_refused_pidfd_falls_back_to_a_thread(monkeypatch, errno_name):
+    import errno
+    import threading
+
+    def refuse(pid, flags=0):
+        raise OSError(getattr(errno, errno_name), "refused")
+
+    monkeypatch.delenv("PYASYNC_CHILD_WATCHER", raising=False)
+    monkeypatch.setattr(os, "pidfd_open", refuse)
+    loop = pyasync.new_event_loop()
+    threads = []
+
+    async def main():
+        proc = await asyncio.create_subprocess_exec(PY, "-c", "raise SystemExit(3)")
+        threads.extend(t.name for t in threading.enumerate() if t.name.startswith("waitpid-"))
+        return await proc.wait()
+
+    try:
+        assert run(loop, main()) == 3
+    finally:
+        loop.close()
+    assert threads, "no waiting thread was started"
+
+
+def test_unknown_child_watcher_is_refused_before_any_child_starts(monkeypatch):
+    monkeypatch.setenv("PYASYNC_CHILD_WATCHER", "sigchld")
+    loop = pyasync.new_event_loop()
+    try:
+        with pytest.raises(ValueError, match="PYASYNC_CHILD_WATCHER"):
+            run(loop, asyncio.create_subprocess_exec(PY, "-c", "pass"))
+    finally:
+        loop.close()
+    assert zombies_of_this_process() == []
