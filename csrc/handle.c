@@ -218,6 +218,7 @@ pa_handle_new(pa_state *st, PyTypeObject *type, PyObject *loop, PyObject *callba
     h->repr = NULL;
     h->weakreflist = NULL;
     h->when = 0.0;
+    h->when_is_int = 0;
     h->cancelled = 0;
     h->scheduled = 0;
     if (context == NULL || context == Py_None) {
@@ -500,6 +501,7 @@ handle_construct(PyTypeObject *type, int timer, PyObject *args, PyObject *kwds)
     Py_DECREF(tuple);
     if (h != NULL) {
         h->when = when_value;
+        h->when_is_int = timer && PyLong_Check(when);
     }
     return (PyObject *)h;
 }
@@ -547,7 +549,7 @@ Handle_repr(HandleObject *self)
         Py_CLEAR(item);
     }
     if (is_timer(st, self)) {
-        PyObject *when = PyFloat_FromDouble(self->when);
+        PyObject *when = pa_timer_when(self);
         if (when == NULL) {
             goto done;
         }
@@ -661,7 +663,7 @@ Handle_run_method(HandleObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 TimerHandle_when(HandleObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyFloat_FromDouble(self->when);
+    return pa_timer_when(self);
 }
 
 static PyObject *
@@ -719,7 +721,7 @@ Handle_get_context_attr(HandleObject *self, void *closure)
 static PyObject *
 TimerHandle_get_when(HandleObject *self, void *closure)
 {
-    return PyFloat_FromDouble(self->when);
+    return pa_timer_when(self);
 }
 
 static PyObject *

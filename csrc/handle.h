@@ -26,7 +26,16 @@ typedef struct {
     double when;                /* TimerHandle: deadline on the loop's clock */
     char cancelled;
     char scheduled;             /* TimerHandle: sits in the loop's heap */
+    char when_is_int;           /* TimerHandle: `when` was given as an int (asyncio keeps
+                                 * the object given, so when() gives an int back) */
 } HandleObject;
+
+/* TimerHandle.when() as asyncio gives it: the int or float it was given. */
+static inline PyObject *
+pa_timer_when(HandleObject *h)
+{
+    return h->when_is_int ? PyLong_FromDouble(h->when) : PyFloat_FromDouble(h->when);
+}
 
 int pa_handle_register_types(PyObject *module, pa_state *st);
 

@@ -398,7 +398,11 @@ Loop_call_at(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObjec
                        &context) < 0) {
         return NULL;
     }
-    return schedule_at(self, when, args + 1, PyVectorcall_NARGS(nargsf) - 1, context);
+    PyObject *h = schedule_at(self, when, args + 1, PyVectorcall_NARGS(nargsf) - 1, context);
+    if (h != NULL && PyLong_Check(args[0])) {
+        ((HandleObject *)h)->when_is_int = 1;
+    }
+    return h;
 }
 
 /* ---------------------------------------------------------------- futures and tasks */

@@ -613,3 +613,19 @@ def test_custom_exception_handler_runs_in_handle_context(loop):
     run_briefly(loop)
     expected = "handle-context" if sys.version_info >= (3, 12) else "unset"
     assert seen == [expected]
+
+
+def test_timer_when_gives_back_the_number_it_was_given(loop):
+    # asyncio keeps the object given to call_at()/TimerHandle(): an int
+    # stays an int (repr "when=123"), a float a float; call_later()'s
+    # deadline is loop.time() + delay, a float.
+    h = loop.call_at(123, print)
+    assert h.when() == 123 and type(h.when()) is int and "when=123 " in repr(h)
+    h.cancel()
+    h = loop.call_at(12.5, print)  # may reuse the int handle's memory
+    assert h.when() == 12.5 and type(h.when()) is float
+    h.cancel()
+    assert type(loop.call_later(1, print).when()) is float
+    handle_type = type(h)
+    h = handle_type(123, print, (), loop)
+    assert h.when() == 123 and type(h.when()) is int

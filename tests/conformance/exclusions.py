@@ -30,10 +30,6 @@ import fnmatch
 
 # ---------------------------------------------------------------- reasons
 
-R_WHEN = ("DIFFERENCE (docs/differences.md, Representation): "
-          "TimerHandle.when() is always a float, so TimerHandle(123, ...) "
-          "shows when=123.0 in its repr; asyncio keeps the object given (123)")
-
 # ---------------------------------------------------------------- excluded
 
 EXCLUDED_COMMON = {
@@ -92,8 +88,6 @@ EXPECTED_FAILURES_COMMON = {
     # TLS over Unix sockets
     # UDP
     # documented differences
-    "test_events.PyasyncTimerTests.test_timer_repr": R_WHEN,
-    "test_events.PyasyncTimerTests.test_timer_repr_debug": R_WHEN,
 }
 
 EXPECTED_FAILURES_BY_VERSION = {
