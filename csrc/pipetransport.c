@@ -352,17 +352,6 @@ WritePipe_write_eof(TransportObject *self, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
-static PyObject *
-WritePipe_can_write_eof(TransportObject *self, PyObject *Py_UNUSED(ignored))
-{
-    Py_RETURN_TRUE;
-}
-
-static PyObject *
-WritePipe_get_write_buffer_size(TransportObject *self, PyObject *Py_UNUSED(ignored))
-{
-    return PyLong_FromSsize_t(PA_TR_WBUF_SIZE(self));
-}
 
 /* Watch the fd for the reading end going away (the Python side decides
  * where the kernel reports it). */
@@ -482,9 +471,9 @@ static PyMethodDef WritePipe_methods[] = {
     {"writelines", (PyCFunction)WritePipe_writelines, METH_O, NULL},
     PA_TR_NOARGS("write_eof", WritePipe_write_eof),
     PA_TR_NOARGS("close", WritePipe_write_eof),
-    PA_TR_NOARGS("can_write_eof", WritePipe_can_write_eof),
+    PA_TR_NOARGS("can_write_eof", pa_tr_m_can_write_eof),
     PA_TR_NOARGS("abort", pa_tr_m_abort),
-    PA_TR_NOARGS("get_write_buffer_size", WritePipe_get_write_buffer_size),
+    PA_TR_NOARGS("get_write_buffer_size", pa_tr_m_get_write_buffer_size),
     PA_TR_NOARGS("get_write_buffer_limits", pa_tr_m_get_write_buffer_limits),
     {"set_write_buffer_limits", (PyCFunction)(void (*)(void))pa_tr_m_set_write_buffer_limits,
      METH_VARARGS | METH_KEYWORDS, NULL},

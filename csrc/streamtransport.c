@@ -479,17 +479,6 @@ Transport_write_eof(TransportObject *self, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
-static PyObject *
-Transport_can_write_eof(TransportObject *self, PyObject *Py_UNUSED(ignored))
-{
-    Py_RETURN_TRUE;
-}
-
-static PyObject *
-Transport_get_write_buffer_size(TransportObject *self, PyObject *Py_UNUSED(ignored))
-{
-    return PyLong_FromSsize_t(PA_TR_WBUF_SIZE(self));
-}
 
 
 static PyObject *
@@ -544,8 +533,8 @@ static PyMethodDef Transport_methods[] = {
     {"write", (PyCFunction)Transport_write, METH_O, NULL},
     {"writelines", (PyCFunction)Transport_writelines, METH_O, NULL},
     NOARGS("write_eof", Transport_write_eof),
-    NOARGS("can_write_eof", Transport_can_write_eof),
-    NOARGS("get_write_buffer_size", Transport_get_write_buffer_size),
+    NOARGS("can_write_eof", pa_tr_m_can_write_eof),
+    NOARGS("get_write_buffer_size", pa_tr_m_get_write_buffer_size),
     NOARGS("_read_ready", Transport_read_ready),
     NOARGS("_write_ready", Transport_write_ready),
     NOARGS("_make_empty_waiter", Transport_make_empty_waiter),

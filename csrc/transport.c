@@ -689,6 +689,20 @@ pa_tr_m_get_protocol(TransportObject *self, PyObject *Py_UNUSED(ignored))
     return pa_ref_or_none(self->protocol);
 }
 
+/* get_write_buffer_size() of the stream and pipe transports (the datagram
+ * transport counts its queue instead). */
+PyObject *
+pa_tr_m_get_write_buffer_size(TransportObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromSsize_t(PA_TR_WBUF_SIZE(self));
+}
+
+PyObject *
+pa_tr_m_can_write_eof(TransportObject *self, PyObject *Py_UNUSED(ignored))
+{
+    Py_RETURN_TRUE;
+}
+
 PyObject *
 pa_tr_m_get_write_buffer_limits(TransportObject *self, PyObject *Py_UNUSED(ignored))
 {

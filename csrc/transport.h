@@ -183,6 +183,8 @@ PyObject *pa_tr_m_resume_reading(TransportObject *self, PyObject *unused);
 PyObject *pa_tr_m_set_protocol(TransportObject *self, PyObject *protocol);
 PyObject *pa_tr_m_get_protocol(TransportObject *self, PyObject *unused);
 PyObject *pa_tr_m_get_write_buffer_limits(TransportObject *self, PyObject *unused);
+PyObject *pa_tr_m_get_write_buffer_size(TransportObject *self, PyObject *unused);
+PyObject *pa_tr_m_can_write_eof(TransportObject *self, PyObject *unused);
 PyObject *pa_tr_m_set_write_buffer_limits(TransportObject *self, PyObject *args, PyObject *kwds);
 PyObject *pa_tr_m_start_reading(TransportObject *self, PyObject *unused);
 PyObject *pa_tr_m_force_close(TransportObject *self, PyObject *exc);

@@ -108,30 +108,24 @@ class PipesMixin:
     def _make_write_pipe_transport(self, pipe, protocol, waiter=None, extra=None):
         return WritePipeTransport(self, pipe, protocol, waiter, extra)
 
-    async def connect_read_pipe(self, protocol_factory, pipe):
+    async def _connect_pipe(self, make_transport, protocol_factory, pipe, what):
         protocol = protocol_factory()
         waiter = self.create_future()
-        transport = self._make_read_pipe_transport(pipe, protocol, waiter)
+        transport = make_transport(pipe, protocol, waiter)
         try:
             await waiter
         except BaseException:
             transport.close()
             raise
         if self.get_debug():
-            logger.debug('Read pipe %r connected: (%r, %r)',
-                         pipe.fileno(), transport, protocol)
+            logger.debug('%s pipe %r connected: (%r, %r)',
+                         what, pipe.fileno(), transport, protocol)
         return transport, protocol
 
+    async def connect_read_pipe(self, protocol_factory, pipe):
+        return await self._connect_pipe(self._make_read_pipe_transport, protocol_factory, pipe,
+                                        'Read')
+
     async def connect_write_pipe(self, protocol_factory, pipe):
-        protocol = protocol_factory()
-        waiter = self.create_future()
-        transport = self._make_write_pipe_transport(pipe, protocol, waiter)
-        try:
-            await waiter
-        except BaseException:
-            transport.close()
-            raise
-        if self.get_debug():
-            logger.debug('Write pipe %r connected: (%r, %r)',
-                         pipe.fileno(), transport, protocol)
-        return transport, protocol
+        return await self._connect_pipe(self._make_write_pipe_transport, protocol_factory,
+                                        pipe, 'Write')
