@@ -110,15 +110,15 @@ pa_reject_keywords(const char *fname, PyObject *kwnames)
 }
 
 int
-pa_parse_single_arg(const char *fname, const char *param, PyObject *const *args,
-                    Py_ssize_t nargsf, PyObject *kwnames, PyObject **value)
+pa_parse_single_arg(const char *fname, const char *param, PyObject *const *args, Py_ssize_t nargsf,
+                    PyObject *kwnames, PyObject **value)
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
     *value = NULL;
     if (nargs > 1) {
-        PyErr_Format(PyExc_TypeError, "%s() takes 1 positional argument but %zd were given",
-                     fname, nargs);
+        PyErr_Format(PyExc_TypeError, "%s() takes 1 positional argument but %zd were given", fname,
+                     nargs);
         return -1;
     }
     if (nargs == 1) {

@@ -168,9 +168,9 @@ write_after_close(TransportObject *self)
 {
     if (self->dropped >= PA_LOG_THRESHOLD_FOR_CONNLOST_WRITES) {
         pa_state *st = pa_tr_loop(self)->state;
-        PyObject *res = PyObject_CallMethod(
-            st->logger, "warning", "s",
-            "pipe closed by peer or os.write(pipe, data) raised exception.");
+        PyObject *res =
+            PyObject_CallMethod(st->logger, "warning", "s",
+                                "pipe closed by peer or os.write(pipe, data) raised exception.");
         if (res == NULL) {
             return NULL;
         }
@@ -352,7 +352,6 @@ WritePipe_write_eof(TransportObject *self, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
-
 /* Watch the fd for the reading end going away (the Python side decides
  * where the kernel reports it). */
 static PyObject *
@@ -382,8 +381,7 @@ pipe_init(TransportObject *self, PyObject *args, PyObject *kwds, const char *nam
     static char *kwlist[] = {"loop", "pipe", "protocol", "extra", NULL};
     char format[64];
     PyOS_snprintf(format, sizeof(format), "OOO|O:%s", name);
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, format, kwlist, &loop, &pipe, &protocol,
-                                     &extra)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, format, kwlist, &loop, &pipe, &protocol, &extra)) {
         return -1;
     }
     self->is_read_pipe = write_ready_name == NULL;
@@ -420,7 +418,9 @@ WritePipe_init(TransportObject *self, PyObject *args, PyObject *kwds)
         {"_fileno", T_INT, offsetof(TransportObject, fd), READONLY, NULL},                         \
         {"_protocol", T_OBJECT, offsetof(TransportObject, protocol), READONLY, NULL},              \
         {"_closing", T_BOOL, offsetof(TransportObject, closing), READONLY, NULL},                  \
-        {"_conn_lost", T_PYSSIZET, offsetof(TransportObject, conn_lost), READONLY, NULL}
+    {                                                                                              \
+        "_conn_lost", T_PYSSIZET, offsetof(TransportObject, conn_lost), READONLY, NULL             \
+    }
 
 static PyObject *
 pipe_get(TransportObject *self, void *Py_UNUSED(closure))
@@ -533,8 +533,8 @@ static PyType_Spec WritePipe_spec = {
 int
 pa_pipe_transport_register_types(PyObject *module, pa_state *st)
 {
-    if (pa_tr_register(module, &ReadPipe_spec, "ReadTransport", NULL,
-                       &st->ReadPipeTransportType) < 0) {
+    if (pa_tr_register(module, &ReadPipe_spec, "ReadTransport", NULL, &st->ReadPipeTransportType) <
+        0) {
         return -1;
     }
     return pa_tr_register(module, &WritePipe_spec, "WriteTransport", NULL,
