@@ -439,3 +439,20 @@ def test_unknown_child_watcher_is_refused_before_any_child_starts(monkeypatch):
     finally:
         loop.close()
     assert zombies_of_this_process() == []
+
+
+def test_more_popen_keywords_pass_through(loop):
+    async def main():
+        code = ("import os; old = os.umask(0); "
+                "print(oct(old), os.getpgid(0) == os.getpid(), os.environ.get('FROM_PREEXEC'))")
+
+        def preexec():
+            os.environ["FROM_PREEXEC"] = "yes"
+
+        proc = await asyncio.create_subprocess_exec(
+            PY, "-c", code, stdout=subprocess.PIPE, umask=0o077, process_group=0,
+            preexec_fn=preexec, close_fds=True, restore_signals=True)
+        out, _ = await proc.communicate()
+        assert out.split() == [b"0o77", b"True", b"yes"]
+
+    run(loop, main())
