@@ -656,6 +656,33 @@ def probe(kind):
             "python": platform.python_version()}
 
 
+def run_interleaved(name, kinds, quick=False, rounds=15):
+    """Time one workload on several loops in one process, in turn: round r
+    runs it once on each loop, the order rotating from round to round. A
+    slow spell of the machine then hits the loops of one round alike, and
+    the process's own state (placement, caches) is the same for all; the
+    price is that the loops share one interpreter (imports, GC state).
+    Returns {kind: [seconds per round]}."""
+    bench = BENCHMARKS[name]
+    if bench.metric != "seconds":
+        raise SystemExit("%s measures %s: run it alone" % (name, bench.metric))
+    n = bench.quick_n if quick else bench.n
+    loops = {kind: make_loop(kind)[0] for kind in kinds}
+    times = {kind: [] for kind in kinds}
+    try:
+        for kind in kinds:
+            bench.func(loops[kind], max(n // 10, 1))  # warm-up
+        for r in range(rounds):
+            for i in range(len(kinds)):
+                kind = kinds[(r + i) % len(kinds)]
+                gc.collect()
+                times[kind].append(bench.func(loops[kind], n))
+    finally:
+        for loop in loops.values():
+            loop.close()
+    return {"name": name, "ops": n, "times": times, "python": platform.python_version()}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", nargs="?", help="benchmark name")
@@ -665,6 +692,9 @@ def main(argv=None):
                         help="timed runs in the process; the best is reported "
                         "(default %(default)s)")
     parser.add_argument("--probe", metavar="LOOPKIND", help="only check the loop kind works")
+    parser.add_argument("--interleave", metavar="KINDS",
+                        help="comma-separated loop kinds timed in turn in this process "
+                        "(see run_interleaved); --repeat is the number of rounds")
     parser.add_argument("--list", action="store_true", help="list benchmarks and exit")
     args = parser.parse_args(argv)
 
@@ -675,6 +705,17 @@ def main(argv=None):
         return 0
     if args.probe:
         print(json.dumps(probe(args.probe)))
+        return 0
+    if args.interleave:
+        if args.name not in BENCHMARKS:
+            parser.error("need a benchmark name (%s)" % ", ".join(BENCHMARKS))
+        try:
+            result = run_interleaved(args.name, args.interleave.split(","), args.quick,
+                                     max(args.repeat, 1))
+        except WorkloadError as exc:
+            print("%s: WRONG RESULT: %s" % (args.name, exc), file=sys.stderr)
+            return 3
+        print(json.dumps(result))
         return 0
     if args.name not in BENCHMARKS or args.loop is None:
         parser.error("need a benchmark name (%s) and a loop kind" % ", ".join(BENCHMARKS))
