@@ -602,6 +602,12 @@ poll_events(LoopObject *self, int timeout_ms)
 static int
 queue_due_timers(LoopObject *self)
 {
+    /* No timer: nothing to queue, and reading our own clock would only
+     * cost time. An overridden time() is still called, as asyncio calls it
+     * on every iteration (Python code may count on that). */
+    if (pa_timerheap_top(&self->timers) == NULL && clock_is_ours(self)) {
+        return 0;
+    }
     double now;
     if (loop_now(self, &now) < 0) {
         return -1;
