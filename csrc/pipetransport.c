@@ -51,18 +51,6 @@ pipe_write(TransportObject *self, const void *buf, size_t len)
 }
 
 static int
-failed(TransportObject *self, int err, const char *message)
-{
-    PyObject *exc = pa_tr_oserror(err);
-    if (exc == NULL) {
-        return -1;
-    }
-    int rc = pa_tr_fatal_error(self, exc, message);
-    Py_DECREF(exc);
-    return rc;
-}
-
-static int
 log_info_closed_by_peer(TransportObject *self)
 {
     if (!pa_tr_loop(self)->debug) {
@@ -123,7 +111,7 @@ ReadPipe_read_ready(TransportObject *self, PyObject *Py_UNUSED(ignored))
     if (n < 0) {
         int err = errno;
         if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR ||
-            failed(self, err, "Fatal read error on pipe transport") == 0) {
+            pa_tr_fatal_errno(self, err, "Fatal read error on pipe transport") == 0) {
             result = Py_NewRef(Py_None);
         }
     } else if (n == 0) {
@@ -208,7 +196,7 @@ WritePipe_write(TransportObject *self, PyObject *data)
             if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
                 PyBuffer_Release(&view);
                 Py_INCREF(self);
-                int rc = failed(self, err, "Fatal write error on pipe transport");
+                int rc = pa_tr_fatal_errno(self, err, "Fatal write error on pipe transport");
                 Py_DECREF(self);
                 if (rc < 0) {
                     return NULL;
@@ -268,7 +256,7 @@ write_ready(TransportObject *self)
         if (pa_tr_unwatch(self, PA_WRITABLE) < 0) {
             return -1;
         }
-        return failed(self, err, "Fatal write error on pipe transport");
+        return pa_tr_fatal_errno(self, err, "Fatal write error on pipe transport");
     }
     self->wstart += n;
     if (PA_TR_WBUF_SIZE(self) > 0) {

@@ -89,13 +89,7 @@ read_failed(TransportObject *self, int err)
     if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
         return 0;
     }
-    PyObject *exc = pa_tr_oserror(err);
-    if (exc == NULL) {
-        return -1;
-    }
-    int rc = pa_tr_fatal_error(self, exc, "Fatal read error on socket transport");
-    Py_DECREF(exc);
-    return rc;
+    return pa_tr_fatal_errno(self, err, "Fatal read error on socket transport");
 }
 
 static int
@@ -196,13 +190,7 @@ Transport_read_ready(TransportObject *self, PyObject *Py_UNUSED(ignored))
 static int
 write_failed(TransportObject *self, int err)
 {
-    PyObject *exc = pa_tr_oserror(err);
-    if (exc == NULL) {
-        return -1;
-    }
-    int rc = pa_tr_fatal_error(self, exc, "Fatal write error on socket transport");
-    Py_DECREF(exc);
-    return rc;
+    return pa_tr_fatal_errno(self, err, "Fatal write error on socket transport");
 }
 
 

@@ -328,6 +328,19 @@ pa_tr_fatal_error(TransportObject *self, PyObject *exc, const char *message)
     return rc;
 }
 
+/* The fatal error for a system call that failed with errno `err`. */
+int
+pa_tr_fatal_errno(TransportObject *self, int err, const char *message)
+{
+    PyObject *exc = pa_tr_oserror(err);
+    if (exc == NULL) {
+        return -1;
+    }
+    int rc = pa_tr_fatal_error(self, exc, message);
+    Py_DECREF(exc);
+    return rc;
+}
+
 /* The raised exception as a fatal error with `message`; SystemExit and
  * KeyboardInterrupt stay raised (-1). */
 int

@@ -364,9 +364,8 @@ class SubprocessMixin:
         logger.debug(' '.join(info))
 
     @staticmethod
-    def _check_modes(universal_newlines, bufsize, text, encoding, errors):
-        if universal_newlines:
-            raise ValueError("universal_newlines must be False")
+    def _check_modes(bufsize, text, encoding, errors):
+        """asyncio's checks after universal_newlines and shell, in its order."""
         if bufsize != 0:
             raise ValueError("bufsize must be 0")
         if text:
@@ -385,7 +384,7 @@ class SubprocessMixin:
             raise ValueError("universal_newlines must be False")
         if shell:
             raise ValueError("shell must be False")
-        self._check_modes(universal_newlines, bufsize, text, encoding, errors)
+        self._check_modes(bufsize, text, encoding, errors)
         protocol = protocol_factory()
         debug_log = None
         if self.get_debug():
@@ -407,7 +406,7 @@ class SubprocessMixin:
             raise ValueError("universal_newlines must be False")
         if not shell:
             raise ValueError("shell must be True")
-        self._check_modes(universal_newlines, bufsize, text, encoding, errors)
+        self._check_modes(bufsize, text, encoding, errors)
         protocol = protocol_factory()
         debug_log = None
         if self.get_debug():
