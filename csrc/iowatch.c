@@ -219,7 +219,7 @@ add_watcher(LoopObject *self, PyObject *const *args, Py_ssize_t nargs, uint32_t 
                      method);
         return NULL;
     }
-    if (pa_loop_check_closed(self) < 0) {
+    if (pa_loop_check_closed_keeping(self, args, nargs) < 0) {
         return NULL;
     }
     int gone, too_large;
@@ -347,7 +347,7 @@ pa_loop_private_add_writer(LoopObject *self, PyObject *const *args, Py_ssize_t n
 int
 pa_loop_watch_fd(LoopObject *self, int fd, uint32_t dir, PyObject *callback)
 {
-    if (pa_loop_check_closed(self) < 0 || ensure_capacity(self, fd) < 0) {
+    if (pa_loop_check_closed_keeping(self, &callback, 1) < 0 || ensure_capacity(self, fd) < 0) {
         return -1;
     }
     pa_state *st = self->state;

@@ -39,14 +39,28 @@
 
 /* ---------------------------------------------------------------- checks */
 
+/* The error is raised by a Python helper whose frame, kept by the
+ * traceback, holds `kept`: a future that fails to schedule its callbacks
+ * drops them at once, and the callback may be the last reference to a task
+ * whose coroutine chain is running the code that cancelled the future. In
+ * asyncio the frames of the failed call_soon() keep it alive until the error
+ * is dropped; so do we. Without the helper (before it is installed, or at
+ * shutdown) it is a plain RuntimeError. */
 int
-pa_loop_check_closed(LoopObject *loop)
+pa_loop_raise_closed(LoopObject *loop, PyObject *const *kept, Py_ssize_t nkept)
 {
-    if (loop->closed) {
+    pa_state *st = loop->state;
+    PyObject *helper = st != NULL ? st->raise_loop_closed : NULL;
+    if (helper == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
         return -1;
     }
-    return 0;
+    PyObject *res = PyObject_Vectorcall(helper, kept, (size_t)nkept, NULL);
+    if (res != NULL) { /* the helper always raises */
+        Py_DECREF(res);
+        PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+    }
+    return -1;
 }
 
 /* Debug mode: refuse non-threadsafe calls from a thread other than the one
@@ -211,8 +225,9 @@ pa_call_soon(pa_state *st, PyObject *loop, PyObject *callback, PyObject *const *
 {
     if (pa_loop_fast_path(st, loop)) {
         LoopObject *lp = (LoopObject *)loop;
-        if (pa_loop_check_closed(lp) < 0) {
-            return -1;
+        if (lp->closed) {
+            PyObject *kept[3] = {callback, nargs > 0 ? args[0] : NULL, nargs > 1 ? args[1] : NULL};
+            return pa_loop_raise_closed(lp, kept, nargs > 2 ? 1 : 1 + nargs);
         }
         HandleObject *h =
             pa_handle_new(st, st->HandleType, loop, callback, args, nargs, context, 0);
@@ -269,7 +284,7 @@ schedule_soon(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObje
                      method);
         return NULL;
     }
-    if (pa_loop_check_closed(self) < 0) {
+    if (pa_loop_check_closed_keeping(self, args, nargs) < 0) {
         return NULL;
     }
     if (self->debug && !threadsafe && check_thread(self) < 0) {
@@ -315,7 +330,7 @@ static PyObject *
 schedule_at(LoopObject *self, double when, PyObject *const *args, Py_ssize_t nargs,
             PyObject *context)
 {
-    if (pa_loop_check_closed(self) < 0) {
+    if (pa_loop_check_closed_keeping(self, args, nargs) < 0) {
         return NULL;
     }
     if (self->debug && check_thread(self) < 0) {
@@ -452,7 +467,7 @@ Loop_create_task(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf, PyO
     if (pa_parse_create_task_args(args, nargsf, kwnames, &name, &context) < 0) {
         return NULL;
     }
-    if (pa_loop_check_closed(self) < 0) {
+    if (pa_loop_check_closed_keeping(self, args, 1) < 0) {
         return NULL;
     }
     pa_state *st = self->state;

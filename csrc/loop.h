@@ -131,8 +131,22 @@ pa_loop_fast_path(pa_state *st, PyObject *obj)
     return loop->call_soon_is_ours_in_type;
 }
 
-/* Raise RuntimeError('Event loop is closed') and return -1 if it is. */
-int pa_loop_check_closed(LoopObject *loop);
+int pa_loop_raise_closed(LoopObject *loop, PyObject *const *kept, Py_ssize_t nkept);
+
+/* Raise RuntimeError('Event loop is closed') and return -1 if it is. The
+ * exception holds the `nkept` objects of `kept` (what the refused call was
+ * given) until it is dropped, as asyncio's does through its frames. */
+static inline int
+pa_loop_check_closed_keeping(LoopObject *loop, PyObject *const *kept, Py_ssize_t nkept)
+{
+    return loop->closed ? pa_loop_raise_closed(loop, kept, nkept) : 0;
+}
+
+static inline int
+pa_loop_check_closed(LoopObject *loop)
+{
+    return pa_loop_check_closed_keeping(loop, NULL, 0);
+}
 
 /* Queue a handle (new reference taken) and wake the loop if it is polling
  * and `threadsafe` asks for it. */

@@ -54,6 +54,7 @@ static const struct {
     {"BufferedProtocol", offsetof(pa_state, BufferedProtocol)},
     {"StreamReaderProtocol", offsetof(pa_state, StreamReaderProtocol)},
     {"socket_type", offsetof(pa_state, socket_type)},
+    {"raise_loop_closed", offsetof(pa_state, raise_loop_closed)},
 };
 
 #define N_HELPERS (sizeof(helper_slots) / sizeof(helper_slots[0]))

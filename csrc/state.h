@@ -44,6 +44,7 @@ typedef struct {
     PyObject *BufferedProtocol;       /* asyncio.BufferedProtocol */
     PyObject *StreamReaderProtocol;   /* asyncio.StreamReaderProtocol */
     PyObject *socket_type;            /* _socket.socket, the base of socket.socket */
+    PyObject *raise_loop_closed;      /* pyasync._loop._raise_loop_closed(*kept) */
 
     /* The registry set and its parts, cached by taskregistry.c. */
     PyObject *registry_set;

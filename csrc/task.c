@@ -113,7 +113,8 @@ static int
 queue_task(pa_state *st, TaskObject *task, int kind, PyObject *arg)
 {
     LoopObject *lp = (LoopObject *)task->loop;
-    if (pa_loop_check_closed(lp) < 0) {
+    PyObject *kept[2] = {(PyObject *)task, arg};
+    if (pa_loop_check_closed_keeping(lp, kept, arg != NULL ? 2 : 1) < 0) {
         Py_XDECREF(arg);
         return -1;
     }

@@ -492,6 +492,18 @@ class Loop(LoopBase, NetworkMixin, PipesMixin, SubprocessMixin, events.AbstractE
         return True
 
 
+def _raise_loop_closed(*kept):
+    """The C methods' "Event loop is closed". Raised from a Python frame on
+    purpose: the frame, kept by the traceback, holds what the failed call was
+    given (a callback, a task, a coroutine) until the exception is dropped, as
+    asyncio's own call_soon() frame does. A task whose last reference is the
+    callback a future fails to schedule then dies after the code that
+    cancelled the future has finished, not inside it: dying inside would close
+    the task's coroutine chain while one of its coroutines still runs
+    ("coroutine already executing")."""
+    raise RuntimeError('Event loop is closed')
+
+
 def _install_helpers():
     from . import _core
     _core._set_helpers(
@@ -522,6 +534,7 @@ def _install_helpers():
         BufferedProtocol=protocols.BufferedProtocol,
         StreamReaderProtocol=streams.StreamReaderProtocol,
         socket_type=_socket.socket,
+        raise_loop_closed=_raise_loop_closed,
     )
 
 

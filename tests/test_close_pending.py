@@ -3,11 +3,14 @@ collector finalise them, reports what asyncio reports and nothing else: the
 tasks' coroutines are closed, asyncio.Queue.put()'s cleanup meets the closed
 loop ("Event loop is closed"), and no coroutine is closed while it runs
 ("coroutine already executing") nor does the interpreter crash."""
+import asyncio
 import collections
+import gc
 import re
 import subprocess
 import sys
 import textwrap
+import weakref
 
 import pytest
 from _child import CHILD_CWD
@@ -64,3 +67,71 @@ def test_finalised_pending_tasks_report_as_on_asyncio():
     assert not any("already executing" in line for line in ours), ours
     assert ours == theirs
     assert theirs  # the scenario does reach the closed loop
+
+
+def _waiting_on_queue(loop):
+    queue = asyncio.Queue(maxsize=1)
+    queue.put_nowait(0)
+    return queue.put(1)
+
+
+def _waiting_on(make_future):
+    async def wait():
+        fut = make_future()
+        try:
+            await fut
+        except BaseException:
+            fut.cancel()  # what asyncio.Queue.put() and many libraries do
+            raise
+    return wait()
+
+
+WAITS = {
+    "queue_put": _waiting_on_queue,
+    "loop_future": lambda loop: _waiting_on(loop.create_future),
+    "asyncio_future": lambda loop: _waiting_on(lambda: asyncio.Future(loop=loop)),
+}
+
+
+@pytest.mark.parametrize("wait", sorted(WAITS))
+def test_task_outlives_the_cancel_that_drops_its_last_reference(loop_factory, wait):
+    """The inner coroutine of a pending task is closed after loop.close();
+    its cleanup cancels the future the task waits on, whose callback is the
+    last reference to the task. The failed scheduling must not destroy the
+    task (and so close its outer coroutine, which awaits the running inner
+    one) before the cleanup has finished: asyncio's task is destroyed once
+    the RuntimeError is dropped. Seen as "coroutine already executing"
+    reported by the outer coroutine's finaliser, in any program that closes
+    a loop with pending tasks and lets the collector finalise them in this
+    order."""
+    loop = loop_factory()
+    events, unraisable = [], []
+    loop.set_exception_handler(lambda lp, ctx: events.append(ctx["message"]))
+
+    async def outer():
+        await WAITS[wait](loop)
+
+    task = loop.create_task(outer())
+    loop.run_until_complete(asyncio.sleep(0))
+    loop.run_until_complete(asyncio.sleep(0))
+    loop.close()
+    inner = task.get_coro().cr_await
+    assert inner is not None and not task.done()
+    gone = weakref.ref(task)
+    del task
+    saved_hook = sys.unraisablehook
+    sys.unraisablehook = lambda u: unraisable.append(f"{type(u.exc_value).__name__}: {u.exc_value}")
+    try:
+        try:
+            inner.close()
+        except RuntimeError as exc:
+            assert str(exc) == "Event loop is closed"
+            events.append("cleanup finished")
+        else:
+            pytest.fail("cancelling the future on the closed loop did not raise")
+        gc.collect()
+    finally:
+        sys.unraisablehook = saved_hook
+    assert gone() is None
+    assert unraisable == []
+    assert events == ["cleanup finished", "Task was destroyed but it is pending!"]
