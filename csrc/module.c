@@ -313,7 +313,7 @@ module_clear(PyObject *module)
     Py_CLEAR(st->WritePipeTransportType);
     Py_CLEAR(st->SendfileOperationType);
     Py_CLEAR(st->SendfileNotAvailableError);
-    PyMem_RawFree(st->recv_buffer);
+    free(st->recv_buffer); /* from posix_memalign(), see pa_tr_recv_buffer() */
     st->recv_buffer = NULL;
     return 0;
 }

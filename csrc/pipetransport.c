@@ -99,15 +99,13 @@ ReadPipe_read_ready(TransportObject *self, PyObject *Py_UNUSED(ignored))
         Py_RETURN_NONE;
     }
     pa_state *st = pa_tr_loop(self)->state;
-    if (st->recv_buffer == NULL) {
-        st->recv_buffer = PyMem_RawMalloc(PA_MAX_READ);
-        if (st->recv_buffer == NULL) {
-            return PyErr_NoMemory();
-        }
+    char *buf = pa_tr_recv_buffer(st);
+    if (buf == NULL) {
+        return NULL;
     }
     Py_INCREF(self);
     PyObject *result = NULL;
-    ssize_t n = pipe_read(self, st->recv_buffer, (size_t)self->read_size);
+    ssize_t n = pipe_read(self, buf, (size_t)self->read_size);
     if (n < 0) {
         int err = errno;
         if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR ||
@@ -119,7 +117,7 @@ ReadPipe_read_ready(TransportObject *self, PyObject *Py_UNUSED(ignored))
             result = Py_NewRef(Py_None);
         }
     } else {
-        PyObject *data = PyBytes_FromStringAndSize(st->recv_buffer, n);
+        PyObject *data = PyBytes_FromStringAndSize(buf, n);
         if (data != NULL) {
             /* An exception propagates: the loop reports the failed callback. */
             result = pa_tr_call_protocol(self, st->str_data_received, &data, 1);

@@ -140,21 +140,18 @@ static int
 read_into_protocol(TransportObject *self)
 {
     pa_state *st = pa_tr_loop(self)->state;
-    if (st->recv_buffer == NULL) {
-        st->recv_buffer = PyMem_RawMalloc(PA_MAX_READ);
-        if (st->recv_buffer == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
+    char *buf = pa_tr_recv_buffer(st);
+    if (buf == NULL) {
+        return -1;
     }
-    ssize_t n = sock_recv(self, st->recv_buffer, (size_t)self->read_size);
+    ssize_t n = sock_recv(self, buf, (size_t)self->read_size);
     if (n < 0) {
         return read_failed(self, errno);
     }
     if (n == 0) {
         return on_eof(self);
     }
-    PyObject *data = PyBytes_FromStringAndSize(st->recv_buffer, n);
+    PyObject *data = PyBytes_FromStringAndSize(buf, n);
     if (data == NULL) {
         return -1;
     }

@@ -135,6 +135,10 @@ int pa_tr_unwatch(TransportObject *self, uint32_t dir);
 int pa_tr_fatal_error(TransportObject *self, PyObject *exc, const char *message);
 int pa_tr_fatal_error_from_raised(TransportObject *self, const char *message);
 int pa_tr_fatal_errno(TransportObject *self, int err, const char *message);
+
+/* The scratch buffer the transports read into (PA_MAX_READ bytes, page
+ * aligned), made when first needed; NULL with MemoryError. */
+char *pa_tr_recv_buffer(pa_state *st);
 int pa_tr_maybe_pause_protocol(TransportObject *self);
 int pa_tr_maybe_resume_protocol(TransportObject *self);
 int pa_tr_call_connection_lost_now(TransportObject *self, PyObject *exc);
