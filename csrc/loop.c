@@ -63,6 +63,17 @@ pa_loop_raise_closed(LoopObject *loop, PyObject *const *kept, Py_ssize_t nkept)
     return -1;
 }
 
+int
+pa_loop_check_subtype(pa_state *st, PyTypeObject *type)
+{
+    if (!PyType_IsSubtype(type, st->LoopType)) {
+        return 0;
+    }
+    /* A strong reference: a freed type's address may be reused by another. */
+    Py_XSETREF(st->loop_subtype_seen, (PyTypeObject *)Py_NewRef(type));
+    return 1;
+}
+
 /* Debug mode: refuse non-threadsafe calls from a thread other than the one
  * running the loop, like asyncio's _check_thread(). */
 static int
@@ -694,7 +705,8 @@ run_ready(LoopObject *self)
     for (size_t i = 0; i < ntodo && self->ready.count > 0; i++) {
         PyObject *entry = pa_readyqueue_pop(&self->ready);
         int rc = 0;
-        if (pa_task_check(st, entry)) {
+        PyTypeObject *type = Py_TYPE(entry);
+        if (type != st->HandleType && type != st->TimerHandleType && pa_task_check(st, entry)) {
             /* A task step or wakeup queued without a handle. */
             rc = pa_task_run_pending(st, (TaskObject *)entry);
         } else {

@@ -91,10 +91,17 @@ pa_loop_own_kernel_state(LoopObject *loop)
     return pa_loop_is_inherited(loop) ? pa_loop_renew_after_fork(loop) : 0;
 }
 
+int pa_loop_check_subtype(pa_state *st, PyTypeObject *type);
+
+/* Whether obj is a pyasync loop. Every loop a user makes is of a subclass
+ * (pyasync.Loop): the last subclass that passed is remembered, which spares
+ * the MRO walk on each task step. */
 static inline int
 pa_loop_check(pa_state *st, PyObject *obj)
 {
-    return Py_IS_TYPE(obj, st->LoopType) || PyType_IsSubtype(Py_TYPE(obj), st->LoopType);
+    PyTypeObject *type = Py_TYPE(obj);
+    return type == st->LoopType || type == st->loop_subtype_seen ||
+           pa_loop_check_subtype(st, type);
 }
 
 /* Recheck which of call_soon() and time() the loop's type overrides, when

@@ -207,6 +207,7 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
 {
     pa_state *st = pa_get_state(module);
     Py_VISIT(st->LoopType);
+    Py_VISIT(st->loop_subtype_seen);
     Py_VISIT(st->HandleType);
     Py_VISIT(st->TimerHandleType);
     Py_VISIT(st->FutureType);
@@ -307,6 +308,7 @@ module_clear(PyObject *module)
     Py_CLEAR(st->str_debug);
     Py_CLEAR(st->str_peername);
     Py_CLEAR(st->send_flags);
+    Py_CLEAR(st->loop_subtype_seen);
     Py_CLEAR(st->TransportType);
     Py_CLEAR(st->DgramTransportType);
     Py_CLEAR(st->ReadPipeTransportType);

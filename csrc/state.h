@@ -13,6 +13,7 @@
 
 typedef struct {
     PyTypeObject *LoopType;
+    PyTypeObject *loop_subtype_seen;  /* the last subclass of LoopType checked */
     PyTypeObject *HandleType;
     PyTypeObject *TimerHandleType;
 

@@ -108,13 +108,15 @@ can_queue_directly(pa_state *st, TaskObject *task, PyObject *loop)
     return task->pending == PA_TASK_NONE && pa_loop_fast_path(st, loop);
 }
 
-/* Queue the task itself; `arg` is a new reference or NULL. */
-static int
+/* Queue the task itself; `arg` is a new reference or NULL. Inlined: it is
+ * most of a task step's scheduling. */
+static inline Py_ALWAYS_INLINE int
 queue_task(pa_state *st, TaskObject *task, int kind, PyObject *arg)
 {
     LoopObject *lp = (LoopObject *)task->loop;
-    PyObject *kept[2] = {(PyObject *)task, arg};
-    if (pa_loop_check_closed_keeping(lp, kept, arg != NULL ? 2 : 1) < 0) {
+    if (lp->closed) {
+        PyObject *kept[2] = {(PyObject *)task, arg};
+        (void)pa_loop_raise_closed(lp, kept, arg != NULL ? 2 : 1);
         Py_XDECREF(arg);
         return -1;
     }
