@@ -27,6 +27,7 @@ except ImportError as _exc:  # pragma: no cover - depends on how it was installe
 from ._loop import Loop  # noqa: E402
 from ._policy import EventLoopPolicy, install, new_event_loop  # noqa: E402
 from ._runner import run  # noqa: E402
+from ._taskdump import dump_tasks  # noqa: E402
 from ._tasks import create_eager_task_factory, eager_task_factory  # noqa: E402
 
 __version__ = "0.1.0"
@@ -39,6 +40,7 @@ __all__ = (
     "Task",
     "TaskGroup",
     "create_eager_task_factory",
+    "dump_tasks",
     "eager_task_factory",
     "TimerHandle",
     "install",

@@ -24,7 +24,7 @@ from asyncio import base_futures, base_tasks, constants, coroutines, events, exc
 from asyncio import format_helpers, futures, protocols, streams, tasks, timeouts
 from asyncio.log import logger
 
-from . import _compat
+from . import _compat, _taskdump
 from ._core import Handle, LoopBase
 from ._network import NetworkMixin
 from ._pipes import PipesMixin
@@ -114,6 +114,8 @@ class Loop(LoopBase, NetworkMixin, PipesMixin, SubprocessMixin, events.AbstractE
         sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
                                finalizer=self._asyncgen_finalizer_hook)
         events._set_running_loop(self)
+        if _taskdump.ENV_SIGNAL in os.environ:
+            _taskdump.install_signal_dump_from_env()
 
     def _run_forever_cleanup(self):
         # Called by the C run_forever() on the way out, whatever happened.

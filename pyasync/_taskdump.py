@@ -1,0 +1,199 @@
+"""pyasync.dump_tasks(): what every task of a loop is doing, as a tree.
+
+A task is printed under the task that awaits it: directly (`await task`),
+through gather(), or as a child of a TaskGroup whose `async with` block the
+parent is leaving. Each task shows its coroutine stack (outermost frame
+first) and what it waits on at the bottom of that stack. Works for pyasync's
+tasks and for asyncio's own tasks on any loop; nothing is kept or counted
+while no dump is asked for.
+
+A dump can also be asked for from outside a running process: with
+PYASYNC_DUMP_TASKS_SIGNAL set to a signal name or number (for example
+SIGUSR1), a pyasync loop that starts running in the main thread installs a
+handler for that signal that dumps the running loop's tasks to stderr.
+"""
+import asyncio
+import os
+import reprlib
+import signal
+import sys
+import threading
+from asyncio import events, tasks
+
+__all__ = ("dump_tasks",)
+
+ENV_SIGNAL = "PYASYNC_DUMP_TASKS_SIGNAL"
+
+_repr = reprlib.Repr()
+_repr.maxother = 80
+
+
+def dump_tasks(loop=None, file=None):
+    """Print every pending task of `loop` (the running loop by default) to
+    `file` (sys.stderr by default): name, state, coroutine stack and what
+    it awaits, nested under the task that awaits it."""
+    if loop is None:
+        loop = events.get_running_loop()
+    if file is None:
+        file = sys.stderr
+    pending = sorted(tasks.all_tasks(loop), key=_task_order)
+    current = tasks.current_task(loop)
+    if current is not None and current not in pending:
+        pending.insert(0, current)
+    children = {}
+    awaited = set()
+    for task in pending:
+        kids = [t for t in _awaited_tasks(task) if t is not task]
+        children[task] = kids
+        awaited.update(kids)
+    lines = [f"{len(pending)} task{'s' if len(pending) != 1 else ''} of {_repr.repr(loop)}"]
+    seen = set()
+    for task in pending:
+        if task not in awaited:
+            _format_task(task, current, children, seen, lines, 0)
+    for task in pending:  # tasks in a cycle of awaits have no root
+        if task not in seen:
+            _format_task(task, current, children, seen, lines, 0)
+    file.write("\n".join(lines) + "\n")
+    flush = getattr(file, "flush", None)
+    if flush is not None:
+        flush()
+
+
+def _task_order(task):
+    name = task.get_name()
+    return (0, name) if isinstance(name, str) else (1, str(name))
+
+
+def _format_task(task, current, children, seen, lines, depth):
+    seen.add(task)
+    pad = "    " * depth
+    frames = list(_coroutine_frames(task.get_coro()))
+    if task is current:
+        state, what = "running", ""
+    elif task.done():
+        state, what = "done", ""
+    elif _waiter(task) is None:
+        state, what = "ready to run", ""
+    else:
+        state, what = "waiting", _what_it_awaits(task, frames)
+    lines.append(f"{pad}Task {task.get_name()!r} ({state}){what}")
+    for frame in frames:
+        code = frame.f_code
+        lines.append(f"{pad}  | {code.co_filename}:{frame.f_lineno} in {code.co_name}")
+    if not frames:
+        lines.append(f"{pad}  | {_repr.repr(task.get_coro())}")
+    for kid in children.get(task, ()):
+        if kid in seen:
+            lines.append(f"{pad}    Task {kid.get_name()!r} (shown above)")
+        else:
+            _format_task(kid, current, children, seen, lines, depth + 1)
+
+
+def _coroutine_frames(coro):
+    """The frames of a coroutine and of what it awaits, outermost first."""
+    depth = 0
+    while coro is not None and depth < 1000:
+        depth += 1
+        frame = (getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+                 or getattr(coro, "ag_frame", None))
+        if frame is not None:
+            yield frame
+        coro = (getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+                or getattr(coro, "ag_await", None))
+
+
+def _waiter(task):
+    try:
+        return task._fut_waiter
+    except AttributeError:
+        return None
+
+
+def _awaited_tasks(task):
+    """The tasks `task` waits for: the task it awaits, gather()'s children,
+    or the tasks of the TaskGroup it is leaving."""
+    waiter = _waiter(task)
+    if waiter is None:
+        return []
+    if isinstance(waiter, asyncio.Task):
+        return [waiter]
+    kids = getattr(waiter, "_children", None)  # gather()
+    if isinstance(kids, list):
+        return [k for k in kids if isinstance(k, asyncio.Task) and not k.done()]
+    group = _group_waited_on(task, waiter)
+    if group is not None:
+        return sorted((t for t in group._tasks if not t.done()), key=_task_order)
+    return []
+
+
+def _group_waited_on(task, waiter):
+    """The TaskGroup whose completion future is `waiter`, found among the
+    locals of the task's frames (asyncio's __aexit__ has it as `self`; a
+    pyasync TaskGroup's C __aexit__ has no frame, the `async with` target
+    is the caller's local)."""
+    for frame in _coroutine_frames(task.get_coro()):
+        for value in frame.f_locals.values():
+            if getattr(value, "_on_completed_fut", None) is waiter and hasattr(value, "_tasks"):
+                return value
+    return None
+
+
+def _what_it_awaits(task, frames):
+    waiter = _waiter(task)
+    if isinstance(waiter, asyncio.Task):
+        return f", awaiting Task {waiter.get_name()!r}"
+    if isinstance(getattr(waiter, "_children", None), list):
+        return ", awaiting gather()"
+    if _group_waited_on(task, waiter) is not None:
+        return ", awaiting its TaskGroup"
+    # The innermost frame that is a method of one of asyncio's own classes
+    # (Event.wait, Lock.acquire, Queue.get, Condition.wait, ...).
+    for frame in reversed(frames):
+        owner = frame.f_locals.get("self")
+        module = type(owner).__module__ if owner is not None else ""
+        if module.startswith("asyncio.") or module == "asyncio":
+            return f", awaiting {type(owner).__name__}.{frame.f_code.co_name}()"
+        if frame.f_code.co_name == "sleep" and frame.f_globals.get("__name__") == "asyncio.tasks":
+            return ", in asyncio.sleep()"
+    return f", awaiting {_repr.repr(waiter)}"
+
+
+# ---------------------------------------------------------------- on a signal
+
+_installed_signal = None
+
+
+def _dump_on_signal(signum, frame):
+    loop = events._get_running_loop()
+    if loop is None:
+        sys.stderr.write(f"pyasync: signal {signum}: no event loop is running\n")
+        return
+    dump_tasks(loop, sys.stderr)
+
+
+def install_signal_dump_from_env():
+    """Called by a pyasync loop as it starts running: install the dump
+    handler named by PYASYNC_DUMP_TASKS_SIGNAL, once, from the main thread."""
+    global _installed_signal
+    name = os.environ.get(ENV_SIGNAL)
+    if not name or _installed_signal is not None:
+        return
+    if threading.current_thread() is not threading.main_thread():
+        return
+    signum = _parse_signal(name)
+    signal.signal(signum, _dump_on_signal)
+    _installed_signal = signum
+
+
+def _parse_signal(name):
+    text = name.strip()
+    if text.isdigit():
+        return signal.Signals(int(text))
+    text = text.upper()
+    if not text.startswith("SIG"):
+        text = "SIG" + text
+    try:
+        return signal.Signals[text]
+    except KeyError:
+        raise ValueError(f"{ENV_SIGNAL}={name!r} does not name a signal") from None
