@@ -618,6 +618,7 @@ Handle_cancel(HandleObject *self, PyObject *Py_UNUSED(ignored))
         if (pa_loop_check(st, self->loop)) {
             if (self->scheduled) {
                 ((LoopObject *)self->loop)->timer_cancelled_count++;
+                ((LoopObject *)self->loop)->metrics.timers_cancelled++;
             }
         } else {
             PyObject *res = PyObject_CallMethodOneArg(self->loop, st->str_timer_handle_cancelled,

@@ -363,6 +363,7 @@ schedule_at(LoopObject *self, double when, PyObject *const *args, Py_ssize_t nar
         return PyErr_NoMemory();
     }
     h->scheduled = 1;
+    self->metrics.timers_scheduled++;
     return (PyObject *)h;
 }
 
@@ -608,10 +609,16 @@ poll_events(LoopObject *self, int timeout_ms)
         return -1;
     }
     int n;
+    /* Only a poll that may block is timed (see metrics.h). */
+    double blocked_since = self->metrics.timing && timeout_ms != 0 ? pa_clock_now() : 0.0;
     Py_BEGIN_ALLOW_THREADS
     n = self->poller_ops->wait(self->poller, self->events, EVENTS_PER_POLL, timeout_ms);
     Py_END_ALLOW_THREADS
+    if (blocked_since != 0.0) {
+        self->metrics.poll_seconds += pa_clock_now() - blocked_since;
+    }
     if (n >= 0) {
+        self->metrics.io_events += (uint64_t)n;
         return n;
     }
     if (n == -EINTR) {
@@ -705,14 +712,23 @@ run_ready(LoopObject *self)
     for (size_t i = 0; i < ntodo && self->ready.count > 0; i++) {
         PyObject *entry = pa_readyqueue_pop(&self->ready);
         int rc = 0;
+        double started = self->metrics.timing ? pa_clock_now() : 0.0;
         PyTypeObject *type = Py_TYPE(entry);
         if (type != st->HandleType && type != st->TimerHandleType && pa_task_check(st, entry)) {
             /* A task step or wakeup queued without a handle. */
+            self->metrics.task_steps++;
             rc = pa_task_run_pending(st, (TaskObject *)entry);
         } else {
             HandleObject *h = (HandleObject *)entry;
             if (!h->cancelled) {
+                self->metrics.callbacks++;
                 rc = self->debug ? run_handle_debug(self, h) : pa_handle_run(st, h);
+            }
+        }
+        if (started != 0.0) {
+            double took = pa_clock_now() - started;
+            if (took >= self->slow_callback_duration) {
+                pa_metrics_note_slow((PyObject *)self, entry, took);
             }
         }
         Py_DECREF(entry);
@@ -726,6 +742,7 @@ run_ready(LoopObject *self)
 static int
 run_once(LoopObject *self)
 {
+    self->metrics.iterations++;
     if (drop_cancelled_timers(self) < 0) {
         return -1;
     }
@@ -968,11 +985,18 @@ Loop_add_callback_signalsafe(LoopObject *self, PyObject *handle)
 }
 
 static PyObject *
+Loop_metrics(LoopObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return pa_metrics_snapshot((PyObject *)self);
+}
+
+static PyObject *
 Loop_timer_handle_cancelled(LoopObject *self, PyObject *handle)
 {
     if (PyObject_TypeCheck(handle, self->state->TimerHandleType) &&
         ((HandleObject *)handle)->scheduled) {
         self->timer_cancelled_count++;
+        self->metrics.timers_cancelled++;
     }
     Py_RETURN_NONE;
 }
@@ -1176,13 +1200,15 @@ Loop_traverse(LoopObject *self, visitproc visit, void *arg)
     for (size_t i = 0; i < self->timers.count; i++) {
         Py_VISIT(self->timers.entries[i].timer);
     }
-    return pa_loop_traverse_io(self, visit, arg);
+    int rc = pa_metrics_traverse(&self->metrics, visit, arg);
+    return rc != 0 ? rc : pa_loop_traverse_io(self, visit, arg);
 }
 
 static int
 Loop_clear(LoopObject *self)
 {
     Py_CLEAR(self->task_factory);
+    pa_metrics_clear(&self->metrics);
     if (self->ready.items != NULL) {
         release_queues(self);
     }
@@ -1331,6 +1357,8 @@ static PyMethodDef Loop_methods[] = {
      "_add_callback($self, handle, /)\n--\n\n"},
     {"_add_callback_signalsafe", (PyCFunction)Loop_add_callback_signalsafe, METH_O,
      "_add_callback_signalsafe($self, handle, /)\n--\n\n"},
+    {"_metrics", (PyCFunction)Loop_metrics, METH_NOARGS,
+     PyDoc_STR("_metrics($self, /)\n--\n\nWhat pyasync.metrics() returns; turns timing on.")},
     {"_timer_handle_cancelled", (PyCFunction)Loop_timer_handle_cancelled, METH_O,
      "_timer_handle_cancelled($self, handle, /)\n--\n\n"},
     {NULL, NULL, 0, NULL},

@@ -11,6 +11,7 @@
 #define PYASYNC_LOOP_H
 
 #include "state.h"
+#include "metrics.h"
 #include "poller.h"
 #include "readyqueue.h"
 #include "timerheap.h"
@@ -56,6 +57,7 @@ typedef struct {
     char time_is_ours_in_type;        /* methods_type's time() is LoopBase's own */
     PyTypeObject *methods_type;       /* borrowed, only compared: the type last checked */
     unsigned int methods_type_version; /* its version tag then (0: unknown, check again) */
+    pa_loop_metrics metrics;          /* pyasync.metrics(), in metrics.c */
     char running;
     char stopping;
     char closed;

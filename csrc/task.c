@@ -374,6 +374,9 @@ run_and_handle_result(pa_state *st, TaskObject *task, PyObject *exc)
         }
     }
     Py_DECREF(coro);
+    if (status != PYGEN_NEXT && pa_loop_check(st, task->loop)) {
+        ((LoopObject *)task->loop)->metrics.tasks_finished++;
+    }
 
     FutureObject *fut = (FutureObject *)task;
     int rc;
@@ -701,6 +704,9 @@ task_init(pa_state *st, TaskObject *self, PyObject *coro, PyObject *loop, PyObje
     self->num_cancels_requested = 0;
     self->must_cancel = 0;
     self->log_destroy_pending = 1;
+    if (pa_loop_check(st, self->loop)) {
+        ((LoopObject *)self->loop)->metrics.tasks_created++;
+    }
 #if PA_HAS_EAGER_TASKS
     if (eager) {
         int running;

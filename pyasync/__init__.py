@@ -27,6 +27,7 @@ except ImportError as _exc:  # pragma: no cover - depends on how it was installe
 from ._loop import Loop  # noqa: E402
 from ._policy import EventLoopPolicy, install, new_event_loop  # noqa: E402
 from ._runner import run  # noqa: E402
+from ._metrics import metrics  # noqa: E402
 from ._taskdump import dump_tasks  # noqa: E402
 from ._tasks import create_eager_task_factory, eager_task_factory  # noqa: E402
 
@@ -44,6 +45,7 @@ __all__ = (
     "eager_task_factory",
     "TimerHandle",
     "install",
+    "metrics",
     "new_event_loop",
     "pollers",
     "run",
