@@ -124,7 +124,7 @@ static int
 loop_now(LoopObject *self, double *now)
 {
     if (clock_is_ours(self)) {
-        *now = pa_clock_now();
+        *now = self->vclock.on ? self->vclock.now : pa_clock_now();
         return 0;
     }
     PyObject *res = PyObject_CallMethodNoArgs((PyObject *)self, self->state->str_time);
@@ -559,6 +559,54 @@ drop_cancelled_timers(LoopObject *self)
     return 0;
 }
 
+static int
+timeout_of(double seconds)
+{
+    if (seconds > MAXIMUM_POLL_TIMEOUT) {
+        seconds = MAXIMUM_POLL_TIMEOUT;
+    }
+    return (int)ceil(seconds * 1e3);
+}
+
+/* A virtual clock's poll (see virtualclock.h): the next timer is `delay`
+ * virtual seconds away, at `when`. */
+static void
+virtual_poll_timeout(LoopObject *self, double when, double delay, int *timeout_ms)
+{
+    pa_virtual_clock *vc = &self->vclock;
+    if (vc->threads_busy > 0) {
+        vc->pending = PA_VCLOCK_FOLLOW_REAL;
+        vc->target = delay;
+        vc->poll_started = pa_clock_now();
+        *timeout_ms = timeout_of(delay);
+    } else if (when <= vc->jump_limit) {
+        vc->pending = PA_VCLOCK_JUMP;
+        vc->target = when;
+        *timeout_ms = vc->threshold > 0 ? timeout_of(vc->threshold) : 0;
+    } else {
+        /* Manual mode, nothing to advance to: time stands still until
+         * advance() moves the limit, I/O comes or another thread calls. */
+        *timeout_ms = -1;
+    }
+}
+
+/* After the poll: move the virtual clock as virtual_poll_timeout() decided,
+ * given the number of events the poll returned. */
+static void
+virtual_clock_after_poll(LoopObject *self, int nevents)
+{
+    pa_virtual_clock *vc = &self->vclock;
+    if (vc->pending == PA_VCLOCK_JUMP) {
+        if (nevents == 0 && self->ready.count == 0 && vc->target > vc->now) {
+            vc->now = vc->target;
+        }
+    } else if (vc->pending == PA_VCLOCK_FOLLOW_REAL) {
+        double passed = nevents == 0 ? vc->target : pa_clock_now() - vc->poll_started;
+        vc->now += passed < vc->target ? passed : vc->target;
+    }
+    vc->pending = PA_VCLOCK_NONE;
+}
+
 /* Phase 2: milliseconds to block, rounded up so that we never wake before a
  * deadline and spin; -1 blocks. 0, or -1 with an exception (from an
  * overridden time()). */
@@ -592,10 +640,11 @@ poll_timeout_ms(LoopObject *self, int *timeout_ms)
     if (delay <= 0) {
         return 0;
     }
-    if (delay > MAXIMUM_POLL_TIMEOUT) {
-        delay = MAXIMUM_POLL_TIMEOUT;
+    if (self->vclock.on) {
+        virtual_poll_timeout(self, top->when, delay, timeout_ms);
+        return 0;
     }
-    *timeout_ms = (int)ceil(delay * 1e3);
+    *timeout_ms = timeout_of(delay);
     return 0;
 }
 
@@ -751,6 +800,9 @@ run_once(LoopObject *self)
         return -1;
     }
     int n = poll_events(self, timeout_ms);
+    if (self->vclock.pending != PA_VCLOCK_NONE) {
+        virtual_clock_after_poll(self, n < 0 ? 1 : n);
+    }
     if (n < 0) {
         return -1;
     }
@@ -890,7 +942,7 @@ Loop_is_watching_write(LoopObject *self, PyObject *fdobj)
 static PyObject *
 Loop_time(LoopObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyFloat_FromDouble(pa_clock_now());
+    return PyFloat_FromDouble(self->vclock.on ? self->vclock.now : pa_clock_now());
 }
 
 /* ---------------------------------------------------------------- teardown */
@@ -981,6 +1033,31 @@ Loop_add_callback_signalsafe(LoopObject *self, PyObject *handle)
         return NULL;
     }
     pa_wakeup_notify(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Loop_use_virtual_clock(LoopObject *self, PyObject *start)
+{
+    double t = PyFloat_AsDouble(start);
+    if (t == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (!isfinite(t)) {
+        PyErr_SetString(PyExc_ValueError, "the virtual clock must start at a finite time");
+        return NULL;
+    }
+    if (self->vclock.on && t < self->vclock.now) {
+        PyErr_SetString(PyExc_ValueError, "the virtual clock cannot go back");
+        return NULL;
+    }
+    if (!self->vclock.on && self->timers.count > 0) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "the virtual clock must be set before any timer is scheduled");
+        return NULL;
+    }
+    self->vclock.on = 1;
+    self->vclock.now = t;
     Py_RETURN_NONE;
 }
 
@@ -1357,6 +1434,9 @@ static PyMethodDef Loop_methods[] = {
      "_add_callback($self, handle, /)\n--\n\n"},
     {"_add_callback_signalsafe", (PyCFunction)Loop_add_callback_signalsafe, METH_O,
      "_add_callback_signalsafe($self, handle, /)\n--\n\n"},
+    {"_use_virtual_clock", (PyCFunction)Loop_use_virtual_clock, METH_O,
+     PyDoc_STR("_use_virtual_clock($self, start, /)\n--\n\n"
+               "Make time() virtual, starting at `start` (pyasync.testing).")},
     {"_metrics", (PyCFunction)Loop_metrics, METH_NOARGS,
      PyDoc_STR("_metrics($self, /)\n--\n\nWhat pyasync.metrics() returns; turns timing on.")},
     {"_timer_handle_cancelled", (PyCFunction)Loop_timer_handle_cancelled, METH_O,
@@ -1365,6 +1445,12 @@ static PyMethodDef Loop_methods[] = {
 };
 
 static PyMemberDef Loop_members[] = {
+    {"_virtual_jump_limit", T_DOUBLE, offsetof(LoopObject, vclock.jump_limit), 0,
+     PyDoc_STR("virtual time: timers up to this time may be jumped to")},
+    {"_virtual_threshold", T_DOUBLE, offsetof(LoopObject, vclock.threshold), 0,
+     PyDoc_STR("virtual time: real seconds of I/O waited for before a jump")},
+    {"_virtual_threads_busy", T_PYSSIZET, offsetof(LoopObject, vclock.threads_busy), 0,
+     PyDoc_STR("virtual time: executor jobs in flight (time then follows the real clock)")},
     {"slow_callback_duration", T_DOUBLE, offsetof(LoopObject, slow_callback_duration), 0,
      "In debug mode, callbacks slower than this (seconds) are logged."},
     {"_clock_resolution", T_DOUBLE, offsetof(LoopObject, clock_resolution), READONLY, NULL},

@@ -15,6 +15,7 @@
 #include "poller.h"
 #include "readyqueue.h"
 #include "timerheap.h"
+#include "virtualclock.h"
 
 #include <sys/types.h>
 
@@ -58,6 +59,7 @@ typedef struct {
     PyTypeObject *methods_type;       /* borrowed, only compared: the type last checked */
     unsigned int methods_type_version; /* its version tag then (0: unknown, check again) */
     pa_loop_metrics metrics;          /* pyasync.metrics(), in metrics.c */
+    pa_virtual_clock vclock;          /* pyasync.testing's virtual time, if on */
     char running;
     char stopping;
     char closed;
