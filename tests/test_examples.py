@@ -66,6 +66,17 @@ EXPECTED = {
         Unix clients echoed intact: 10 of 10
         servers closed
     """,
+    "virtual_time.py": """\
+        attempt 1 timed out at 0.5 min; retry in 1 min
+        attempt 2 timed out at 2.0 min; retry in 2 min
+        attempt 3 timed out at 4.5 min; retry in 4 min
+        attempt 4 timed out at 9.0 min; retry in 8 min
+        attempt 5 timed out at 17.5 min; retry in 16 min
+        attempt 6 timed out at 34.0 min; retry in 32 min
+        attempt 7 timed out at 66.5 min; retry in 64 min
+        attempt 8: 'ready' at 2.17 h of virtual time
+        real time under a second: True
+    """,
     "run_unchanged.py": """\
         event loop: pyasync (Loop)
         results: ALPHA, BETA, GAMMA
