@@ -182,3 +182,28 @@ def test_signal_names_and_numbers():
     assert _parse_signal("SIGUSR2") is signal.SIGUSR2
     assert _parse_signal("usr2") is signal.SIGUSR2
     assert _parse_signal(str(int(signal.SIGUSR1))) is signal.SIGUSR1
+
+
+def test_asyncio_tasks_on_a_pyasync_loop_are_dumped_too():
+    loop = pyasync.new_event_loop()
+    loop.set_task_factory(lambda lp, coro, **kw: asyncio.Task(coro, loop=lp, **kw))
+    try:
+        async def child(ev):
+            await ev.wait()
+
+        async def main():
+            ev = asyncio.Event()
+            kid = asyncio.create_task(child(ev), name="asyncio-kid")
+            await asyncio.sleep(0)
+            assert type(kid) is asyncio.Task
+            out = io.StringIO()
+            pyasync.dump_tasks(file=out)
+            ev.set()
+            await kid
+            return out.getvalue()
+
+        dump = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert "Task 'asyncio-kid' (waiting), awaiting Event.wait()" in dump
+    assert "(running)" in dump
