@@ -312,3 +312,58 @@ def test_isolated_asyncio_test_case():
     assert result.wasSuccessful(), result.errors + result.failures
     assert outcome == [3600.0]
     assert time.perf_counter() - started < 2
+
+
+def test_threads_sockets_and_timeouts_together():
+    # A server that answers after a job in the executor (0.1 s of real
+    # time) and then 30 s of virtual time; the client waits with a timeout
+    # of 60 s, and a second request with a timeout of 10 s times out. All
+    # in one loop: the thread is waited for, the sleeps are jumped.
+    loop = vt.new_event_loop()
+    try:
+        async def main():
+            async def handle(reader, writer):
+                line = await reader.readline()
+                work = await asyncio.to_thread(_slow_upper, line, 0.1)
+                await asyncio.sleep(30)
+                writer.write(work)
+                await writer.drain()
+                writer.close()
+
+            server = await asyncio.start_server(handle, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+
+            async def request(text, timeout):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                try:
+                    writer.write(text)
+                    async with asyncio.timeout(timeout):
+                        return await reader.readline()
+                finally:
+                    writer.close()
+
+            start = loop.time()
+            first = await request(b"ping\n", 60)
+            took = loop.time() - start
+            start = loop.time()
+            with pytest.raises(TimeoutError):
+                await request(b"late\n", 10)
+            timed_out_after = loop.time() - start
+            server.close()
+            await asyncio.sleep(60)  # let the second handler finish
+            await server.wait_closed()
+            return first, took, timed_out_after
+
+        started = time.perf_counter()
+        first, took, timed_out_after = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert first == b"PING\n"
+    assert 30.09 <= took < 35  # 30 s of sleep, and the thread's real time
+    assert 10 <= timed_out_after < 10.2
+    assert time.perf_counter() - started < 5
+
+
+def _slow_upper(data, seconds):
+    time.sleep(seconds)
+    return data.upper()
