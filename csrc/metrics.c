@@ -83,22 +83,25 @@ pa_metrics_note_slow(PyObject *loop, PyObject *entry, double seconds)
     m->nslowest++;
 }
 
+/* dict[key] = value, stealing `value` (NULL: making it failed). */
+static int
+set_new(PyObject *dict, const char *key, PyObject *value)
+{
+    int rc = value != NULL ? PyDict_SetItemString(dict, key, value) : -1;
+    Py_XDECREF(value);
+    return rc;
+}
+
 static int
 set_u64(PyObject *dict, const char *key, uint64_t value)
 {
-    PyObject *v = PyLong_FromUnsignedLongLong(value);
-    int rc = v ? PyDict_SetItemString(dict, key, v) : -1;
-    Py_XDECREF(v);
-    return rc;
+    return set_new(dict, key, PyLong_FromUnsignedLongLong(value));
 }
 
 static int
 set_double(PyObject *dict, const char *key, double value)
 {
-    PyObject *v = PyFloat_FromDouble(value);
-    int rc = v ? PyDict_SetItemString(dict, key, v) : -1;
-    Py_XDECREF(v);
-    return rc;
+    return set_new(dict, key, PyFloat_FromDouble(value));
 }
 
 static uint64_t
