@@ -114,8 +114,8 @@ class Loop(LoopBase, NetworkMixin, PipesMixin, SubprocessMixin, events.AbstractE
         sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
                                finalizer=self._asyncgen_finalizer_hook)
         events._set_running_loop(self)
-        if _taskdump.ENV_SIGNAL in os.environ:
-            _taskdump.install_signal_dump_from_env()
+        if _taskdump.SIGNAL_FROM_ENV is not None:
+            _taskdump.install_signal_dump()
 
     def _run_forever_cleanup(self):
         # Called by the C run_forever() on the way out, whatever happened.

@@ -9,8 +9,9 @@ while no dump is asked for.
 
 A dump can also be asked for from outside a running process: with
 PYASYNC_DUMP_TASKS_SIGNAL set to a signal name or number (for example
-SIGUSR1), a pyasync loop that starts running in the main thread installs a
-handler for that signal that dumps the running loop's tasks to stderr.
+SIGUSR1) when pyasync is imported, a pyasync loop that starts running in the
+main thread installs a handler for that signal that dumps the running loop's
+tasks to stderr.
 """
 import asyncio
 import os
@@ -161,6 +162,9 @@ def _what_it_awaits(task, frames):
 
 # ---------------------------------------------------------------- on a signal
 
+# Read once, when pyasync is imported: looking it up each time a loop
+# starts would allocate on the way into run_forever().
+SIGNAL_FROM_ENV = os.environ.get(ENV_SIGNAL) or None
 _installed_signal = None
 
 
@@ -172,16 +176,16 @@ def _dump_on_signal(signum, frame):
     dump_tasks(loop, sys.stderr)
 
 
-def install_signal_dump_from_env():
+def install_signal_dump():
     """Called by a pyasync loop as it starts running: install the dump
-    handler named by PYASYNC_DUMP_TASKS_SIGNAL, once, from the main thread."""
+    handler named by PYASYNC_DUMP_TASKS_SIGNAL (as it was when pyasync was
+    imported), once, from the main thread."""
     global _installed_signal
-    name = os.environ.get(ENV_SIGNAL)
-    if not name or _installed_signal is not None:
+    if SIGNAL_FROM_ENV is None or _installed_signal is not None:
         return
     if threading.current_thread() is not threading.main_thread():
         return
-    signum = _parse_signal(name)
+    signum = _parse_signal(SIGNAL_FROM_ENV)
     signal.signal(signum, _dump_on_signal)
     _installed_signal = signum
 
