@@ -648,8 +648,19 @@ CTRL_C_PROGRAM = """\
 """
 
 
+def with_default_sigint(cmd):
+    """`cmd` exec'd by a Python that first gives SIGINT its default
+    disposition. A process started in the background by a non-interactive
+    shell (a CI harness run with `&`) has SIGINT ignored, and its children
+    inherit that: Python then installs no KeyboardInterrupt handler and the
+    Ctrl-C these tests send would do nothing, on either loop."""
+    reset = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+             "os.execv(sys.argv[1], sys.argv[1:])")
+    return [sys.executable, "-c", reset] + cmd
+
+
 def _interrupt(cmd, cwd):
-    proc = subprocess.Popen(cmd, cwd=cwd, env=child_env(), text=True,
+    proc = subprocess.Popen(with_default_sigint(cmd), cwd=cwd, env=child_env(), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert proc.stdout.readline() == "ready\n"
@@ -696,7 +707,7 @@ def test_second_ctrl_c_during_asyncio_run_matches_python(tmp_path):
     """)
 
     def interrupt_twice(cmd):
-        proc = subprocess.Popen(cmd, cwd=tmp_path, env=child_env(), text=True,
+        proc = subprocess.Popen(with_default_sigint(cmd), cwd=tmp_path, env=child_env(), text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             assert proc.stdout.readline() == "ready\n"
