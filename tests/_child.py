@@ -10,3 +10,17 @@ import os
 import sys
 
 CHILD_CWD = os.path.dirname(os.path.abspath(sys.executable))
+
+
+def with_default_sigint(cmd):
+    """`cmd` exec'd by a Python that first gives SIGINT its default
+    disposition, for tests whose child must react to Ctrl-C. A test run
+    started in the background by a non-interactive shell (a CI harness run
+    with `&`) has SIGINT ignored, and every child inherits that (the test
+    process only looks right after something installed a Python handler):
+    the child's Python then installs no KeyboardInterrupt handler, and
+    SIGINT, signal.raise_signal() or _thread.interrupt_main() do nothing,
+    on either loop."""
+    reset = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+             "os.execv(sys.argv[1], sys.argv[1:])")
+    return [sys.executable, "-c", reset] + list(cmd)

@@ -3,6 +3,7 @@ reference) and on pyasync, so the expected behaviour is CPython's."""
 import asyncio
 import gc
 import os
+import signal
 
 import pytest
 
@@ -58,3 +59,13 @@ def pyloop():
 
 def pytest_report_header(config):
     return f"pyasync poller: {os.environ.get('PYASYNC_POLLER') or 'default'}"
+
+
+@pytest.fixture
+def default_sigint():
+    """SIGINT handled by Python's default handler (KeyboardInterrupt) during
+    the test, whatever the test process inherited: a test run started in the
+    background by a non-interactive shell has SIGINT ignored."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)

@@ -20,6 +20,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from _child import with_default_sigint
 
 import pyasync
 
@@ -646,17 +647,6 @@ CTRL_C_PROGRAM = """\
 
     asyncio.run(main())
 """
-
-
-def with_default_sigint(cmd):
-    """`cmd` exec'd by a Python that first gives SIGINT its default
-    disposition. A process started in the background by a non-interactive
-    shell (a CI harness run with `&`) has SIGINT ignored, and its children
-    inherit that: Python then installs no KeyboardInterrupt handler and the
-    Ctrl-C these tests send would do nothing, on either loop."""
-    reset = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
-             "os.execv(sys.argv[1], sys.argv[1:])")
-    return [sys.executable, "-c", reset] + cmd
 
 
 def _interrupt(cmd, cwd):

@@ -543,12 +543,7 @@ def test_run_context_is_a_copy(runner):
     assert var.get() == "before run"
 
 
-def _sigint_is_default():
-    return signal.getsignal(signal.SIGINT) is signal.default_int_handler
-
-
-@pytest.mark.skipif(not _sigint_is_default(), reason="SIGINT handler changed by the test runner")
-def test_run_ctrl_c_cancels_main_and_raises_keyboardinterrupt(runner):
+def test_run_ctrl_c_cancels_main_and_raises_keyboardinterrupt(runner, default_sigint):
     run, _ = runner
     log = []
 
@@ -739,8 +734,7 @@ def test_runner_propagates_exception_and_stays_usable(factory):
         assert runner.run(ok()) == "ok"
 
 
-@pytest.mark.skipif(not _sigint_is_default(), reason="SIGINT handler changed by the test runner")
-def test_runner_ctrl_c(factory):
+def test_runner_ctrl_c(factory, default_sigint):
     loop_factory, _ = factory
     log = []
 

@@ -106,7 +106,7 @@ def test_close_removes_signal_handlers(loop):
     assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
 
 
-def test_keyboard_interrupt_while_blocked(loop):
+def test_keyboard_interrupt_while_blocked(loop, default_sigint):
     # The default SIGINT handler raises KeyboardInterrupt out of the poll.
     timer = threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
@@ -131,9 +131,10 @@ def test_signal_during_c_callback_is_handled(loop_kind):
         "except KeyboardInterrupt:\n"
         "    print('interrupted')\n"
     )
+    from _child import with_default_sigint
     here = os.path.dirname(os.path.abspath(__file__))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, cwd=here)
+    out = subprocess.run(with_default_sigint([sys.executable, "-c", code]), capture_output=True,
+                         text=True, timeout=60, cwd=here)
     assert out.stdout.strip() == "interrupted", out.stderr
 
 

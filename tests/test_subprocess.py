@@ -373,10 +373,10 @@ def test_keyboard_interrupt_during_communicate():
     # leaves the child running (nothing closes its transport before the
     # interpreter exits); pyasync does the same, and neither leaves a
     # zombie (the orphan is reparented).
-    from _child import CHILD_CWD
+    from _child import CHILD_CWD, with_default_sigint
 
     def outcome(kind):
-        proc = subprocess.run([PY, "-c", KEYBOARD_INTERRUPT_PROGRAM, kind],
+        proc = subprocess.run(with_default_sigint([PY, "-c", KEYBOARD_INTERRUPT_PROGRAM, kind]),
                               capture_output=True, text=True, timeout=60, cwd=CHILD_CWD)
         lines = proc.stdout.split()
         grandchild = int(lines[0])
