@@ -601,8 +601,14 @@ virtual_clock_after_poll(LoopObject *self, int nevents)
             vc->now = vc->target;
         }
     } else if (vc->pending == PA_VCLOCK_FOLLOW_REAL) {
-        double passed = nevents == 0 ? vc->target : pa_clock_now() - vc->poll_started;
-        vc->now += passed < vc->target ? passed : vc->target;
+        /* The real time that passed, but no further than the timer. A poll
+         * that timed out waited for the whole (rounded up) timeout; one cut
+         * short by a signal did not, and moves the clock only as far. */
+        double passed = pa_clock_now() - vc->poll_started;
+        if (passed > vc->target || (nevents == 0 && passed >= vc->target - 1e-3)) {
+            passed = vc->target;
+        }
+        vc->now += passed;
     }
     vc->pending = PA_VCLOCK_NONE;
 }

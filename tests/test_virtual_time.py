@@ -367,3 +367,24 @@ def test_threads_sockets_and_timeouts_together():
 def _slow_upper(data, seconds):
     time.sleep(seconds)
     return data.upper()
+
+
+def test_a_signal_during_an_executor_job_does_not_jump_the_clock():
+    # While a job runs in the executor the clock follows real time. A signal
+    # that cuts the loop's wait short (EINTR) must move it only by the real
+    # time that passed, not to the timer: the 5 s timeout must not fire
+    # before the 0.3 s job is done.
+    import os
+    import signal
+
+    loop = vt.new_event_loop()
+    old = signal.signal(signal.SIGUSR1, lambda *args: None)
+    try:
+        async def main():
+            threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGUSR1)).start()
+            return await asyncio.wait_for(asyncio.to_thread(_slow_result, 0.3), timeout=5)
+        assert loop.run_until_complete(main()) == 42
+        assert 0.25 <= loop.time() < 5
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+        loop.close()
