@@ -95,6 +95,22 @@ pa_loop_own_kernel_state(LoopObject *loop)
     return pa_loop_is_inherited(loop) ? pa_loop_renew_after_fork(loop) : 0;
 }
 
+/* Events read per poll (the size of `events`). */
+#define PA_EVENTS_PER_POLL 1024
+
+/* The loop's clock: whether it is LoopBase.time() (read in C, or the
+ * virtual clock), and its time now (0, or -1 with an exception from an
+ * overridden time()). */
+int pa_loop_clock_is_ours(LoopObject *self);
+int pa_loop_now(LoopObject *self, double *now);
+
+/* One iteration of the loop (runloop.c): 0, or -1 with an exception. */
+int pa_loop_run_once(LoopObject *self);
+
+/* Take a timer out of the heap's care (it is no longer scheduled) and drop
+ * the heap's reference. */
+void pa_loop_timer_unschedule(PyObject *timer);
+
 int pa_loop_check_subtype(pa_state *st, PyTypeObject *type);
 
 /* Whether obj is a pyasync loop. Every loop a user makes is of a subclass
