@@ -19,13 +19,13 @@ jumped over. A thread the program starts itself is not known to the loop:
 give such tests an `autojump_threshold`.
 
 With autojump=False the clock moves only when a test says so:
-`await pyasync.testing.advance(seconds)` runs every timer due within
-`seconds`, each at its own deadline, and returns with loop.time() advanced
-by exactly `seconds`.
+`pyasync.testing.advance(loop, seconds)` runs every timer due within
+`seconds`, each at its own deadline, and leaves loop.time() advanced by
+exactly `seconds` (from a coroutine on that loop: `await advance(loop,
+seconds)`).
 """
 import asyncio
 import math
-from asyncio import events
 
 from ._loop import Loop
 from ._policy import EventLoopPolicy as _EventLoopPolicy
@@ -73,16 +73,25 @@ class EventLoopPolicy(_EventLoopPolicy):
         return new_event_loop(**self._loop_options)
 
 
-async def advance(seconds):
-    """Run every timer due within `seconds` of virtual time, each at its own
-    deadline, and return when loop.time() has advanced by `seconds`. For
-    loops made with autojump=False (with autojump, any sleep does this)."""
-    if not seconds >= 0:
-        raise ValueError(f"cannot advance by {seconds!r} seconds")
-    loop = events.get_running_loop()
+def advance(loop, seconds):
+    """Run every timer of `loop` due within `seconds` of virtual time, each
+    at its own deadline, and leave loop.time() exactly `seconds` later. For
+    loops made with autojump=False (with autojump, any wait does this).
+
+    Called while the loop is not running, it runs the loop until then and
+    returns None. Called from code running on the loop, it returns an
+    awaitable that completes at that time: `await advance(loop, 5)`.
+    """
     if not isinstance(loop, VirtualTimeLoop):
         raise TypeError(f"advance() needs a loop of pyasync.testing, not {type(loop).__name__}")
+    if not seconds >= 0:
+        raise ValueError(f"cannot advance by {seconds!r} seconds")
     target = loop.time() + seconds
     if target > loop._virtual_jump_limit:
         loop._virtual_jump_limit = target
-    await asyncio.sleep(seconds)
+    # A timer at the target itself: jumping to the timers up to the limit
+    # reaches it last, and the clock stops there.
+    if loop.is_running():
+        return asyncio.sleep(seconds)
+    loop.run_until_complete(asyncio.sleep(seconds))
+    return None

@@ -147,13 +147,13 @@ def test_bad_arguments():
     real = pyasync.new_event_loop()
     try:
         with pytest.raises(TypeError, match="needs a loop of pyasync.testing, not Loop"):
-            real.run_until_complete(vt.advance(1))
+            vt.advance(real, 1)
     finally:
         real.close()
     loop = vt.new_event_loop(autojump=False)
     try:
         with pytest.raises(ValueError, match="cannot advance by -1"):
-            loop.run_until_complete(vt.advance(-1))
+            vt.advance(loop, -1)
     finally:
         loop.close()
 
@@ -172,12 +172,15 @@ def test_manual_time_moves_only_with_advance():
         loop.call_later(7, at, 7)
         loop.run_until_complete(asyncio.sleep(0))
         assert fired == [] and loop.time() == 0.0
-        loop.run_until_complete(vt.advance(5))
+        assert vt.advance(loop, 5) is None  # not running: runs the loop until then
         assert fired == [(1, 1.0), (2, 2.0)]
         assert loop.time() == 5.0
-        loop.run_until_complete(vt.advance(2))
+
+        async def inside():
+            await vt.advance(loop, 2)  # from a coroutine on the loop: awaited
+            return loop.time()
+        assert loop.run_until_complete(inside()) == 7.0
         assert fired == [(1, 1.0), (2, 2.0), (7, 7.0)]
-        assert loop.time() == 7.0
     finally:
         loop.close()
 

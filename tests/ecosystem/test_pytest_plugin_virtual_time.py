@@ -51,7 +51,7 @@ def test_fixture(virtual_time_loop):
 
 @pytest.mark.virtual_time(autojump=False)
 def test_fixture_manual(virtual_time_loop):
-    virtual_time_loop.run_until_complete(pyasync.testing.advance(5))
+    pyasync.testing.advance(virtual_time_loop, 5)
     assert virtual_time_loop.time() == 5.0
 ''')
 
