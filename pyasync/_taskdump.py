@@ -41,20 +41,21 @@ def dump_tasks(loop=None, file=None):
     current = tasks.current_task(loop)
     if current is not None and current not in pending:
         pending.insert(0, current)
-    children = {}
-    awaited = set()
-    for task in pending:
-        kids = [t for t in _awaited_tasks(task) if t is not task]
-        children[task] = kids
-        awaited.update(kids)
+    # What each task is doing, worked out once: its frames, its state line
+    # and the tasks it waits for (its children in the tree).
+    info = {task: _examine(task, current) for task in pending}
+    awaited = {kid for _, _, kids in info.values() for kid in kids}
+    for kid in awaited.difference(info):  # awaited, but not one of the loop's pending tasks
+        frames, state, _ = _examine(kid, current)
+        info[kid] = frames, state, []
     lines = [f"{len(pending)} task{'s' if len(pending) != 1 else ''} of {_repr.repr(loop)}"]
     seen = set()
     for task in pending:
         if task not in awaited:
-            _format_task(task, current, children, seen, lines, 0)
+            _format_task(task, info, seen, lines, 0)
     for task in pending:  # tasks in a cycle of awaits have no root
         if task not in seen:
-            _format_task(task, current, children, seen, lines, 0)
+            _format_task(task, info, seen, lines, 0)
     file.write("\n".join(lines) + "\n")
     flush = getattr(file, "flush", None)
     if flush is not None:
@@ -66,29 +67,35 @@ def _task_order(task):
     return (0, name) if isinstance(name, str) else (1, str(name))
 
 
-def _format_task(task, current, children, seen, lines, depth):
+def _examine(task, current):
+    """(frames, "(state), what it awaits", awaited tasks) of one task."""
+    frames = list(_coroutine_frames(task.get_coro()))
+    waiter = _waiter(task)
+    if task is current:
+        return frames, "(running)", []
+    if task.done():
+        return frames, "(done)", []
+    if waiter is None:
+        return frames, "(ready to run)", []
+    what, kids = _what_it_awaits(waiter, frames)
+    return frames, f"(waiting), {what}", [kid for kid in kids if kid is not task]
+
+
+def _format_task(task, info, seen, lines, depth):
     seen.add(task)
     pad = "    " * depth
-    frames = list(_coroutine_frames(task.get_coro()))
-    if task is current:
-        state, what = "running", ""
-    elif task.done():
-        state, what = "done", ""
-    elif _waiter(task) is None:
-        state, what = "ready to run", ""
-    else:
-        state, what = "waiting", _what_it_awaits(task, frames)
-    lines.append(f"{pad}Task {task.get_name()!r} ({state}){what}")
+    frames, state, kids = info[task]
+    lines.append(f"{pad}Task {task.get_name()!r} {state}")
     for frame in frames:
         code = frame.f_code
         lines.append(f"{pad}  | {code.co_filename}:{frame.f_lineno} in {code.co_name}")
     if not frames:
         lines.append(f"{pad}  | {_repr.repr(task.get_coro())}")
-    for kid in children.get(task, ()):
+    for kid in kids:
         if kid in seen:
             lines.append(f"{pad}    Task {kid.get_name()!r} (shown above)")
         else:
-            _format_task(kid, current, children, seen, lines, depth + 1)
+            _format_task(kid, info, seen, lines, depth + 1)
 
 
 def _coroutine_frames(coro):
@@ -111,53 +118,41 @@ def _waiter(task):
         return None
 
 
-def _awaited_tasks(task):
-    """The tasks `task` waits for: the task it awaits, gather()'s children,
-    or the tasks of the TaskGroup it is leaving."""
-    waiter = _waiter(task)
-    if waiter is None:
-        return []
+def _what_it_awaits(waiter, frames):
+    """What a task waiting on `waiter` awaits, described, and the tasks it
+    waits for: the task it awaits, gather()'s children, or the tasks of the
+    TaskGroup it is leaving."""
     if isinstance(waiter, asyncio.Task):
-        return [waiter]
+        return f"awaiting Task {waiter.get_name()!r}", [waiter]
     kids = getattr(waiter, "_children", None)  # gather()
     if isinstance(kids, list):
-        return [k for k in kids if isinstance(k, asyncio.Task) and not k.done()]
-    group = _group_waited_on(task, waiter)
+        return "awaiting gather()", [k for k in kids if isinstance(k, asyncio.Task) and not k.done()]
+    group = _group_waited_on(waiter, frames)
     if group is not None:
-        return sorted((t for t in group._tasks if not t.done()), key=_task_order)
-    return []
-
-
-def _group_waited_on(task, waiter):
-    """The TaskGroup whose completion future is `waiter`, found among the
-    locals of the task's frames (asyncio's __aexit__ has it as `self`; a
-    pyasync TaskGroup's C __aexit__ has no frame, the `async with` target
-    is the caller's local)."""
-    for frame in _coroutine_frames(task.get_coro()):
-        for value in frame.f_locals.values():
-            if getattr(value, "_on_completed_fut", None) is waiter and hasattr(value, "_tasks"):
-                return value
-    return None
-
-
-def _what_it_awaits(task, frames):
-    waiter = _waiter(task)
-    if isinstance(waiter, asyncio.Task):
-        return f", awaiting Task {waiter.get_name()!r}"
-    if isinstance(getattr(waiter, "_children", None), list):
-        return ", awaiting gather()"
-    if _group_waited_on(task, waiter) is not None:
-        return ", awaiting its TaskGroup"
+        return ("awaiting its TaskGroup",
+                sorted((t for t in group._tasks if not t.done()), key=_task_order))
     # The innermost frame that is a method of one of asyncio's own classes
     # (Event.wait, Lock.acquire, Queue.get, Condition.wait, ...).
     for frame in reversed(frames):
         owner = frame.f_locals.get("self")
         module = type(owner).__module__ if owner is not None else ""
         if module.startswith("asyncio.") or module == "asyncio":
-            return f", awaiting {type(owner).__name__}.{frame.f_code.co_name}()"
+            return f"awaiting {type(owner).__name__}.{frame.f_code.co_name}()", []
         if frame.f_code.co_name == "sleep" and frame.f_globals.get("__name__") == "asyncio.tasks":
-            return ", in asyncio.sleep()"
-    return f", awaiting {_repr.repr(waiter)}"
+            return "in asyncio.sleep()", []
+    return f"awaiting {_repr.repr(waiter)}", []
+
+
+def _group_waited_on(waiter, frames):
+    """The TaskGroup whose completion future is `waiter`, found among the
+    locals of the task's frames (asyncio's __aexit__ has it as `self`; a
+    pyasync TaskGroup's C __aexit__ has no frame, the `async with` target
+    is the caller's local)."""
+    for frame in frames:
+        for value in frame.f_locals.values():
+            if getattr(value, "_on_completed_fut", None) is waiter and hasattr(value, "_tasks"):
+                return value
+    return None
 
 
 # ---------------------------------------------------------------- on a signal
