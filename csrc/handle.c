@@ -617,8 +617,7 @@ Handle_cancel(HandleObject *self, PyObject *Py_UNUSED(ignored))
         /* asyncio: the loop counts cancelled timers still in its heap. */
         if (pa_loop_check(st, self->loop)) {
             if (self->scheduled) {
-                ((LoopObject *)self->loop)->timer_cancelled_count++;
-                ((LoopObject *)self->loop)->metrics.timers_cancelled++;
+                pa_loop_note_timer_cancelled((LoopObject *)self->loop);
             }
         } else {
             PyObject *res = PyObject_CallMethodOneArg(self->loop, st->str_timer_handle_cancelled,

@@ -86,31 +86,10 @@ pa_loop_check_methods_of_type(LoopObject *loop)
     loop->methods_type_version = pa_type_version(type);
 }
 
-/* Whether the loop's clock is LoopBase.time(), read in C. Anything that
- * replaces time() -- an instance attribute (unittest.mock.patch.object), a
- * subclass, a patched class, a new __class__ -- moves the clock asyncio's
- * way: deadlines, due timers and the poll timeout then follow self.time().
- * The type's answer is kept until its version tag changes, so the common
- * case costs two comparisons. */
+/* pa_loop_now() for an overridden time(). */
 int
-pa_loop_clock_is_ours(LoopObject *self)
+pa_loop_now_overridden(LoopObject *self, double *now)
 {
-    if (self->time_set_on_instance) {
-        return 0;
-    }
-    pa_loop_methods_of_type(self);
-    return self->time_is_ours_in_type;
-}
-
-/* The loop's time: CLOCK_MONOTONIC, or what self.time() says when it is
- * overridden. 0, or -1 with an exception. */
-int
-pa_loop_now(LoopObject *self, double *now)
-{
-    if (pa_loop_clock_is_ours(self)) {
-        *now = self->vclock.on ? self->vclock.now : pa_clock_now();
-        return 0;
-    }
     PyObject *res = PyObject_CallMethodNoArgs((PyObject *)self, self->state->str_time);
     if (res == NULL) {
         return -1;
@@ -623,7 +602,7 @@ Loop_is_watching_write(LoopObject *self, PyObject *fdobj)
 static PyObject *
 Loop_time(LoopObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyFloat_FromDouble(self->vclock.on ? self->vclock.now : pa_clock_now());
+    return PyFloat_FromDouble(pa_loop_own_clock_now(self));
 }
 
 /* ---------------------------------------------------------------- teardown */
@@ -753,8 +732,7 @@ Loop_timer_handle_cancelled(LoopObject *self, PyObject *handle)
 {
     if (PyObject_TypeCheck(handle, self->state->TimerHandleType) &&
         ((HandleObject *)handle)->scheduled) {
-        self->timer_cancelled_count++;
-        self->metrics.timers_cancelled++;
+        pa_loop_note_timer_cancelled(self);
     }
     Py_RETURN_NONE;
 }

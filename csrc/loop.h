@@ -11,6 +11,7 @@
 #define PYASYNC_LOOP_H
 
 #include "state.h"
+#include "clock.h"
 #include "metrics.h"
 #include "poller.h"
 #include "readyqueue.h"
@@ -95,14 +96,17 @@ pa_loop_own_kernel_state(LoopObject *loop)
     return pa_loop_is_inherited(loop) ? pa_loop_renew_after_fork(loop) : 0;
 }
 
+/* A scheduled timer of this loop was cancelled: it stays in the heap until
+ * dropped, and is counted for compaction and for metrics(). */
+static inline void
+pa_loop_note_timer_cancelled(LoopObject *loop)
+{
+    loop->timer_cancelled_count++;
+    loop->metrics.timers_cancelled++;
+}
+
 /* Events read per poll (the size of `events`). */
 #define PA_EVENTS_PER_POLL 1024
-
-/* The loop's clock: whether it is LoopBase.time() (read in C, or the
- * virtual clock), and its time now (0, or -1 with an exception from an
- * overridden time()). */
-int pa_loop_clock_is_ours(LoopObject *self);
-int pa_loop_now(LoopObject *self, double *now);
 
 /* One iteration of the loop (runloop.c): 0, or -1 with an exception. */
 int pa_loop_run_once(LoopObject *self);
@@ -137,6 +141,45 @@ pa_loop_methods_of_type(LoopObject *loop)
     if (type != loop->methods_type || version != loop->methods_type_version || version == 0) {
         pa_loop_check_methods_of_type(loop);
     }
+}
+
+/* Whether the loop's clock is LoopBase.time(), read in C. Anything that
+ * replaces time() -- an instance attribute (unittest.mock.patch.object), a
+ * subclass, a patched class, a new __class__ -- moves the clock asyncio's
+ * way: deadlines, due timers and the poll timeout then follow self.time().
+ * The type's answer is kept until its version tag changes, so the common
+ * case costs two comparisons. Inline: every loop iteration asks. */
+static inline int
+pa_loop_clock_is_ours(LoopObject *self)
+{
+    if (self->time_set_on_instance) {
+        return 0;
+    }
+    pa_loop_methods_of_type(self);
+    return self->time_is_ours_in_type;
+}
+
+/* LoopBase.time(): the virtual clock if pyasync.testing set one, else
+ * CLOCK_MONOTONIC. */
+static inline double
+pa_loop_own_clock_now(LoopObject *self)
+{
+    return self->vclock.on ? self->vclock.now : pa_clock_now();
+}
+
+/* What an overridden time() says (see pa_loop_now). */
+int pa_loop_now_overridden(LoopObject *self, double *now);
+
+/* The loop's time: its own clock, or what self.time() says when it is
+ * overridden. 0, or -1 with an exception. */
+static inline int
+pa_loop_now(LoopObject *self, double *now)
+{
+    if (pa_loop_clock_is_ours(self)) {
+        *now = pa_loop_own_clock_now(self);
+        return 0;
+    }
+    return pa_loop_now_overridden(self, now);
 }
 
 /* Whether callbacks for this loop may be queued directly: a pyasync loop,
