@@ -35,6 +35,7 @@ import json
 import os
 import platform
 import random
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -608,6 +609,69 @@ def pipes(loop, n):
         return elapsed
 
     return loop.run_until_complete(main())
+
+
+def _bulk(over, chunk_size, mib):
+    """A writer sends `mib` MiB in `chunk_size` writes (StreamWriter,
+    drain() after each) to a reader reading 256 KiB at a time, over a Unix
+    socket pair or a pipe: the write queue at one write size."""
+    def bulk(loop, n):
+        chunk = b"x" * chunk_size
+
+        async def main():
+            if over == "unix":
+                a, b = socket.socketpair()
+                # Both ends' writers are kept: a collected StreamWriter closes.
+                reader, reader_end = await asyncio.open_connection(sock=a, limit=1 << 20)
+                writer_end, writer = await asyncio.open_connection(sock=b)
+            else:
+                r, w = os.pipe()
+                reader = asyncio.StreamReader(limit=1 << 20)
+                await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
+                                             os.fdopen(r, "rb", buffering=0))
+                wtransport, wprotocol = await loop.connect_write_pipe(
+                    lambda: asyncio.streams.FlowControlMixin(loop=loop),
+                    os.fdopen(w, "wb", buffering=0))
+                writer = asyncio.StreamWriter(wtransport, wprotocol, None, loop)
+                reader_end = writer_end = None
+
+            async def produce():
+                for _ in range(n * MIB // chunk_size):
+                    writer.write(chunk)
+                    await writer.drain()
+                writer.close()
+
+            t0 = perf_counter()
+            producer = asyncio.ensure_future(produce())
+            total = 0
+            while True:
+                got = await reader.read(256 * 1024)
+                if not got:
+                    break
+                total += len(got)
+            await producer
+            elapsed = perf_counter() - t0
+            if reader_end is not None:
+                reader_end.close()
+            _expect("bytes through the %s" % over, total, n * MIB)
+            return elapsed
+
+        return loop.run_until_complete(main())
+
+    bulk.__name__ = "bulk_%s_%s" % (over, _size_name(chunk_size))
+    bulk.__doc__ = ("n MiB in %s writes (StreamWriter, drain) through a %s, read 256 KiB at a time."
+                    % (_size_name(chunk_size), "Unix socket pair" if over == "unix" else "pipe"))
+    benchmark(n=mib, quick_n=max(mib // 8, 1))(bulk)
+
+
+def _size_name(size):
+    return "%dm" % (size // MIB) if size >= MIB else "%dk" % (size // 1024)
+
+
+# Write sizes from small (copied into the queue) to large (kept by reference).
+for _over in ("unix", "pipe"):
+    for _size, _mib in ((1024, 16), (16 * 1024, 64), (256 * 1024, 128), (MIB, 128)):
+        _bulk(_over, _size, _mib)
 
 
 # --------------------------------------------------------------------------

@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <string.h>
 #include <structmember.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* ---------------------------------------------------------------- reading */
@@ -48,6 +49,22 @@ pipe_write(TransportObject *self, const void *buf, size_t len)
         return -1;
     }
     return write(self->fd, buf, len);
+}
+
+/* Write what is queued: write() for one segment, writev() for more. */
+static ssize_t
+pipe_write_queued(TransportObject *self)
+{
+    if (!pa_tr_sock_holds_fd(self)) {
+        errno = EBADF;
+        return -1;
+    }
+    struct iovec iov[PA_WQ_IOV];
+    int n = pa_wq_iov(&self->wq, iov, PA_WQ_IOV);
+    if (n == 1) {
+        return write(self->fd, iov[0].iov_base, iov[0].iov_len);
+    }
+    return writev(self->fd, iov, n);
 }
 
 static int
@@ -208,7 +225,7 @@ WritePipe_write(TransportObject *self, PyObject *data)
     }
     int rc = 0;
     if (len > 0) {
-        rc = pa_tr_wbuf_append(self, p, len);
+        rc = pa_wq_push(&self->wq, data, p, len);
         if (rc == 0 && was_empty) {
             rc = pa_loop_watch_fd(pa_tr_loop(self), self->fd, PA_WRITABLE, self->write_ready);
         }
@@ -244,23 +261,22 @@ write_ready(TransportObject *self)
     if (PA_TR_WBUF_SIZE(self) == 0) {
         return 0;
     }
-    ssize_t n = pipe_write(self, self->wbuf + self->wstart, (size_t)PA_TR_WBUF_SIZE(self));
+    ssize_t n = pipe_write_queued(self);
     if (n < 0) {
         int err = errno;
         if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
             return 0;
         }
-        pa_tr_wbuf_clear(self);
+        pa_wq_clear(&self->wq);
         if (pa_tr_unwatch(self, PA_WRITABLE) < 0) {
             return -1;
         }
         return pa_tr_fatal_errno(self, err, "Fatal write error on pipe transport");
     }
-    self->wstart += n;
+    pa_wq_consume(&self->wq, n);
     if (PA_TR_WBUF_SIZE(self) > 0) {
         return 0;
     }
-    pa_tr_wbuf_drained(self);
     if (pa_tr_unwatch(self, PA_WRITABLE) < 0 || pa_tr_maybe_resume_protocol(self) < 0) {
         return -1;
     }

@@ -83,6 +83,19 @@ sock_sendmsg(TransportObject *self, const struct msghdr *msg)
     return sendmsg(self->fd, msg, PA_SEND_FLAGS);
 }
 
+/* Send what is queued: send() for one segment, sendmsg() for more. */
+static ssize_t
+sock_send_queued(TransportObject *self)
+{
+    struct iovec iov[PA_WQ_IOV];
+    int n = pa_wq_iov(&self->wq, iov, PA_WQ_IOV);
+    if (n == 1) {
+        return sock_send(self, iov[0].iov_base, iov[0].iov_len);
+    }
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+    return sock_sendmsg(self, &msg);
+}
+
 static int
 read_failed(TransportObject *self, int err)
 {
@@ -267,7 +280,7 @@ Transport_write(TransportObject *self, PyObject *data)
     }
     int rc = 0;
     if (len > 0) {
-        rc = pa_tr_wbuf_append(self, p, len);
+        rc = pa_wq_push(&self->wq, data, p, len);
         if (rc == 0) {
             rc = buffered_data_pending(self, was_empty);
         }
@@ -349,7 +362,8 @@ Transport_writelines(TransportObject *self, PyObject *list_of_data)
             sent -= len;
             continue;
         }
-        if (pa_tr_wbuf_append(self, (const char *)views[i].buf + sent, len - sent) < 0) {
+        if (pa_wq_push(&self->wq, views[i].obj, (const char *)views[i].buf + sent,
+                       len - sent) < 0) {
             goto done;
         }
         sent = 0;
@@ -390,7 +404,7 @@ write_ready(TransportObject *self)
     if (self->conn_lost || PA_TR_WBUF_SIZE(self) == 0) {
         return 0;
     }
-    ssize_t n = sock_send(self, self->wbuf + self->wstart, (size_t)PA_TR_WBUF_SIZE(self));
+    ssize_t n = sock_send_queued(self);
     if (n < 0) {
         int err = errno;
         if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
@@ -399,7 +413,7 @@ write_ready(TransportObject *self)
         if (pa_tr_unwatch(self, PA_WRITABLE) < 0) {
             return -1;
         }
-        pa_tr_wbuf_clear(self);
+        pa_wq_clear(&self->wq);
         PyObject *exc = pa_tr_oserror(err);
         if (exc == NULL) {
             return -1;
@@ -411,10 +425,7 @@ write_ready(TransportObject *self)
         Py_DECREF(exc);
         return rc;
     }
-    self->wstart += n;
-    if (PA_TR_WBUF_SIZE(self) == 0) {
-        pa_tr_wbuf_drained(self);
-    }
+    pa_wq_consume(&self->wq, n);
     if (pa_tr_maybe_resume_protocol(self) < 0) { /* may write more */
         return -1;
     }

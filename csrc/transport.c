@@ -5,9 +5,8 @@
  * follows asyncio's selector transports of each supported version; the
  * messages given to the exception handler are asyncio's.
  *
- * The write buffer is one contiguous block [wstart, wend) of wcap bytes:
- * appending copies, sending never does, and a drained buffer of more than
- * WBUF_KEEP bytes is freed so that idle connections hold no memory.
+ * What the stream and pipe paths have still to write is a write queue
+ * (writequeue.c).
  */
 #include "transport.h"
 
@@ -19,13 +18,10 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#define WBUF_KEEP (16 * 1024)          /* a drained write buffer up to this size is kept */
 #define DEFAULT_HIGH_WATER (64 * 1024) /* asyncio's default write buffer limits */
 #ifndef IOV_MAX
 #define IOV_MAX 1024
 #endif
-
-#define PA_TR_WBUF_SIZE(t) ((t)->wend - (t)->wstart)
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -113,63 +109,11 @@ pa_tr_unwatch(TransportObject *self, uint32_t dir)
     return rc < 0 ? -1 : 0;
 }
 
-void
-pa_tr_wbuf_clear(TransportObject *self)
-{
-    free(self->wbuf);
-    self->wbuf = NULL;
-    self->wstart = self->wend = self->wcap = 0;
-}
-
-/* The buffer just drained: start again at offset 0, or give it back. */
-void
-pa_tr_wbuf_drained(TransportObject *self)
-{
-    if (self->wcap > WBUF_KEEP) {
-        pa_tr_wbuf_clear(self);
-    } else {
-        self->wstart = self->wend = 0;
-    }
-}
-
-int
-pa_tr_wbuf_append(TransportObject *self, const char *data, Py_ssize_t len)
-{
-    if (self->wend + len > self->wcap) {
-        Py_ssize_t used = PA_TR_WBUF_SIZE(self);
-        if (self->wstart > 0) {
-            memmove(self->wbuf, self->wbuf + self->wstart, (size_t)used);
-            self->wstart = 0;
-            self->wend = used;
-        }
-        if (used + len > self->wcap) {
-            Py_ssize_t cap = self->wcap ? self->wcap : 4096;
-            while (cap < used + len) {
-                if (cap > PY_SSIZE_T_MAX / 2) {
-                    PyErr_NoMemory();
-                    return -1;
-                }
-                cap *= 2;
-            }
-            char *buf = realloc(self->wbuf, (size_t)cap);
-            if (buf == NULL) {
-                PyErr_NoMemory();
-                return -1;
-            }
-            self->wbuf = buf;
-            self->wcap = cap;
-        }
-    }
-    memcpy(self->wbuf + self->wend, data, (size_t)len);
-    self->wend += len;
-    return 0;
-}
-
 /* Forget everything waiting to be sent (no system call, no unwatching). */
 static int
 drop_pending(TransportObject *self)
 {
-    pa_tr_wbuf_clear(self);
+    pa_wq_clear(&self->wq);
     if (self->dgram_queue != NULL && self->dgram_count > 0) {
         PyObject *res = PyObject_CallMethodNoArgs(self->dgram_queue,
                                                   pa_tr_loop(self)->state->str_clear);
@@ -907,7 +851,7 @@ pa_tr_dealloc(TransportObject *self)
     }
     PyObject_GC_UnTrack(self);
     (void)pa_tr_clear(self);
-    free(self->wbuf);
+    pa_wq_clear(&self->wq);
     tp->tp_free(self);
     Py_DECREF(tp);
 }

@@ -39,6 +39,7 @@
 
 #include "state.h"
 #include "loop.h"
+#include "writequeue.h"
 
 #include <structmember.h>
 #include <sys/socket.h>
@@ -67,9 +68,8 @@ typedef struct {
     PyObject *empty_waiter; /* future for sendfile: set when the buffer drains */
     PyObject *read_ready;   /* bound self._read_ready, made once */
     PyObject *write_ready;  /* bound self._write_ready (_sendto_ready), made once */
-    /* stream: the write buffer, one contiguous block [wstart, wend) */
-    char *wbuf;
-    Py_ssize_t wstart, wend, wcap;
+    /* stream and pipe: what is still to be written */
+    pa_writequeue wq;
     /* datagram: queued (bytes, addr) pairs, their accounted size, and the
      * address given as remote_addr (or NULL) */
     PyObject *dgram_queue;
@@ -103,14 +103,14 @@ pa_tr_loop(TransportObject *self)
 static inline Py_ssize_t
 pa_tr_buffer_size(TransportObject *self)
 {
-    return self->is_dgram ? self->dgram_size : self->wend - self->wstart;
+    return self->is_dgram ? self->dgram_size : self->wq.size;
 }
 
 /* Whether anything waits to be sent (what close() waits for). */
 static inline int
 pa_tr_has_pending(TransportObject *self)
 {
-    return self->is_dgram ? self->dgram_count > 0 : self->wend > self->wstart;
+    return self->is_dgram ? self->dgram_count > 0 : self->wq.size > 0;
 }
 
 static inline int
@@ -154,12 +154,8 @@ PyObject *pa_tr_oserror(int err);
  * transport was made with; see transport.c. */
 int pa_tr_sock_holds_fd(TransportObject *self);
 
-/* The write buffer of the stream and pipe paths. */
-#define PA_TR_WBUF_SIZE(t) ((t)->wend - (t)->wstart)
-void pa_tr_wbuf_clear(TransportObject *self);
-/* The buffer just drained: start again at offset 0, or give it back. */
-void pa_tr_wbuf_drained(TransportObject *self);
-int pa_tr_wbuf_append(TransportObject *self, const char *data, Py_ssize_t len);
+/* The bytes the stream and pipe paths still have to write. */
+#define PA_TR_WBUF_SIZE(t) ((t)->wq.size)
 
 /* _force_close(exc): drop buffered data, stop reading, schedule
  * connection_lost(exc), once. exc may be NULL (None). */
