@@ -16,6 +16,7 @@
 #include "taskregistry.h"
 #include "transport.h"
 #include "sendfile.h"
+#include "spawn.h"
 #include "unixsocket.h"
 
 #if !defined(__linux__) && !defined(__unix__) && !defined(__APPLE__)
@@ -196,7 +197,8 @@ module_exec(PyObject *module)
         pa_transport_register_type(module, st) < 0 ||
         pa_dgram_transport_register_type(module, st) < 0 ||
         pa_pipe_transport_register_types(module, st) < 0 ||
-        pa_sendfile_register(module, st) < 0 || pa_unixsocket_register(module) < 0) {
+        pa_sendfile_register(module, st) < 0 || pa_unixsocket_register(module) < 0 ||
+        pa_spawn_register(module) < 0) {
         return -1;
     }
     return 0;

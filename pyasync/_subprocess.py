@@ -1,6 +1,7 @@
 """Subprocesses: subprocess_exec(), subprocess_shell() and their transport.
 
-The child is started by subprocess.Popen, as asyncio does; its stdin,
+The child is started by pyasync/_spawn.py (csrc/spawn.c, or
+subprocess.Popen as asyncio does when a keyword needs it); its stdin,
 stdout and stderr are pyasync's pipe transports (csrc/pipetransport.c), and
 what runs per child here is bookkeeping: the order of the protocol's
 callbacks, which follows asyncio's (connection_made, then pipe data and
@@ -26,7 +27,7 @@ import warnings
 from asyncio import base_events, protocols, transports
 from asyncio.log import logger
 
-from . import _compat
+from . import _compat, _spawn
 
 _PIDFD_REFUSED = (errno.ENOSYS, errno.EPERM, errno.EACCES, errno.EINVAL)
 
@@ -133,14 +134,13 @@ class _PipeProtocol(protocols.Protocol):
 class SubprocessTransport(transports.SubprocessTransport):
     """A child process and its pipes."""
 
-    def __init__(self, loop, protocol, args, shell, stdin, stdout, stderr, bufsize,
-                 waiter=None, extra=None, **kwargs):
+    def __init__(self, loop, protocol, proc, stdin, stdout, stderr, waiter=None, extra=None):
         super().__init__(extra)
         self._closed = False
         self._protocol = protocol
         self._loop = loop
-        self._proc = None
-        self._pid = None
+        self._proc = proc
+        self._pid = proc.pid
         self._returncode = None
         self._exit_waiters = []
         self._pending_calls = collections.deque()  # until connection_made() is scheduled
@@ -149,20 +149,12 @@ class SubprocessTransport(transports.SubprocessTransport):
         for fd, how in enumerate((stdin, stdout, stderr)):
             if how == subprocess.PIPE:
                 self._pipes[fd] = None
-        try:
-            self._proc = subprocess.Popen(
-                args, shell=shell, stdin=stdin, stdout=stdout, stderr=stderr,
-                universal_newlines=False, bufsize=bufsize, **kwargs)
-        except BaseException:
-            self.close()
-            raise
-        self._pid = self._proc.pid
-        self._extra['subprocess'] = self._proc
+        self._extra['subprocess'] = proc
         if loop.get_debug():
-            if isinstance(args, (bytes, str)):
-                program = args
+            if isinstance(proc.args, (bytes, str)):
+                program = proc.args
             else:
-                program = args[0]
+                program = proc.args[0]
             logger.debug('process %r created: pid %s', program, self._pid)
         loop.create_task(self._connect_pipes(waiter))
 
@@ -336,9 +328,10 @@ class SubprocessMixin:
     async def _make_subprocess_transport(self, protocol, args, shell, stdin, stdout, stderr,
                                          bufsize, extra=None, **kwargs):
         use_pidfd = _use_pidfd()  # checked before there is a child to lose
+        proc = await _spawn.start(self, args, shell, stdin, stdout, stderr, bufsize, kwargs)
         waiter = self.create_future()
-        transport = SubprocessTransport(self, protocol, args, shell, stdin, stdout, stderr,
-                                        bufsize, waiter=waiter, extra=extra, **kwargs)
+        transport = SubprocessTransport(self, protocol, proc, stdin, stdout, stderr,
+                                        waiter=waiter, extra=extra)
         _ExitWatch(self, transport.get_pid(), transport._process_exited, use_pidfd)
         try:
             await waiter
