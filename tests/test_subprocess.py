@@ -31,11 +31,12 @@ def loop(request, monkeypatch):
     lp.close()
 
 
-def zombies_of_this_process():
-    """Children of this process that exited and were never reaped. An
-    earlier test in the same process may have left some (asyncio's pidfd
-    watcher leaves a child running when its loop closed a zombie), so tests
-    compare with what there was before they started."""
+def children_of_this_process(zombies_only=False):
+    """Children of this process (those that exited and were never reaped,
+    with zombies_only). An earlier test in the same process may have left
+    some: asyncio's pidfd watcher leaves a child that was running when its
+    loop closed to become a zombie whenever it exits. So tests compare with
+    the children there were before they started."""
     me = str(os.getpid())
     found = []
     for pid in os.listdir("/proc"):
@@ -46,9 +47,13 @@ def zombies_of_this_process():
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if fields[0] == "Z" and fields[1] == me:
+        if fields[1] == me and (fields[0] == "Z" or not zombies_only):
             found.append(int(pid))
     return found
+
+
+def zombies_of_this_process():
+    return children_of_this_process(zombies_only=True)
 
 
 class Recorder(asyncio.SubprocessProtocol):
@@ -298,10 +303,10 @@ def test_many_children_leak_no_fd_and_no_zombie(loop):
 
     run(loop, main(20))  # warm up: the loop's own fds, executor threads
     before = open_fd_count()
-    zombies_before = set(zombies_of_this_process())  # left by earlier tests
+    children_before = set(children_of_this_process())  # left by earlier tests
     run(loop, main(1000), timeout=120)
     assert open_fd_count() <= before
-    assert set(zombies_of_this_process()) <= zombies_before
+    assert set(zombies_of_this_process()) <= children_before
 
 
 def test_thousand_concurrent_children(loop):
@@ -315,10 +320,10 @@ def test_thousand_concurrent_children(loop):
         assert codes == [0] * n
 
     before = open_fd_count()
-    zombies_before = set(zombies_of_this_process())  # left by earlier tests
+    children_before = set(children_of_this_process())  # left by earlier tests
     run(loop, main(1000), timeout=120)
     assert open_fd_count() <= before
-    assert set(zombies_of_this_process()) <= zombies_before
+    assert set(zombies_of_this_process()) <= children_before
 
 
 @pytest.mark.skipif(sys.version_info >= (3, 13), reason="3.13 removed the child watcher API")
@@ -438,14 +443,14 @@ def test_refused_pidfd_falls_back_to_a_thread(monkeypatch, errno_name):
 
 def test_unknown_child_watcher_is_refused_before_any_child_starts(monkeypatch):
     monkeypatch.setenv("PYASYNC_CHILD_WATCHER", "sigchld")
-    zombies_before = set(zombies_of_this_process())  # left by earlier tests
+    children_before = set(children_of_this_process())  # left by earlier tests
     loop = pyasync.new_event_loop()
     try:
         with pytest.raises(ValueError, match="PYASYNC_CHILD_WATCHER"):
             run(loop, asyncio.create_subprocess_exec(PY, "-c", "pass"))
     finally:
         loop.close()
-    assert set(zombies_of_this_process()) <= zombies_before
+    assert set(zombies_of_this_process()) <= children_before
 
 
 def test_more_popen_keywords_pass_through(loop):
