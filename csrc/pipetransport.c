@@ -116,30 +116,24 @@ ReadPipe_read_ready(TransportObject *self, PyObject *Py_UNUSED(ignored))
         Py_RETURN_NONE;
     }
     pa_state *st = pa_tr_loop(self)->state;
-    char *buf = pa_tr_recv_buffer(st);
-    if (buf == NULL) {
-        return NULL;
-    }
     Py_INCREF(self);
     PyObject *result = NULL;
-    ssize_t n = pipe_read(self, buf, (size_t)self->read_size);
-    if (n < 0) {
+    PyObject *data = NULL;
+    int got = pa_tr_read_bytes(self, pipe_read, &data);
+    if (got == -1) {
         int err = errno;
         if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR ||
             pa_tr_fatal_errno(self, err, "Fatal read error on pipe transport") == 0) {
             result = Py_NewRef(Py_None);
         }
-    } else if (n == 0) {
+    } else if (got == 0) {
         if (read_eof(self) == 0) {
             result = Py_NewRef(Py_None);
         }
-    } else {
-        PyObject *data = PyBytes_FromStringAndSize(buf, n);
-        if (data != NULL) {
-            /* An exception propagates: the loop reports the failed callback. */
-            result = pa_tr_call_protocol(self, st->str_data_received, &data, 1);
-            Py_DECREF(data);
-        }
+    } else if (got == 1) {
+        /* An exception propagates: the loop reports the failed callback. */
+        result = pa_tr_call_protocol(self, st->str_data_received, &data, 1);
+        Py_DECREF(data);
     }
     Py_DECREF(self);
     return result;

@@ -153,20 +153,16 @@ static int
 read_into_protocol(TransportObject *self)
 {
     pa_state *st = pa_tr_loop(self)->state;
-    char *buf = pa_tr_recv_buffer(st);
-    if (buf == NULL) {
+    PyObject *data = NULL;
+    int got = pa_tr_read_bytes(self, sock_recv, &data);
+    if (got == -2) {
         return -1;
     }
-    ssize_t n = sock_recv(self, buf, (size_t)self->read_size);
-    if (n < 0) {
+    if (got < 0) {
         return read_failed(self, errno);
     }
-    if (n == 0) {
+    if (got == 0) {
         return on_eof(self);
-    }
-    PyObject *data = PyBytes_FromStringAndSize(buf, n);
-    if (data == NULL) {
-        return -1;
     }
     PyObject *res = pa_tr_call_protocol(self, st->str_data_received, &data, 1);
     Py_DECREF(data);

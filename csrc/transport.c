@@ -291,6 +291,54 @@ pa_tr_recv_buffer(pa_state *st)
     return st->recv_buffer;
 }
 
+/* A large read is likely followed by another: it goes straight into a new
+ * bytes object of read_size bytes, shrunk to what came (realloc() shrinks
+ * in place), which saves copying it out of the scratch buffer. A small read
+ * goes into the scratch buffer and is copied out, so that a connection that
+ * carries small messages does not allocate read_size bytes for each. The
+ * last read decides. Only for reads of up to PA_DIRECT_READ_MAX: malloc()
+ * serves larger blocks (above 128 KiB by default) with mmap(), and a
+ * mapping made, faulted in, shrunk and unmapped for every read cost 1.7x
+ * the time of the copy it saved (bench/echo.py, 100 KiB messages to a
+ * Protocol, whose reads are 256 KiB). */
+int
+pa_tr_read_bytes(TransportObject *self, pa_tr_read_call io, PyObject **data)
+{
+    size_t want = (size_t)self->read_size;
+    ssize_t n;
+    if (self->large_reads && want <= PA_DIRECT_READ_MAX) {
+        PyObject *obj = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)want);
+        if (obj == NULL) {
+            return -2;
+        }
+        n = io(self, PyBytes_AS_STRING(obj), want);
+        if (n <= 0) {
+            int err = errno;
+            Py_DECREF(obj);
+            errno = err;
+            self->large_reads = 0;
+            return n == 0 ? 0 : -1;
+        }
+        self->large_reads = n >= PA_DIRECT_READ_MIN;
+        if ((size_t)n < want && _PyBytes_Resize(&obj, n) < 0) {
+            return -2;
+        }
+        *data = obj;
+        return 1;
+    }
+    char *buf = pa_tr_recv_buffer(pa_tr_loop(self)->state);
+    if (buf == NULL) {
+        return -2;
+    }
+    n = io(self, buf, want);
+    if (n <= 0) {
+        return n == 0 ? 0 : -1;
+    }
+    self->large_reads = n >= PA_DIRECT_READ_MIN;
+    *data = PyBytes_FromStringAndSize(buf, n);
+    return *data != NULL ? 1 : -2;
+}
+
 /* The fatal error for a system call that failed with errno `err`. */
 int
 pa_tr_fatal_errno(TransportObject *self, int err, const char *message)

@@ -57,6 +57,11 @@
 #define PA_MAX_READ (256 * 1024) /* bytes per read, as asyncio's max_size */
 #define PA_STREAM_READER_READ (64 * 1024) /* bytes per read for asyncio's streams */
 #define PA_LOG_THRESHOLD_FOR_CONNLOST_WRITES 5
+/* A read at least this large makes the next one go straight into a bytes
+ * object of read_size bytes, if read_size is at most PA_DIRECT_READ_MAX
+ * (see pa_tr_read_bytes). */
+#define PA_DIRECT_READ_MIN (16 * 1024)
+#define PA_DIRECT_READ_MAX (64 * 1024)
 
 typedef struct {
     PyObject_HEAD
@@ -90,6 +95,7 @@ typedef struct {
     char protocol_connected;
     char buffered;          /* the protocol is an asyncio.BufferedProtocol */
     char initialised;       /* __init__ completed (see the invariants above) */
+    char large_reads;       /* the last read was large: read into a new bytes */
     char fd_in_sock;        /* sock is a _socket.socket whose fd field we read */
 } TransportObject;
 
@@ -139,6 +145,13 @@ int pa_tr_fatal_errno(TransportObject *self, int err, const char *message);
 /* The scratch buffer the transports read into (PA_MAX_READ bytes, page
  * aligned), made when first needed; NULL with MemoryError. */
 char *pa_tr_recv_buffer(pa_state *st);
+
+/* One read of up to read_size bytes for data_received(), made with `io`
+ * (recv() or read() on the transport's fd). 1 with *data a new bytes
+ * object, 0 at end of file, -1 with errno when the call failed, -2 with an
+ * exception. */
+typedef ssize_t (*pa_tr_read_call)(TransportObject *self, void *buf, size_t len);
+int pa_tr_read_bytes(TransportObject *self, pa_tr_read_call io, PyObject **data);
 int pa_tr_maybe_pause_protocol(TransportObject *self);
 int pa_tr_maybe_resume_protocol(TransportObject *self);
 int pa_tr_call_connection_lost_now(TransportObject *self, PyObject *exc);
