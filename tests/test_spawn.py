@@ -157,11 +157,19 @@ async def start_error(program, **kw):
     return None
 
 
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    # (Module-wide: a tmp_path per run would show as growth in leak checks.)
+    path = tmp_path_factory.mktemp("spawn")
+    (path / "script").write_text("#!/bin/sh\n")
+    return path
+
+
 @pytest.mark.parametrize("case", ["missing-on-path", "missing-path", "not-executable",
                                   "a-directory", "missing-cwd", "bad-env", "bad-argument"])
-def test_a_child_that_cannot_start_raises_what_popen_raises(loop, tmp_path, case):
+def test_a_child_that_cannot_start_raises_what_popen_raises(loop, files, case):
+    tmp_path = files
     script = tmp_path / "script"
-    script.write_text("#!/bin/sh\n")
     program, kw = {
         "missing-on-path": ("pyasync-no-such-program", {}),
         "missing-path": (str(tmp_path / "missing"), {}),
