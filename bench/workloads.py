@@ -575,22 +575,31 @@ def communicate(loop, n):
     return loop.run_until_complete(main())
 
 
-@benchmark(n=256, quick_n=32)
-def pipes(loop, n):
-    """n MiB through connect_write_pipe/connect_read_pipe (StreamWriter, StreamReader)."""
-    chunk = b"x" * (256 * 1024)
+def _stream_through(loop, over, n, chunk_size):
+    """n MiB in chunk_size writes (StreamWriter, drain() after each) to a
+    StreamReader reading 256 KiB at a time, over a Unix socket pair or a
+    pipe; the seconds it took."""
+    chunk = b"x" * chunk_size
 
     async def main():
-        r, w = os.pipe()
-        reader = asyncio.StreamReader(limit=1 << 20)
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
-                                     os.fdopen(r, "rb", buffering=0))
-        wtransport, wprotocol = await loop.connect_write_pipe(
-            lambda: asyncio.streams.FlowControlMixin(loop=loop), os.fdopen(w, "wb", buffering=0))
-        writer = asyncio.StreamWriter(wtransport, wprotocol, None, loop)
+        a_writer = None
+        if over == "unix":
+            a, b = socket.socketpair()
+            # a's writer is kept: a collected StreamWriter closes its socket.
+            reader, a_writer = await asyncio.open_connection(sock=a, limit=1 << 20)
+            _, writer = await asyncio.open_connection(sock=b)
+        else:
+            r, w = os.pipe()
+            reader = asyncio.StreamReader(limit=1 << 20)
+            await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
+                                         os.fdopen(r, "rb", buffering=0))
+            wtransport, wprotocol = await loop.connect_write_pipe(
+                lambda: asyncio.streams.FlowControlMixin(loop=loop),
+                os.fdopen(w, "wb", buffering=0))
+            writer = asyncio.StreamWriter(wtransport, wprotocol, None, loop)
 
         async def produce():
-            for _ in range(n * MIB // len(chunk)):
+            for _ in range(n * MIB // chunk_size):
                 writer.write(chunk)
                 await writer.drain()
             writer.close()
@@ -605,58 +614,24 @@ def pipes(loop, n):
             total += len(got)
         await producer
         elapsed = perf_counter() - t0
-        _expect("bytes through the pipe", total, n * MIB)
+        if a_writer is not None:
+            a_writer.close()
+        _expect("bytes through the %s" % over, total, n * MIB)
         return elapsed
 
     return loop.run_until_complete(main())
 
 
+@benchmark(n=256, quick_n=32)
+def pipes(loop, n):
+    """n MiB through connect_write_pipe/connect_read_pipe (StreamWriter, StreamReader)."""
+    return _stream_through(loop, "pipe", n, 256 * 1024)
+
+
 def _bulk(over, chunk_size, mib):
-    """A writer sends `mib` MiB in `chunk_size` writes (StreamWriter,
-    drain() after each) to a reader reading 256 KiB at a time, over a Unix
-    socket pair or a pipe: the write queue at one write size."""
+    """Register bulk_<over>_<size>: the write queue at one write size."""
     def bulk(loop, n):
-        chunk = b"x" * chunk_size
-
-        async def main():
-            if over == "unix":
-                a, b = socket.socketpair()
-                # Both ends' writers are kept: a collected StreamWriter closes.
-                reader, reader_end = await asyncio.open_connection(sock=a, limit=1 << 20)
-                writer_end, writer = await asyncio.open_connection(sock=b)
-            else:
-                r, w = os.pipe()
-                reader = asyncio.StreamReader(limit=1 << 20)
-                await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
-                                             os.fdopen(r, "rb", buffering=0))
-                wtransport, wprotocol = await loop.connect_write_pipe(
-                    lambda: asyncio.streams.FlowControlMixin(loop=loop),
-                    os.fdopen(w, "wb", buffering=0))
-                writer = asyncio.StreamWriter(wtransport, wprotocol, None, loop)
-                reader_end = writer_end = None
-
-            async def produce():
-                for _ in range(n * MIB // chunk_size):
-                    writer.write(chunk)
-                    await writer.drain()
-                writer.close()
-
-            t0 = perf_counter()
-            producer = asyncio.ensure_future(produce())
-            total = 0
-            while True:
-                got = await reader.read(256 * 1024)
-                if not got:
-                    break
-                total += len(got)
-            await producer
-            elapsed = perf_counter() - t0
-            if reader_end is not None:
-                reader_end.close()
-            _expect("bytes through the %s" % over, total, n * MIB)
-            return elapsed
-
-        return loop.run_until_complete(main())
+        return _stream_through(loop, over, n, chunk_size)
 
     bulk.__name__ = "bulk_%s_%s" % (over, _size_name(chunk_size))
     bulk.__doc__ = ("n MiB in %s writes (StreamWriter, drain) through a %s, read 256 KiB at a time."

@@ -24,3 +24,24 @@ def with_default_sigint(cmd):
     reset = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
              "os.execv(sys.argv[1], sys.argv[1:])")
     return [sys.executable, "-c", reset] + list(cmd)
+
+
+def children_of_this_process():
+    """(pid, state, argv) of each child of this process, from /proc; state
+    "Z" for one that exited and was never reaped."""
+    me = str(os.getpid())
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if fields[1] != me:
+                continue
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        found.append((int(pid), fields[0], argv))
+    return found

@@ -15,6 +15,7 @@ from unittest import mock
 import pytest
 
 import pyasync
+from _child import children_of_this_process
 from _net_helpers import open_fd_count, run
 
 PY = sys.executable
@@ -188,24 +189,6 @@ def test_a_child_that_cannot_start_raises_what_popen_raises(loop, files, case):
         ref_loop.close()
     assert got == expected and got is not None
     assert open_fd_count() <= before
-
-
-def children_of_this_process():
-    me = str(os.getpid())
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmdline = f.read().split(b"\0")
-        except OSError:
-            continue
-        if fields[1] == me:
-            found.append((int(pid), fields[0], cmdline))
-    return found
 
 
 def marked_children(marker):

@@ -37,6 +37,12 @@ async def read_all(reader, n):
         got += data
 
 
+def assert_same(got, chunks):
+    expected = b"".join(chunks)
+    assert len(got) == len(expected)
+    assert hashlib.sha256(got).digest() == hashlib.sha256(expected).digest()
+
+
 @pytest.mark.parametrize("read_n", [1000, 64 * 1024, -1])
 def test_a_stream_reader_over_a_socket_gets_every_byte(loop, read_n):
     chunks = pieces()
@@ -51,10 +57,7 @@ def test_a_stream_reader_over_a_socket_gets_every_byte(loop, read_n):
         await producer
         a_writer.close()
         return got
-    got = run(loop, main(), timeout=30)
-    expected = b"".join(chunks)
-    assert len(got) == len(expected)
-    assert hashlib.sha256(got).digest() == hashlib.sha256(expected).digest()
+    assert_same(run(loop, main(), timeout=30), chunks)
 
 
 @pytest.mark.parametrize("read_n", [1000, 64 * 1024, -1])
@@ -74,7 +77,4 @@ def test_a_stream_reader_over_a_pipe_gets_every_byte(loop, read_n):
         await producer
         read_transport.close()
         return got
-    got = run(loop, main(), timeout=30)
-    expected = b"".join(chunks)
-    assert len(got) == len(expected)
-    assert hashlib.sha256(got).digest() == hashlib.sha256(expected).digest()
+    assert_same(run(loop, main(), timeout=30), chunks)

@@ -13,6 +13,7 @@ import time
 import pytest
 
 import pyasync
+from _child import children_of_this_process
 from _net_helpers import open_fd_count, run
 
 PY = sys.executable
@@ -31,29 +32,16 @@ def loop(request, monkeypatch):
     lp.close()
 
 
-def children_of_this_process(zombies_only=False):
-    """Children of this process (those that exited and were never reaped,
-    with zombies_only). An earlier test in the same process may have left
-    some: asyncio's pidfd watcher leaves a child that was running when its
-    loop closed to become a zombie whenever it exits. So tests compare with
-    the children there were before they started."""
-    me = str(os.getpid())
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[1] == me and (fields[0] == "Z" or not zombies_only):
-            found.append(int(pid))
-    return found
+# An earlier test in the same process may have left children: asyncio's
+# pidfd watcher leaves a child that was running when its loop closed to
+# become a zombie whenever it exits. So tests compare with the children
+# there were before they started.
+def child_pids():
+    return [pid for pid, _, _ in children_of_this_process()]
 
 
 def zombies_of_this_process():
-    return children_of_this_process(zombies_only=True)
+    return [pid for pid, state, _ in children_of_this_process() if state == "Z"]
 
 
 class Recorder(asyncio.SubprocessProtocol):
@@ -303,7 +291,7 @@ def test_many_children_leak_no_fd_and_no_zombie(loop):
 
     run(loop, main(20))  # warm up: the loop's own fds, executor threads
     before = open_fd_count()
-    children_before = set(children_of_this_process())  # left by earlier tests
+    children_before = set(child_pids())  # left by earlier tests
     run(loop, main(1000), timeout=120)
     assert open_fd_count() <= before
     assert set(zombies_of_this_process()) <= children_before
@@ -320,7 +308,7 @@ def test_thousand_concurrent_children(loop):
         assert codes == [0] * n
 
     before = open_fd_count()
-    children_before = set(children_of_this_process())  # left by earlier tests
+    children_before = set(child_pids())  # left by earlier tests
     run(loop, main(1000), timeout=120)
     assert open_fd_count() <= before
     assert set(zombies_of_this_process()) <= children_before
@@ -443,7 +431,7 @@ def test_refused_pidfd_falls_back_to_a_thread(monkeypatch, errno_name):
 
 def test_unknown_child_watcher_is_refused_before_any_child_starts(monkeypatch):
     monkeypatch.setenv("PYASYNC_CHILD_WATCHER", "sigchld")
-    children_before = set(children_of_this_process())  # left by earlier tests
+    children_before = set(child_pids())  # left by earlier tests
     loop = pyasync.new_event_loop()
     try:
         with pytest.raises(ValueError, match="PYASYNC_CHILD_WATCHER"):

@@ -42,6 +42,18 @@ def mixed_writes():
     return writes, expected
 
 
+async def pipe_pair(loop):
+    """A write pipe transport and, reading the other end, a read pipe
+    transport that starts paused: (write transport, writer protocol,
+    reader protocol)."""
+    r, w = os.pipe()
+    _, reader = await loop.connect_read_pipe(
+        lambda: Recorder(loop, pause_on_made=True), os.fdopen(r, "rb", buffering=0))
+    tr, writer = await loop.connect_write_pipe(
+        lambda: Recorder(loop), os.fdopen(w, "wb", buffering=0))
+    return tr, writer, reader
+
+
 def test_mixed_writes_behind_a_slow_reader_arrive_whole_and_in_order(loop, endpoint):
     writes, expected = mixed_writes()
 
@@ -71,11 +83,7 @@ def test_mixed_writes_to_a_pipe_behind_a_slow_reader_arrive_whole_and_in_order(l
     writes, expected = mixed_writes()
 
     async def main():
-        r, w = os.pipe()
-        _, reader = await loop.connect_read_pipe(
-            lambda: Recorder(loop, pause_on_made=True), os.fdopen(r, "rb", buffering=0))
-        tr, writer = await loop.connect_write_pipe(
-            lambda: Recorder(loop), os.fdopen(w, "wb", buffering=0))
+        tr, writer, reader = await pipe_pair(loop)
         for method, arg in writes:
             getattr(tr, method)(arg)
         queued = tr.get_write_buffer_size()
@@ -93,11 +101,7 @@ def test_mixed_writes_to_a_pipe_behind_a_slow_reader_arrive_whole_and_in_order(l
 def test_a_mutable_buffer_changed_after_write_to_a_pipe_is_sent_as_it_was(loop):
     # asyncio's pipe transport copies what it cannot write at once.
     async def main():
-        r, w = os.pipe()
-        _, reader = await loop.connect_read_pipe(
-            lambda: Recorder(loop, pause_on_made=True), os.fdopen(r, "rb", buffering=0))
-        tr, writer = await loop.connect_write_pipe(
-            lambda: Recorder(loop), os.fdopen(w, "wb", buffering=0))
+        tr, writer, reader = await pipe_pair(loop)
         tr.write(b"f" * (256 * 1024))  # fills the pipe: what follows waits
         data = bytearray(b"a" * 100_000)
         tr.write(data)
