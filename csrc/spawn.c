@@ -247,6 +247,18 @@ start_child(spawn_request *r, child_failure *failure)
         *failure = (child_failure){0, errno};
         return -1;
     }
+    if (errpipe[1] < 3) {
+        /* 0-2 were closed: the child's dup2() onto them would replace it. */
+        int moved = fcntl(errpipe[1], F_DUPFD_CLOEXEC, 3);
+        int err = errno;
+        close(errpipe[1]);
+        if (moved < 0) {
+            close(errpipe[0]);
+            *failure = (child_failure){0, err};
+            return -1;
+        }
+        errpipe[1] = moved;
+    }
     /* No handler may run in a child that shares our memory: every signal
      * is blocked around vfork(), and the child unblocks after resetting. */
     sigset_t all, old;
@@ -290,14 +302,14 @@ start_child(spawn_request *r, child_failure *failure)
 static char **
 string_array(PyObject *seq, const char *what)
 {
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    Py_ssize_t n = PyTuple_GET_SIZE(seq);
     char **arr = PyMem_Calloc((size_t)n + 1, sizeof(char *));
     if (arr == NULL) {
         PyErr_NoMemory();
         return NULL;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        PyObject *item = PyTuple_GET_ITEM(seq, i);
         if (!PyBytes_Check(item)) {
             PyErr_Format(PyExc_TypeError, "spawn(): %s must be bytes", what);
             PyMem_Free(arr);
@@ -378,8 +390,9 @@ spawn(PyObject *Py_UNUSED(module), PyObject *args)
         PyErr_SetString(PyExc_TypeError, "spawn(): cwd must be bytes or None");
         return NULL;
     }
-    PyObject *argv_seq = PySequence_Fast(argv_obj, "spawn(): argv must be a sequence");
-    PyObject *exe_seq = argv_seq ? PySequence_Fast(exe_obj, "spawn(): executables must be a sequence") : NULL;
+    /* Tuples: nothing can change them while the GIL is released. */
+    PyObject *argv_seq = PySequence_Tuple(argv_obj);
+    PyObject *exe_seq = argv_seq ? PySequence_Tuple(exe_obj) : NULL;
     PyObject *env_seq = NULL;
     PyObject *keep_seq = NULL;
     int *keep = NULL;
@@ -387,25 +400,24 @@ spawn(PyObject *Py_UNUSED(module), PyObject *args)
     if (exe_seq == NULL) {
         goto done;
     }
-    if (PySequence_Fast_GET_SIZE(argv_seq) == 0 || PySequence_Fast_GET_SIZE(exe_seq) == 0) {
+    if (PyTuple_GET_SIZE(argv_seq) == 0 || PyTuple_GET_SIZE(exe_seq) == 0) {
         PyErr_SetString(PyExc_ValueError, "spawn(): argv and executables must not be empty");
         goto done;
     }
-    if (env_obj != Py_None &&
-        (env_seq = PySequence_Fast(env_obj, "spawn(): env must be a sequence")) == NULL) {
+    if (env_obj != Py_None && (env_seq = PySequence_Tuple(env_obj)) == NULL) {
         goto done;
     }
-    if ((keep_seq = PySequence_Fast(keep_obj, "spawn(): pass_fds must be a sequence")) == NULL) {
+    if ((keep_seq = PySequence_Tuple(keep_obj)) == NULL) {
         goto done;
     }
-    r.nkeep = PySequence_Fast_GET_SIZE(keep_seq);
+    r.nkeep = PyTuple_GET_SIZE(keep_seq);
     keep = PyMem_Calloc((size_t)r.nkeep + 1, sizeof(int));
     if (keep == NULL) {
         PyErr_NoMemory();
         goto done;
     }
     for (Py_ssize_t i = 0; i < r.nkeep; i++) {
-        long fd = PyLong_AsLong(PySequence_Fast_GET_ITEM(keep_seq, i));
+        long fd = PyLong_AsLong(PyTuple_GET_ITEM(keep_seq, i));
         if (fd == -1 && PyErr_Occurred()) {
             goto done;
         }

@@ -15,7 +15,7 @@ from unittest import mock
 import pytest
 
 import pyasync
-from _child import children_of_this_process
+from _child import CHILD_CWD, children_of_this_process
 from _net_helpers import open_fd_count, run
 
 PY = sys.executable
@@ -334,3 +334,43 @@ def test_a_forked_child_starts_children_of_its_own():
         assert loop.run_until_complete(in_flight) == [0] * 8
     finally:
         loop.close()
+
+
+CLOSED_STDIO = r"""
+import asyncio, os, sys
+result = open(sys.argv[2], "w")
+if sys.argv[1] == "pyasync":
+    import pyasync
+    loop = pyasync.new_event_loop()
+else:
+    loop = asyncio.new_event_loop()
+for fd in (0, 1, 2):
+    os.close(fd)  # the fds made for a child now get the lowest numbers
+
+async def main():
+    proc = await asyncio.create_subprocess_exec(
+        "sh", "-c", "cat; echo out; echo err >&2", stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate(b"in,")
+    # /dev/null becomes fd 0, the error pipe 1 and 2: the child's stderr
+    # is moved onto 2, and a failed exec must still be reported.
+    try:
+        await asyncio.create_subprocess_exec(
+            "pyasync-no-such-program", stdin=None, stdout=None,
+            stderr=asyncio.subprocess.DEVNULL)
+        failed = None
+    except OSError as exc:
+        failed = type(exc).__name__
+    return out, err, proc.returncode, failed
+
+print(loop.run_until_complete(main()), file=result, flush=True)
+loop.close()
+"""
+
+
+@pytest.mark.parametrize("kind", ["asyncio", "pyasync"])
+def test_children_start_when_the_parent_closed_its_standard_streams(kind, tmp_path):
+    out = tmp_path / "result"
+    subprocess.run([PY, "-c", CLOSED_STDIO, kind, str(out)], cwd=CHILD_CWD, timeout=60,
+                   check=True)
+    assert out.read_text() == "(b'in,out\\n', b'err\\n', 0, 'FileNotFoundError')\n"
