@@ -335,7 +335,7 @@ WritePipe_write_eof(TransportObject *self, PyObject *Py_UNUSED(ignored))
         return NULL;
     }
     if (self->closing || self->sock == NULL) {
-        Py_RETURN_NONE;
+        return pa_tr_close_again(self);
     }
     self->closing = 1;
     if (PA_TR_WBUF_SIZE(self) == 0 && !self->conn_lost) {

@@ -412,6 +412,23 @@ pa_tr_maybe_resume_protocol(TransportObject *self)
 
 /* ---------------------------------------------------------------- state changes */
 
+/* asyncio's transports, when collected unclosed, only close their socket or
+ * pipe: they are not "closing", and a close() that comes later (from
+ * another finaliser, at interpreter exit) schedules connection_lost() and
+ * fails with "Event loop is closed" if the loop is. Code depends on that
+ * failure: asyncio's subprocess transport, collected with the loop closed,
+ * stops at it before killing its child. Ours mark themselves closing when
+ * collected (nothing may reach their fd again), and fail the same way. */
+PyObject *
+pa_tr_close_again(TransportObject *self)
+{
+    if (self->finalized && pa_tr_loop(self)->closed) {
+        (void)pa_loop_raise_closed(pa_tr_loop(self), NULL, 0);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 PyObject *
 pa_tr_m_close(TransportObject *self, PyObject *Py_UNUSED(ignored))
 {
@@ -419,7 +436,7 @@ pa_tr_m_close(TransportObject *self, PyObject *Py_UNUSED(ignored))
         return NULL;
     }
     if (self->closing) {
-        Py_RETURN_NONE;
+        return pa_tr_close_again(self);
     }
     self->closing = 1;
     if (pa_tr_unwatch(self, PA_READABLE) < 0) {
@@ -535,6 +552,7 @@ pa_tr_m_call_connection_lost(TransportObject *self, PyObject *exc)
     }
     pa_state *st = pa_tr_loop(self)->state;
     PyObject *err = NULL;
+    self->finalized = !self->closing;
     self->closing = 1;
     if (self->conn_lost == 0) {
         self->conn_lost = 1;
@@ -586,6 +604,7 @@ pa_tr_m_close_unclosed(TransportObject *self, PyObject *Py_UNUSED(ignored))
         Py_RETURN_NONE; /* never set up, or closed already */
     }
     PyObject *err = NULL;
+    self->finalized = !self->closing;
     self->closing = 1;
     if (self->conn_lost == 0) {
         self->conn_lost = 1;

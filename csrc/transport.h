@@ -96,6 +96,7 @@ typedef struct {
     char buffered;          /* the protocol is an asyncio.BufferedProtocol */
     char initialised;       /* __init__ completed (see the invariants above) */
     char large_reads;       /* the last read was large: read into a new bytes */
+    char finalized;         /* closed by _close_unclosed(), not by close() */
     char fd_in_sock;        /* sock is a _socket.socket whose fd field we read */
 } TransportObject;
 
@@ -128,6 +129,11 @@ pa_tr_is_fatal_exception(void)
 
 /* RuntimeError and -1 unless __init__ completed. */
 int pa_tr_check_initialised(TransportObject *self);
+
+/* close() of a transport already closed: None, but RuntimeError('Event
+ * loop is closed') when only its finaliser closed it and the loop is
+ * closed (see transport.c). */
+PyObject *pa_tr_close_again(TransportObject *self);
 
 /* protocol.<name>(*args): a new reference, None when the protocol is gone
  * (connection_lost ran), NULL with an exception if the call failed. */

@@ -416,3 +416,24 @@ def test_forgetting_the_pipe_silences_the_finaliser(loop):
         warnings.simplefilter("always")
         gc.collect()
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+@pytest.mark.parametrize("end", ["read", "write"])
+def test_close_after_the_finaliser_on_a_closed_loop_fails_as_on_asyncio(loop, end):
+    # A transport collected unclosed only closes its pipe; a close() that
+    # comes later (another finaliser at interpreter exit: asyncio's
+    # subprocess transport) fails because the loop is closed, and asyncio's
+    # subprocess transport stops there before killing its child.
+    async def main():
+        rfile, wfile = pipe_files()
+        connect = loop.connect_read_pipe if end == "read" else loop.connect_write_pipe
+        transport, _ = await connect(lambda: Recorder(loop), rfile if end == "read" else wfile)
+        other = wfile if end == "read" else rfile
+        return transport, other
+    transport, other = run(loop, main())
+    loop.close()
+    with pytest.warns(ResourceWarning, match="unclosed transport"):
+        transport.__del__()
+    with pytest.raises(RuntimeError, match="Event loop is closed"):
+        transport.close()
+    other.close()
