@@ -93,6 +93,7 @@ class Loop(LoopBase, NetworkMixin, PipesMixin, SubprocessMixin, events.AbstractE
         self._transports = weakref.WeakValueDictionary()  # fd -> transport (_network.py)
         self._unix_server_sockets = {}  # listening Unix socket -> inode of its file
         self._child_watches = {}  # pid -> _ExitWatch watching its pidfd (_subprocess.py)
+        self._child_starts = set()  # children being started (_spawn.py)
         self.set_debug(coroutines._is_debug_mode())
 
     def __repr__(self):

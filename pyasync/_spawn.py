@@ -51,7 +51,15 @@ async def start(loop, args, shell, stdin, stdout, stderr, bufsize, kwargs):
         return subprocess.Popen(args, shell=shell, stdin=stdin, stdout=stdout, stderr=stderr,
                                 universal_newlines=False, bufsize=bufsize, **kwargs)
     request = _Request(args, shell, stdin, stdout, stderr, **kwargs)
+    loop._child_starts.add(request)
     return await _spawner.start(loop, request)
+
+
+def abandon_starts(loop):
+    """The loop closes: no start still under way may leave its child."""
+    starts, loop._child_starts = loop._child_starts, set()
+    for request in starts:
+        request.loop_closing()
 
 
 def _std_handle_ok(how, may_be_stdout=False):
@@ -94,6 +102,12 @@ class _Request:
             warnings.warn("pass_fds overriding close_fds.", RuntimeWarning)
             close_fds = True
         self._ours = []  # fds made here; the child's ends are closed once it started
+        # What spawn() gave, and who deals with it: the loop's thread
+        # (_settle), or whoever learns first that the loop closed.
+        self._lock = threading.Lock()
+        self._outcome = None  # (pid, exception) once spawn() returned
+        self._taken = False
+        self._loop_closed = False
         self._parent_ends = [None, None, None]
         try:
             child_fds = self._std_handles(stdin, stdout, stderr)
@@ -140,6 +154,36 @@ class _Request:
             if fd not in parent_ends:
                 os.close(fd)
         return _popen_of(self.args, pid, parent_ends)
+
+    def finish(self, pid, exc):
+        """(Worker) spawn() returned: whether to hand the outcome to the
+        loop; if the loop closed already, the child is abandoned here."""
+        with self._lock:
+            self._outcome = (pid, exc)
+            if not self._loop_closed:
+                return True
+            self._taken = True
+        self.abandon(pid, reap_here=True)
+        return False
+
+    def take(self):
+        """The outcome, (pid, exception), to whoever asks first once it
+        is there; None to everyone else."""
+        with self._lock:
+            if self._taken or self._outcome is None:
+                return None
+            self._taken = True
+            return self._outcome
+
+    def loop_closing(self):
+        """The loop closes: abandon the child now if spawn() returned and
+        nobody took it (its _settle will never run), else leave that to
+        the worker."""
+        with self._lock:
+            self._loop_closed = True
+        outcome = self.take()
+        if outcome is not None:
+            self.abandon(outcome[0])
 
     def abandon(self, pid, reap_here=False):
         """Nobody wants the child any more (the caller was cancelled, or the
@@ -206,14 +250,22 @@ class _Spawner:
                 pid = _core.spawn(*request.spawn_args)
             except BaseException as e:
                 exc = e
-            try:
-                loop.call_soon_threadsafe(_settle, fut, request, pid, exc)
-            except RuntimeError:  # the loop closed meanwhile
-                request.abandon(pid, reap_here=True)
+            if request.finish(pid, exc):
+                try:
+                    loop.call_soon_threadsafe(_settle, loop, fut, request)
+                except RuntimeError:  # the loop closed meanwhile
+                    outcome = request.take()
+                    if outcome is not None:
+                        request.abandon(outcome[0], reap_here=True)
             del loop, fut, request, exc
 
 
-def _settle(fut, request, pid, exc):
+def _settle(loop, fut, request):
+    loop._child_starts.discard(request)
+    outcome = request.take()
+    if outcome is None:
+        return  # abandoned: the loop is closing
+    pid, exc = outcome
     if fut.cancelled():
         request.abandon(pid)
     elif exc is not None:

@@ -412,6 +412,8 @@ class SubprocessMixin:
         return transport, protocol
 
     def _hand_children_over(self):
-        """At close: children still running are reaped from threads."""
+        """At close: children still running are reaped from threads, and
+        children still starting are killed and reaped."""
+        _spawn.abandon_starts(self)
         for watch in list(self._child_watches.values()):
             watch.hand_over_to_a_thread()

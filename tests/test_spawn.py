@@ -222,21 +222,27 @@ def test_a_start_cancelled_leaves_no_child_and_no_fd(loop, stdout):
     assert open_fd_count() <= before
 
 
-def test_a_loop_closed_while_a_child_starts_leaves_no_child():
+@pytest.mark.parametrize("when", ["while-starting", "started-not-yet-told"])
+def test_a_loop_closed_while_a_child_starts_leaves_no_child(when):
     # asyncio starts a child before its first await, so its loop cannot
     # close in between; ours starts it in a worker thread, and a loop that
-    # closes meanwhile must not leave the child behind.
-    marker = f"pyasync-closed-loop-start-{os.getpid()}"
+    # closes meanwhile must not leave the child behind: whether the worker
+    # is still starting it, or has started it and queued the news for a
+    # loop that will never run again.
+    marker = f"pyasync-closed-loop-start-{os.getpid()}-{when}"
     loop = pyasync.new_event_loop()
     before = open_fd_count()
     coro = asyncio.create_subprocess_exec(PY, "-c", "import time; time.sleep(30)", marker,
                                           stdout=subprocess.PIPE)
-    task = loop.create_task(coro)
+    loop.create_task(coro)
     loop.call_soon(loop.stop)
     loop.run_forever()  # one iteration: the start is handed to a worker
-    task.cancel()
-    loop.call_soon(loop.stop)
-    loop.run_forever()
+    (request,) = loop._child_starts
+    if when == "started-not-yet-told":
+        deadline = time.monotonic() + 30
+        while request._outcome is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert request._outcome is not None and request._outcome[0] is not None
     loop.close()
     assert wait_until_gone(marker) == []
     deadline = time.monotonic() + 10
