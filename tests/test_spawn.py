@@ -244,6 +244,12 @@ def test_a_loop_closed_while_a_child_starts_leaves_no_child(when):
             time.sleep(0.01)
         assert request._outcome is not None and request._outcome[0] is not None
     loop.close()
+    # The child shows its marker once it has called execve(), which is
+    # before spawn() returns: wait for that, then for the child to go.
+    deadline = time.monotonic() + 30
+    while request._outcome is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert request._outcome is not None
     assert wait_until_gone(marker) == []
     deadline = time.monotonic() + 10
     while open_fd_count() > before and time.monotonic() < deadline:
