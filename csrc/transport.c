@@ -552,7 +552,6 @@ pa_tr_m_call_connection_lost(TransportObject *self, PyObject *exc)
     }
     pa_state *st = pa_tr_loop(self)->state;
     PyObject *err = NULL;
-    self->finalized = !self->closing;
     self->closing = 1;
     if (self->conn_lost == 0) {
         self->conn_lost = 1;
