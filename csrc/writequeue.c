@@ -143,21 +143,13 @@ pa_wq_consume(pa_writequeue *q, Py_ssize_t n)
 }
 
 void
-pa_wq_drop(pa_writequeue *q)
-{
-    while (q->count > 0) {
-        release_segment(q, &q->segs[q->head]);
-        q->head++;
-        q->count--;
-    }
-    q->head = 0;
-    q->size = 0;
-}
-
-void
 pa_wq_clear(pa_writequeue *q)
 {
-    pa_wq_drop(q);
+    for (Py_ssize_t i = 0; i < q->count; i++) {
+        release_segment(q, &q->segs[q->head + i]);
+    }
+    q->head = q->count = 0;
+    q->size = 0;
     free(q->segs);
     free(q->spare);
     q->segs = NULL;

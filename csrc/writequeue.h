@@ -59,8 +59,4 @@ void pa_wq_consume(pa_writequeue *q, Py_ssize_t n);
 /* Drop everything queued and give back all memory, the spare block too. */
 void pa_wq_clear(pa_writequeue *q);
 
-/* Drop everything queued, keeping the spare block and the segment array
- * (a transport that will write again). */
-void pa_wq_drop(pa_writequeue *q);
-
 #endif /* PYASYNC_WRITEQUEUE_H */
