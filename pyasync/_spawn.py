@@ -196,17 +196,26 @@ class _Request:
         except ProcessLookupError:
             pass
         if reap_here:
-            _reap_quietly(pid)
+            reap(pid)
         else:
-            threading.Thread(target=_reap_quietly, args=(pid,), daemon=True,
-                             name=f"waitpid-{pid}").start()
+            reap_in_a_thread(pid)
 
 
-def _reap_quietly(pid):
+def reap(pid):
+    """The exit status of our child pid, which has exited or is being
+    killed (never blocks for long); None if someone else reaped it."""
     try:
-        os.waitpid(pid, 0)
+        _, status = os.waitpid(pid, 0)
     except ChildProcessError:
-        pass
+        # Reaped by someone else (Popen.poll(), for one).
+        return None
+    return os.waitstatus_to_exitcode(status)
+
+
+def reap_in_a_thread(pid):
+    """Reap pid from a thread of its own: nothing here waits for it, and
+    it must not stay a zombie."""
+    threading.Thread(target=reap, args=(pid,), daemon=True, name=f"waitpid-{pid}").start()
 
 
 class _Spawner:

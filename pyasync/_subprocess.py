@@ -39,17 +39,6 @@ def _use_pidfd():
     return how == "pidfd" and hasattr(os, "pidfd_open")
 
 
-def _reap(pid):
-    """The exit status of our child pid, which has exited (never blocks for
-    long: the caller knows it is gone)."""
-    try:
-        _, status = os.waitpid(pid, 0)
-    except ChildProcessError:
-        # Reaped by someone else (Popen.poll(), for one).
-        return None
-    return os.waitstatus_to_exitcode(status)
-
-
 class _ExitWatch:
     """Learns the exit of one child and calls back in the loop's thread."""
 
@@ -73,7 +62,7 @@ class _ExitWatch:
 
     def _pidfd_readable(self):
         self._stop_watching()
-        self._callback(_reap(self._pid))
+        self._callback(_spawn.reap(self._pid))
 
     def _stop_watching(self):
         if self._pidfd is not None:
@@ -83,7 +72,7 @@ class _ExitWatch:
             self._loop._child_watches.pop(self._pid, None)
 
     def _wait_in_thread(self):
-        returncode = _reap(self._pid)
+        returncode = _spawn.reap(self._pid)
         try:
             self._loop.call_soon_threadsafe(self._callback, returncode)
         except RuntimeError:
@@ -97,8 +86,7 @@ class _ExitWatch:
         thread, so that it does not stay a zombie."""
         if self._pidfd is not None:
             self._stop_watching()
-            threading.Thread(target=_reap, args=(self._pid,), daemon=True,
-                             name=f"waitpid-{self._pid}").start()
+            _spawn.reap_in_a_thread(self._pid)
 
 
 class _PipeProtocol(protocols.Protocol):
