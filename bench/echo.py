@@ -5,6 +5,7 @@
                          [--sizes 1k,10k,100k] [--connections C] [--duration S]
                          [--warmup S] [--client-procs P] [--no-c]
                          [--pin same|split|none] [--subject KIND] [--json FILE] [--quick]
+                         [--churn]
 
 For each transport (tcp, unix), message size and server style (protocol,
 streams, sock), every loop kind serves echo requests from bench/echo_client
@@ -12,8 +13,12 @@ streams, sock), every loop kind serves echo requests from bench/echo_client
 (bench/echo_c_server, "c-epoll") gives the machine's limit once per transport
 and size. Each round runs every configuration once, alternating the loop
 kinds, and the report gives medians over the rounds and pyasync's ratios
-(per-round [min-max], as in bench/run.py). See bench/README.md, "Echo
-servers".
+(per-round [min-max], as in bench/run.py). It also gives what the server
+pays per request: its CPU time (user + system, from /proc) divided by the
+requests served. With --churn every request comes on a new connection
+(connect, one echo, close: connection churn, 64 connections of 64 bytes
+unless told otherwise), so that figure is the cost of a connection's life.
+See bench/README.md, "Echo servers".
 """
 
 import argparse
@@ -300,6 +305,8 @@ def run_sample(kind, style, transport, size, args, exes, tmpdir, env, seq):
                               "-c", str(args.connections), "-s", str(size),
                               "-d", repr(args.duration), "-w", repr(args.warmup),
                               "-p", str(args.client_procs), "-t", repr(args.stall_timeout)]
+                if args.churn:
+                    client_cmd.append("--churn")
                 client = spawn(client_cmd, cpu=client_cpu,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                stdin=subprocess.DEVNULL, text=True)
@@ -342,6 +349,9 @@ def run_sample(kind, style, transport, size, args, exes, tmpdir, env, seq):
                     result["fairness"] = round(result["conn_min"] / result["conn_max"], 3)
                 if cpu0 is not None and cpu1 is not None and t1 > t0:
                     result["server_cpu"] = round((cpu1 - cpu0) / (t1 - t0), 3)
+                    # CPU per request: the share over the whole run (warm-up
+                    # included, whose load is the same) over the rate.
+                    result["server_us"] = (cpu1 - cpu0) / (t1 - t0) / result["rps"] * 1e6
                 result["warnings"] = sorted({line.strip() for line in server_err.splitlines()
                                              if line.startswith("warning:")})
                 return result
@@ -449,17 +459,18 @@ def build_rows(configs, kinds, samples, errors, notes, subject):
     rows = []
     for transport, style, size in configs:
         row = {"transport": transport, "style": style, "size": size, "rps": {}, "lat": {},
-               "cpu": {}, "fair": {}, "stats": {}}
+               "cpu": {}, "fair": {}, "stats": {}, "us": {}}
         for kind in kinds:
             key = (transport, None if kind == C_KIND else style, size)
             by_round = samples.get(key, {}).get(kind, {})
             err = errors.get(key, {}).get(kind) or errors.get(key[:2], {}).get(kind)
             if err:
-                row["rps"][kind] = row["lat"][kind] = row["cpu"][kind] = note_ref(err)
+                row["rps"][kind] = row["lat"][kind] = row["cpu"][kind] = row["us"][kind] = \
+                    note_ref(err)
                 continue
             st = summarize(by_round, "rps")
             if st is None:
-                row["rps"][kind] = row["lat"][kind] = row["cpu"][kind] = "-"
+                row["rps"][kind] = row["lat"][kind] = row["cpu"][kind] = row["us"][kind] = "-"
                 continue
             row["stats"][kind] = st
             row["rps"][kind] = "%s (%2.0f%%)" % (_fmt_rps(st["median"]), st["spread"] * 100)
@@ -470,9 +481,14 @@ def build_rows(configs, kinds, samples, errors, notes, subject):
                     summarize(by_round, f) for f in ("server_cpu", "client_cpu", "fairness")))
             fair = summarize(by_round, "fairness")
             row["fair"][kind] = fair["median"] if fair else None
+            us = summarize(by_round, "server_us")
+            row["us"][kind] = "%.1f" % us["median"] if us else "?"
         mine = samples.get((transport, style, size), {}).get(subject)
         row["ratios"] = {b: paired_ratio(mine, samples.get((transport, style, size), {}).get(b))
                          for b in baselines_for(subject, kinds)}
+        row["us_ratios"] = {b: paired_ratio(mine, samples.get((transport, style, size), {}).get(b),
+                                            "server_us")
+                            for b in baselines_for(subject, kinds)}
         row["vs_c"] = paired_ratio(mine, samples.get((transport, None, size), {}).get(C_KIND))
         rows.append(row)
     return rows
@@ -512,7 +528,8 @@ def print_report(rows, kinds, loop_info, errors, notes, meta, subject, out=sys.s
         if show_c:
             cells.append(_fmt_ratio(row["vs_c"], percent=True))
         table.append(cells)
-    p("requests/s: median over the rounds (spread)")
+    p("%s/s: median over the rounds (spread)"
+      % ("connections (one echo each)" if meta.get("churn") else "requests"))
     for line in _table(headers, table):
         p(line)
     p()
@@ -520,6 +537,16 @@ def print_report(rows, kinds, loop_info, errors, notes, meta, subject, out=sys.s
     for line in _table(["transport", "style", "size"] + list(kinds),
                        [[r["transport"], r["style"], _size_name(r["size"])] +
                         [r["lat"][k] for k in kinds] for r in rows]):
+        p(line)
+    p()
+    what = "connection" if meta.get("churn") else "request"
+    p("server CPU per %s in microseconds (user + system): medians; %s/X below 1 means %s "
+      "pays less" % (what, subject, subject))
+    for line in _table(["transport", "style", "size"] + list(kinds) +
+                       ["%s/%s" % (subject, b) for b in ratio_cols],
+                       [[r["transport"], r["style"], _size_name(r["size"])] +
+                        [r["us"][k] for k in kinds] +
+                        [_fmt_ratio(r["us_ratios"].get(b)) for b in ratio_cols] for r in rows]):
         p(line)
     p()
     p("server CPU / client CPU (cores) / fairness (fewest / most requests on one connection):"
@@ -626,11 +653,13 @@ def parse_args(argv):
     parser.add_argument("--only", help="comma-separated transports (tcp, unix), styles "
                         "(protocol, streams, sock) and/or sizes (1k, 10k, ...); each dimension "
                         "not mentioned keeps all its values")
-    parser.add_argument("--sizes", default=DEFAULT_SIZES,
-                        help="message sizes in bytes, k = KiB (default: %(default)s)")
-    parser.add_argument("--connections", type=int, default=10,
+    parser.add_argument("--sizes", help="message sizes in bytes, k = KiB (default: %s, or "
+                        "64 with --churn)" % DEFAULT_SIZES)
+    parser.add_argument("--connections", type=int,
                         help="concurrent connections, one request in flight on each "
-                             "(default %(default)s)")
+                             "(default 10, or 64 with --churn)")
+    parser.add_argument("--churn", action="store_true",
+                        help="a new connection for every request (connection churn)")
     parser.add_argument("--duration", type=float, help="measured seconds per sample "
                         "(default 2, or 1 with --quick)")
     parser.add_argument("--warmup", type=float, help="seconds of load before measuring "
@@ -657,6 +686,10 @@ def parse_args(argv):
 
     if args.rounds is None:
         args.rounds = 1 if args.quick else 5
+    if args.sizes is None:
+        args.sizes = "64" if args.churn else DEFAULT_SIZES
+    if args.connections is None:
+        args.connections = 64 if args.churn else 10
     if args.duration is None:
         args.duration = 1.0 if args.quick else 2.0
     if args.warmup is None:
@@ -811,7 +844,7 @@ def main(argv=None):
         "connections": args.connections, "duration": args.duration, "warmup": args.warmup,
         "client_procs": args.client_procs, "pin": args.pin, "sizes": args.sizes,
         "transports": args.transports, "styles": args.styles, "order": kinds,
-        "subject": args.subject,
+        "subject": args.subject, "churn": args.churn,
         "git": _git_revision(),
         "started": datetime.datetime.fromtimestamp(started).isoformat(timespec="seconds"),
         "elapsed_s": round(time.time() - started, 1),
@@ -830,7 +863,8 @@ def main(argv=None):
                         for k, by_round in by_kind.items() for r in by_round.values()],
             "errors": [e for by_kind in errors.values() for e in by_kind.values()],
             "summary": [{"transport": r["transport"], "style": r["style"], "size": r["size"],
-                         "rps": r["stats"], "ratios": r["ratios"], "vs_c_epoll": r["vs_c"]}
+                         "rps": r["stats"], "ratios": r["ratios"], "vs_c_epoll": r["vs_c"],
+                         "server_us_ratios": r["us_ratios"]}
                         for r in rows],
         }
         dump["meta"]["server_warnings"] = sorted("%s: %s" % kw for kw in server_warnings)

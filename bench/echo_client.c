@@ -33,6 +33,11 @@
  * fast. Any error (mismatch, connection closed or reset, no progress for -t
  * seconds, default 10) is reported on stderr with exit status 2.
  *
+ * With --churn every request is made on a new connection: connect, send,
+ * wait for the echo, close, and connect again (the latency then includes
+ * connect()). "requests" then counts connections, and the run measures what
+ * a server pays to accept, set up and tear down a connection.
+ *
  * With -p PROCS > 1 the connections are split over PROCS forked processes
  * that share the same time window; the parent merges their latencies.
  *
@@ -70,6 +75,7 @@ struct options {
     size_t size;
     double duration, warmup, stall;
     int procs;
+    int churn;           /* a new connection for every request */
 };
 
 struct conn {
@@ -192,6 +198,22 @@ static int connect_unix(const char *path)
     return fd;
 }
 
+/* A new non-blocking connection for slot c, watched for input. */
+static void open_conn(const struct options *o, int ep, struct conn *c)
+{
+    struct epoll_event ev;
+    int fd = o->tcp ? connect_tcp(o->addr) : connect_unix(o->addr);
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0)
+        fail("O_NONBLOCK: %s", strerror(errno));
+    c->fd = fd;
+    c->want_out = 0;
+    ev.events = EPOLLIN;
+    ev.data.ptr = c;
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0)
+        fail("epoll_ctl(ADD): %s", strerror(errno));
+}
+
 /* ------------------------------------------------------------------ */
 /* Requests                                                            */
 /* ------------------------------------------------------------------ */
@@ -298,21 +320,12 @@ static void run(const struct options *o, unsigned first_id, int nconns, uint64_t
 
     for (i = 0; i < nconns; i++) {
         struct conn *c = &conns[i];
-        struct epoll_event ev;
-        int fd = o->tcp ? connect_tcp(o->addr) : connect_unix(o->addr);
-        int flags = fcntl(fd, F_GETFL);
-        if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0)
-            fail("O_NONBLOCK: %s", strerror(errno));
-        c->fd = fd;
+        open_conn(o, ep, c);
         c->id = first_id + (unsigned)i;
         c->msg = malloc(o->size);
         if (!c->msg)
             fail("out of memory for a %zu-byte message", o->size);
         fill_random(c->msg, o->size, c->id + 1);
-        ev.events = EPOLLIN;
-        ev.data.ptr = c;
-        if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0)
-            fail("epoll_ctl(ADD): %s", strerror(errno));
     }
     for (i = 0; i < nconns; i++)
         start_request(ep, &conns[i], o->size);
@@ -384,10 +397,17 @@ static void run(const struct options *o, unsigned first_id, int nconns, uint64_t
                         c->counted++;
                     }
                     c->seq++;
-                    if (t < t_end)
-                        start_request(ep, c, o->size);
-                    else
+                    if (t >= t_end) {
                         c->done = 1;
+                    } else if (o->churn) {
+                        uint64_t t0 = now_ns();
+                        close(c->fd);
+                        open_conn(o, ep, c);
+                        start_request(ep, c, o->size);
+                        c->t0 = t0; /* the latency includes connect() */
+                    } else {
+                        start_request(ep, c, o->size);
+                    }
                 }
             }
         }
@@ -484,7 +504,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: echo_client --transport tcp|unix --addr HOST:PORT|PATH\n"
             "                   [-c CONNS] [-s SIZE] [-d SECONDS] [-w SECONDS] [-p PROCS]\n"
-            "                   [-t STALL_SECONDS]\n");
+            "                   [-t STALL_SECONDS] [--churn]\n");
     exit(2);
 }
 
@@ -499,9 +519,10 @@ int main(int argc, char **argv)
         {"warmup", required_argument, NULL, 'w'},
         {"procs", required_argument, NULL, 'p'},
         {"stall-timeout", required_argument, NULL, 't'},
+        {"churn", no_argument, NULL, 'C'},
         {NULL, 0, NULL, 0},
     };
-    struct options o = {1, NULL, 10, 1024, 3.0, 1.0, 10.0, 1};
+    struct options o = {1, NULL, 10, 1024, 3.0, 1.0, 10.0, 1, 0};
     struct result total;
     uint64_t t_start, t_warm, t_end, i;
     double seconds, sum_us = 0.0;
@@ -524,6 +545,7 @@ int main(int argc, char **argv)
         case 'w': o.warmup = parse_seconds(optarg, "warm-up"); break;
         case 'p': o.procs = (int)parse_int(optarg, "process count", 1, 256); break;
         case 't': o.stall = parse_seconds(optarg, "stall timeout"); break;
+        case 'C': o.churn = 1; break;
         default: usage();
         }
     }
@@ -617,14 +639,15 @@ int main(int argc, char **argv)
     printf("{\"requests\": %llu, \"seconds\": %.6f, \"rps\": %.1f, "
            "\"p50_us\": %.1f, \"p90_us\": %.1f, \"p99_us\": %.1f, \"max_us\": %.1f, "
            "\"mean_us\": %.1f, \"bytes\": %llu, \"connections\": %d, \"size\": %zu, "
-           "\"procs\": %d, \"client_cpu\": %.3f, \"conn_min\": %llu, \"conn_max\": %llu}\n",
+           "\"procs\": %d, \"client_cpu\": %.3f, \"conn_min\": %llu, \"conn_max\": %llu, "
+           "\"churn\": %d}\n",
            (unsigned long long)total.requests, seconds, (double)total.requests / seconds,
            pct_us(total.lat, total.requests, 50), pct_us(total.lat, total.requests, 90),
            pct_us(total.lat, total.requests, 99), pct_us(total.lat, total.requests, 100),
            total.requests ? sum_us / (double)total.requests : 0.0,
            (unsigned long long)(total.requests * o.size), o.conns, o.size, o.procs,
            (double)total.cpu_ns / 1e9 / seconds, (unsigned long long)total.conn_min,
-           (unsigned long long)total.conn_max);
+           (unsigned long long)total.conn_max, o.churn);
     free(total.lat);
     return total.requests ? 0 : 3;
 }

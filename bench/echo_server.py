@@ -54,14 +54,16 @@ READ_SIZE = 65536
 class EchoProtocol(asyncio.Protocol):
     def connection_made(self, transport):
         self.transport = transport
-        _check_nodelay(transport.get_extra_info("socket"))
+        if not _nodelay_checked:
+            _check_nodelay(transport.get_extra_info("socket"))
 
     def data_received(self, data):
         self.transport.write(data)
 
 
 async def _streams_echo(reader, writer):
-    _check_nodelay(writer.get_extra_info("socket"))
+    if not _nodelay_checked:
+        _check_nodelay(writer.get_extra_info("socket"))
     try:
         while True:
             data = await reader.read(READ_SIZE)

@@ -91,6 +91,11 @@ pa_is_finalizing(void)
 #endif
 }
 
+/* 3.13: asyncio.Server._attach() and _detach() take the transport (the
+ * server keeps its clients for close_clients()/abort_clients()); before,
+ * they take nothing and count. */
+#define PA_SERVER_ATTACH_TAKES_TRANSPORT (PY_VERSION_HEX >= 0x030D0000)
+
 /* 3.13: a StopIteration given to Future.set_exception() is wrapped in a
  * RuntimeError (and set); before, set_exception() raised TypeError. */
 #define PA_FUTURE_WRAPS_STOPITERATION (PY_VERSION_HEX >= 0x030D0000)

@@ -341,6 +341,9 @@ Dgram_init(TransportObject *self, PyObject *args, PyObject *kwds)
     }
     Py_XSETREF(self->dgram_queue, queue);
     Py_XSETREF(self->address, Py_NewRef(address));
+    if (pa_tr_own_fd(self) < 0) {
+        return -1;
+    }
     self->dgram_count = 0;
     self->dgram_size = 0;
     self->initialised = 1;
@@ -363,8 +366,14 @@ static PyMemberDef Dgram_members[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
+static PyGetSetDef Dgram_getset[] = {
+    PA_TR_COMMON_GETSET,
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
 static PyType_Slot Dgram_slots[] = {
     {Py_tp_init, Dgram_init},
+    {Py_tp_getset, Dgram_getset},
     {Py_tp_traverse, pa_tr_traverse},
     {Py_tp_clear, pa_tr_clear},
     {Py_tp_dealloc, pa_tr_dealloc},

@@ -209,9 +209,30 @@ install_watcher(LoopObject *self, int fd, uint32_t dir, PyObject *h, PyObject *f
     return rc < 0 ? -1 : 1;
 }
 
+/* add_reader() and the other public methods refuse the fd of a transport
+ * that is not closing, as asyncio's _ensure_fd_no_transport(). */
+static int
+check_no_transport(LoopObject *self, int fd, PyObject *fileobj)
+{
+    PyObject *transport = pa_loop_fd_transport(self, fd);
+    if (transport == NULL) {
+        return 0;
+    }
+    Py_INCREF(transport);
+    PyObject *res = PyObject_CallMethod(transport, "is_closing", NULL);
+    int closing = res ? PyObject_IsTrue(res) : -1;
+    Py_XDECREF(res);
+    if (closing == 0) {
+        PyErr_Format(PyExc_RuntimeError, "File descriptor %R is used by transport %R", fileobj,
+                     transport);
+    }
+    Py_DECREF(transport);
+    return closing > 0 ? 0 : -1;
+}
+
 static PyObject *
 add_watcher(LoopObject *self, PyObject *const *args, Py_ssize_t nargs, uint32_t dir,
-            const char *method)
+            const char *method, int public)
 {
     pa_state *st = self->state;
     if (nargs < 2) {
@@ -229,7 +250,8 @@ add_watcher(LoopObject *self, PyObject *const *args, Py_ssize_t nargs, uint32_t 
         return NULL;
     }
     /* The callback is checked in debug mode only, as call_soon()'s. */
-    if (fd < 0 || (!gone && check_fd_is_open(fd) < 0) ||
+    if (fd < 0 || (public && !gone && check_no_transport(self, fd, args[0]) < 0) ||
+        (!gone && check_fd_is_open(fd) < 0) ||
         (self->debug && pa_check_callback(st, args[1], method) < 0) ||
         ensure_capacity(self, fd) < 0) {
         return NULL;
@@ -290,7 +312,7 @@ remove_watcher(LoopObject *self, int fd, uint32_t dir, PyObject *gone)
 }
 
 static PyObject *
-remove_method(LoopObject *self, PyObject *fileobj, uint32_t dir)
+remove_method(LoopObject *self, PyObject *fileobj, uint32_t dir, int public)
 {
     if (self->closed) {
         Py_RETURN_FALSE;
@@ -300,7 +322,7 @@ remove_method(LoopObject *self, PyObject *fileobj, uint32_t dir)
     if (too_large) {
         Py_RETURN_FALSE; /* never watched */
     }
-    if (fd < 0) {
+    if (fd < 0 || (public && !gone && check_no_transport(self, fd, fileobj) < 0)) {
         return NULL;
     }
     int r = remove_watcher(self, fd, dir, gone ? fileobj : NULL);
@@ -323,25 +345,25 @@ discard_handle(PyObject *h)
 PyObject *
 pa_loop_add_reader(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    return discard_handle(add_watcher(self, args, nargs, PA_READABLE, "add_reader"));
+    return discard_handle(add_watcher(self, args, nargs, PA_READABLE, "add_reader", 1));
 }
 
 PyObject *
 pa_loop_add_writer(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    return discard_handle(add_watcher(self, args, nargs, PA_WRITABLE, "add_writer"));
+    return discard_handle(add_watcher(self, args, nargs, PA_WRITABLE, "add_writer", 1));
 }
 
 PyObject *
 pa_loop_private_add_reader(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    return add_watcher(self, args, nargs, PA_READABLE, "add_reader");
+    return add_watcher(self, args, nargs, PA_READABLE, "add_reader", 0);
 }
 
 PyObject *
 pa_loop_private_add_writer(LoopObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    return add_watcher(self, args, nargs, PA_WRITABLE, "add_writer");
+    return add_watcher(self, args, nargs, PA_WRITABLE, "add_writer", 0);
 }
 
 int
@@ -370,6 +392,30 @@ pa_loop_claim_fd(LoopObject *self, int fd)
     if (fd >= 0 && fd < self->io_capacity && self->io[fd].events != 0) {
         self->io[fd].renew = 1;
     }
+}
+
+int
+pa_loop_set_fd_transport(LoopObject *self, int fd, PyObject *transport)
+{
+    if (fd < 0 || ensure_capacity(self, fd) < 0) {
+        return -1;
+    }
+    self->io[fd].transport = transport;
+    return 0;
+}
+
+void
+pa_loop_drop_fd_transport(LoopObject *self, int fd, PyObject *transport)
+{
+    if (fd >= 0 && fd < self->io_capacity && self->io[fd].transport == transport) {
+        self->io[fd].transport = NULL;
+    }
+}
+
+PyObject *
+pa_loop_fd_transport(LoopObject *self, int fd)
+{
+    return fd >= 0 && fd < self->io_capacity ? self->io[fd].transport : NULL;
 }
 
 int
@@ -411,15 +457,15 @@ pa_loop_is_watching(LoopObject *self, int fd, uint32_t dir)
 }
 
 PyObject *
-pa_loop_remove_reader(LoopObject *self, PyObject *fileobj)
+pa_loop_remove_reader(LoopObject *self, PyObject *fileobj, int public)
 {
-    return remove_method(self, fileobj, PA_READABLE);
+    return remove_method(self, fileobj, PA_READABLE, public);
 }
 
 PyObject *
-pa_loop_remove_writer(LoopObject *self, PyObject *fileobj)
+pa_loop_remove_writer(LoopObject *self, PyObject *fileobj, int public)
 {
-    return remove_method(self, fileobj, PA_WRITABLE);
+    return remove_method(self, fileobj, PA_WRITABLE, public);
 }
 
 /* Queue the handle watching one direction, or drop it if it was cancelled

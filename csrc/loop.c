@@ -599,6 +599,18 @@ Loop_is_watching_write(LoopObject *self, PyObject *fdobj)
     return is_watching(self, fdobj, PA_WRITABLE);
 }
 
+/* _transport_of(fd): the transport that owns fd, or None. */
+static PyObject *
+Loop_transport_of(LoopObject *self, PyObject *fdobj)
+{
+    long fd = PyLong_AsLong(fdobj);
+    if (fd == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *transport = fd >= 0 && fd <= INT_MAX ? pa_loop_fd_transport(self, (int)fd) : NULL;
+    return Py_NewRef(transport ? transport : Py_None);
+}
+
 static PyObject *
 Loop_time(LoopObject *self, PyObject *Py_UNUSED(ignored))
 {
@@ -1010,25 +1022,24 @@ Loop_private_add_writer(LoopObject *self, PyObject *const *args, Py_ssize_t narg
     return pa_loop_private_add_writer(self, args, PyVectorcall_NARGS(nargsf));
 }
 
-static PyObject *
-Loop_remove_reader(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
-{
-    PyObject *fd;
-    if (pa_parse_single_arg("remove_reader", "fd", args, nargsf, kwnames, &fd) < 0) {
-        return NULL;
+/* remove_reader()/remove_writer() refuse a transport's fd; the private
+ * _remove_reader()/_remove_writer() (the loop's own servers and pidfds)
+ * do not. */
+#define REMOVE_METHOD(func, name, impl, public)                                                    \
+    static PyObject *func(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf,              \
+                          PyObject *kwnames)                                                       \
+    {                                                                                              \
+        PyObject *fd;                                                                              \
+        if (pa_parse_single_arg(name, "fd", args, nargsf, kwnames, &fd) < 0) {                     \
+            return NULL;                                                                           \
+        }                                                                                          \
+        return impl(self, fd, public);                                                             \
     }
-    return pa_loop_remove_reader(self, fd);
-}
 
-static PyObject *
-Loop_remove_writer(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
-{
-    PyObject *fd;
-    if (pa_parse_single_arg("remove_writer", "fd", args, nargsf, kwnames, &fd) < 0) {
-        return NULL;
-    }
-    return pa_loop_remove_writer(self, fd);
-}
+REMOVE_METHOD(Loop_remove_reader, "remove_reader", pa_loop_remove_reader, 1)
+REMOVE_METHOD(Loop_remove_writer, "remove_writer", pa_loop_remove_writer, 1)
+REMOVE_METHOD(Loop_private_remove_reader, "_remove_reader", pa_loop_remove_reader, 0)
+REMOVE_METHOD(Loop_private_remove_writer, "_remove_writer", pa_loop_remove_writer, 0)
 
 static PyMethodDef Loop_methods[] = {
     {"call_soon", (PyCFunction)(void (*)(void))Loop_call_soon, METH_FASTCALL | METH_KEYWORDS,
@@ -1077,10 +1088,12 @@ static PyMethodDef Loop_methods[] = {
      "_add_reader($self, fd, callback, *args)\n--\n\nLike add_reader() but returns the handle."},
     {"_add_writer", (PyCFunction)(void (*)(void))Loop_private_add_writer, METH_FASTCALL | METH_KEYWORDS,
      "_add_writer($self, fd, callback, *args)\n--\n\nLike add_writer() but returns the handle."},
-    {"_remove_reader", (PyCFunction)(void (*)(void))Loop_remove_reader, METH_FASTCALL | METH_KEYWORDS,
+    {"_remove_reader", (PyCFunction)(void (*)(void))Loop_private_remove_reader, METH_FASTCALL | METH_KEYWORDS,
      "_remove_reader($self, fd)\n--\n\n"},
-    {"_remove_writer", (PyCFunction)(void (*)(void))Loop_remove_writer, METH_FASTCALL | METH_KEYWORDS,
+    {"_remove_writer", (PyCFunction)(void (*)(void))Loop_private_remove_writer, METH_FASTCALL | METH_KEYWORDS,
      "_remove_writer($self, fd)\n--\n\n"},
+    {"_transport_of", (PyCFunction)Loop_transport_of, METH_O,
+     "_transport_of($self, fd, /)\n--\n\nThe transport that owns fd, or None."},
     {"_is_watching_read", (PyCFunction)Loop_is_watching_read, METH_O,
      "_is_watching_read($self, fd, /)\n--\n\n"},
     {"_is_watching_write", (PyCFunction)Loop_is_watching_write, METH_O,

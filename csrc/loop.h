@@ -25,6 +25,8 @@ typedef struct {
     PyObject *writer;      /* Handle or NULL */
     PyObject *reader_file; /* what add_reader() was given (an int or a file object); NULL */
     PyObject *writer_file; /* for an empty slot and for the loop's own watchers (transports) */
+    PyObject *transport;   /* borrowed: the transport that owns the fd, or NULL
+                            * (pa_loop_set_fd_transport) */
     uint32_t events;       /* interest registered with the poller */
     char renew;            /* that registration may be of a file the fd no longer names:
                             * the next interest given re-registers it (pa_loop_claim_fd) */
@@ -269,6 +271,16 @@ int pa_loop_watch_fd(LoopObject *self, int fd, uint32_t dir, PyObject *callback)
  * for it is registered afresh. */
 void pa_loop_claim_fd(LoopObject *self, int fd);
 
+/* Which transport owns an fd, so that add_reader() and the sock_*() methods
+ * refuse it (asyncio keeps a WeakValueDictionary for this). The table holds
+ * a borrowed reference: a transport drops its entry when it closes its fd
+ * and when it is cleared (pa_loop_drop_fd_transport), so an entry never
+ * outlives its transport. Setting needs memory for the fd's slot: -1 with
+ * MemoryError. */
+int pa_loop_set_fd_transport(LoopObject *self, int fd, PyObject *transport);
+void pa_loop_drop_fd_transport(LoopObject *self, int fd, PyObject *transport);
+PyObject *pa_loop_fd_transport(LoopObject *self, int fd); /* borrowed, or NULL */
+
 /* Stop watching: 1 if a watcher was removed, 0 if none, -1 on error. */
 int pa_loop_unwatch_fd(LoopObject *self, int fd, uint32_t dir);
 
@@ -292,8 +304,8 @@ int pa_loop_is_watching(LoopObject *self, int fd, uint32_t dir);
 /* Watcher methods, implemented in iowatch.c. */
 PyObject *pa_loop_add_reader(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *pa_loop_add_writer(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
-PyObject *pa_loop_remove_reader(LoopObject *self, PyObject *fileobj);
-PyObject *pa_loop_remove_writer(LoopObject *self, PyObject *fileobj);
+PyObject *pa_loop_remove_reader(LoopObject *self, PyObject *fileobj, int public);
+PyObject *pa_loop_remove_writer(LoopObject *self, PyObject *fileobj, int public);
 PyObject *pa_loop_private_add_reader(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *pa_loop_private_add_writer(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
 /* Queue the callbacks of fds that fired. */

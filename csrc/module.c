@@ -55,6 +55,8 @@ static const struct {
     {"BufferedProtocol", offsetof(pa_state, BufferedProtocol)},
     {"StreamReaderProtocol", offsetof(pa_state, StreamReaderProtocol)},
     {"socket_type", offsetof(pa_state, socket_type)},
+    {"socket_class", offsetof(pa_state, socket_class)},
+    {"TransportSocket", offsetof(pa_state, TransportSocket)},
     {"raise_loop_closed", offsetof(pa_state, raise_loop_closed)},
 };
 
@@ -156,6 +158,13 @@ module_exec(PyObject *module)
     INTERN(str_error_received, "error_received");
     INTERN(str_call_connection_lost, "_call_connection_lost");
     INTERN(str_detach_server, "_detach_server");
+    INTERN(str_socket, "socket");
+    INTERN(str_read_ready, "_read_ready");
+    INTERN(str_sockname, "sockname");
+    INTERN(str_connection_made, "connection_made");
+    INTERN(str_start_reading, "_start_reading");
+    INTERN(str_attach, "_attach");
+    INTERN(str_detach, "_detach");
     INTERN(str_close, "close");
     INTERN(str_recvfrom, "recvfrom");
     INTERN(str_send, "send");
@@ -195,6 +204,7 @@ module_exec(PyObject *module)
         pa_taskgroup_register_types(module, st) < 0 ||
         pa_eager_factory_register_type(module, st) < 0 ||
         pa_transport_register_type(module, st) < 0 ||
+        pa_acceptor_register_type(module, st) < 0 ||
         pa_dgram_transport_register_type(module, st) < 0 ||
         pa_pipe_transport_register_types(module, st) < 0 ||
         pa_sendfile_register(module, st) < 0 || pa_unixsocket_register(module) < 0 ||
@@ -296,6 +306,13 @@ module_clear(PyObject *module)
     Py_CLEAR(st->str_error_received);
     Py_CLEAR(st->str_call_connection_lost);
     Py_CLEAR(st->str_detach_server);
+    Py_CLEAR(st->str_socket);
+    Py_CLEAR(st->str_read_ready);
+    Py_CLEAR(st->str_sockname);
+    Py_CLEAR(st->str_connection_made);
+    Py_CLEAR(st->str_start_reading);
+    Py_CLEAR(st->str_attach);
+    Py_CLEAR(st->str_detach);
     Py_CLEAR(st->str_close);
     Py_CLEAR(st->str_recvfrom);
     Py_CLEAR(st->str_send);

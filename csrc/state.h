@@ -45,6 +45,8 @@ typedef struct {
     PyObject *BufferedProtocol;       /* asyncio.BufferedProtocol */
     PyObject *StreamReaderProtocol;   /* asyncio.StreamReaderProtocol */
     PyObject *socket_type;            /* _socket.socket, the base of socket.socket */
+    PyObject *socket_class;           /* socket.socket */
+    PyObject *TransportSocket;        /* asyncio.trsock.TransportSocket */
     PyObject *raise_loop_closed;      /* pyasync._loop._raise_loop_closed(*kept) */
 
     /* The registry set and its parts, cached by taskregistry.c. */
@@ -124,6 +126,13 @@ typedef struct {
     PyObject *str_error_received;
     PyObject *str_call_connection_lost;
     PyObject *str_detach_server;
+    PyObject *str_socket;
+    PyObject *str_read_ready;
+    PyObject *str_sockname;
+    PyObject *str_connection_made;
+    PyObject *str_start_reading;
+    PyObject *str_attach;
+    PyObject *str_detach;
     PyObject *str_close;
     PyObject *str_recvfrom;
     PyObject *str_send;

@@ -512,11 +512,51 @@ Transport_init(TransportObject *self, PyObject *args, PyObject *kwds)
                                      &sock, &protocol, &extra, &server)) {
         return -1;
     }
-    if (pa_tr_init(self, loop, sock, protocol, extra, server, "_write_ready") < 0) {
+    if (pa_tr_init(self, loop, sock, protocol, extra, server, "_write_ready") < 0 ||
+        pa_tr_own_fd(self) < 0) {
         return -1;
     }
     self->initialised = 1;
     return 0;
+}
+
+/* get_extra_info(name, default=None), as asyncio's; the socket object of an
+ * accepted connection and its address ('socket', 'sockname') are made when
+ * first asked for. Once the transport closed its fd they can no longer be
+ * made: docs/differences.md. */
+static PyObject *
+Transport_get_extra_info(TransportObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"name", "default", NULL};
+    PyObject *name, *dflt = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O:get_extra_info", kwlist, &name, &dflt)) {
+        return NULL;
+    }
+    if (self->extra == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "_extra");
+        return NULL;
+    }
+    if (!PyDict_Check(self->extra)) {
+        return PyObject_CallMethod(self->extra, "get", "OO", name, dflt);
+    }
+    PyObject *value = PyDict_GetItemWithError(self->extra, name);
+    if (value == NULL && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (value == NULL && self->lazy_sock && self->loop != NULL) {
+        pa_state *st = pa_tr_loop(self)->state;
+        if (PyUnicode_Check(name) && (PyUnicode_Compare(name, st->str_socket) == 0 ||
+                                      PyUnicode_Compare(name, st->str_sockname) == 0)) {
+            if (pa_tr_make_socket(self) < 0) {
+                return NULL;
+            }
+            value = PyDict_GetItemWithError(self->extra, name);
+            if (value == NULL && PyErr_Occurred()) {
+                return NULL;
+            }
+        }
+    }
+    return Py_NewRef(value != NULL ? value : dflt);
 }
 
 #define NOARGS(name, func) {name, (PyCFunction)func, METH_NOARGS, NULL}
@@ -531,6 +571,8 @@ static PyMethodDef Transport_methods[] = {
     NOARGS("_write_ready", Transport_write_ready),
     NOARGS("_make_empty_waiter", Transport_make_empty_waiter),
     NOARGS("_reset_empty_waiter", Transport_reset_empty_waiter),
+    {"get_extra_info", (PyCFunction)(void (*)(void))Transport_get_extra_info,
+     METH_VARARGS | METH_KEYWORDS, NULL},
     PA_TR_COMMON_METHODS,
     {NULL, NULL, 0, NULL},
 };
@@ -542,8 +584,14 @@ static PyMemberDef Transport_members[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
+static PyGetSetDef Transport_getset[] = {
+    PA_TR_COMMON_GETSET,
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
 static PyType_Slot Transport_slots[] = {
     {Py_tp_init, Transport_init},
+    {Py_tp_getset, Transport_getset},
     {Py_tp_traverse, pa_tr_traverse},
     {Py_tp_clear, pa_tr_clear},
     {Py_tp_dealloc, pa_tr_dealloc},

@@ -17,6 +17,7 @@
 #include <structmember.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #define DEFAULT_HIGH_WATER (64 * 1024) /* asyncio's default write buffer limits */
 #ifndef IOV_MAX
@@ -149,6 +150,9 @@ pa_tr_sock_holds_fd(TransportObject *self)
 {
     if (self->sock == NULL) {
         return 0;
+    }
+    if (self->lazy_sock) {
+        return 1; /* no object holds the fd but this transport */
     }
     if (self->fd_in_sock) {
         return ((socket_head *)self->sock)->sock_fd == self->fd;
@@ -516,6 +520,22 @@ close_socket(TransportObject *self, PyObject **first)
         pa_loop_unwatch_fd_for(loop, self->fd, PA_WRITABLE, self->write_ready) < 0) {
         keep_first_error(first);
     }
+    pa_loop_drop_fd_transport(loop, self->fd, (PyObject *)self);
+    if (self->lazy_sock) {
+        /* The fd is ours alone. close() frees it even when it fails (EINTR
+         * included, on Linux): never retried. */
+        self->lazy_sock = 0;
+        Py_DECREF(sock);
+        if (close(self->fd) < 0 && errno != EINTR) {
+            PyObject *exc = pa_tr_oserror(errno);
+            if (exc != NULL) {
+                PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+                Py_DECREF(exc);
+            }
+            keep_first_error(first);
+        }
+        return;
+    }
     PyObject *res = PyObject_CallMethodNoArgs(sock, loop->state->str_close);
     Py_DECREF(sock);
     if (res == NULL) {
@@ -524,13 +544,22 @@ close_socket(TransportObject *self, PyObject **first)
     Py_XDECREF(res);
 }
 
+PyObject *
+pa_tr_server_call(TransportObject *self, PyObject *name)
+{
+#if PA_SERVER_ATTACH_TAKES_TRANSPORT
+    return PyObject_CallMethodOneArg(self->server, name, (PyObject *)self);
+#else
+    return PyObject_CallMethodNoArgs(self->server, name);
+#endif
+}
+
 /* Tell the server (if any) that this connection is gone, once. */
 static void
 detach_from_server(TransportObject *self, PyObject **first)
 {
     if (self->server != NULL && self->server != Py_None) {
-        PyObject *res = PyObject_CallMethodNoArgs((PyObject *)self,
-                                                  pa_tr_loop(self)->state->str_detach_server);
+        PyObject *res = pa_tr_server_call(self, pa_tr_loop(self)->state->str_detach);
         if (res == NULL) {
             keep_first_error(first);
         }
@@ -810,11 +839,40 @@ pa_tr_m_set_write_buffer_limits(TransportObject *self, PyObject *args, PyObject 
 
 /* ---------------------------------------------------------------- type slots */
 
-int
-pa_tr_init(TransportObject *self, PyObject *loop, PyObject *sock, PyObject *protocol,
-           PyObject *extra, PyObject *server, const char *write_ready_name)
+/* What both ways of making a transport share, once the socket (or the
+ * fd of a lazy one) is in place. */
+static int
+setup(TransportObject *self, PyObject *loop, PyObject *protocol, PyObject *extra,
+      PyObject *server, const char *write_ready_name)
 {
-    pa_state *st = pa_state_of((PyObject *)self);
+    PyObject *extra_dict = extra == Py_None ? PyDict_New() : Py_NewRef(extra);
+    if (extra_dict == NULL) {
+        return -1;
+    }
+    Py_XSETREF(self->extra, extra_dict);
+    Py_XSETREF(self->loop, Py_NewRef(loop));
+    Py_XSETREF(self->server, Py_NewRef(server));
+    pa_loop_claim_fd((LoopObject *)loop, self->fd);
+    if (self->read_ready == NULL) {
+        self->read_ready = PyObject_GetAttr((PyObject *)self, pa_tr_loop(self)->state->str_read_ready);
+        if (self->read_ready == NULL) {
+            return -1;
+        }
+    }
+    if (write_ready_name != NULL && self->write_ready == NULL) {
+        self->write_ready = PyObject_GetAttrString((PyObject *)self, write_ready_name);
+        if (self->write_ready == NULL) {
+            return -1;
+        }
+    }
+    self->high_water = DEFAULT_HIGH_WATER;
+    self->low_water = DEFAULT_HIGH_WATER / 4;
+    return set_protocol(self, protocol);
+}
+
+static int
+check_init(pa_state *st, TransportObject *self, PyObject *loop)
+{
     if (st == NULL || pa_check_ready(st) < 0) {
         return -1;
     }
@@ -827,6 +885,17 @@ pa_tr_init(TransportObject *self, PyObject *loop, PyObject *sock, PyObject *prot
     }
     if (!pa_loop_check(st, loop)) {
         PyErr_Format(PyExc_TypeError, "a pyasync loop is required, got %R", loop);
+        return -1;
+    }
+    return 0;
+}
+
+int
+pa_tr_init(TransportObject *self, PyObject *loop, PyObject *sock, PyObject *protocol,
+           PyObject *extra, PyObject *server, const char *write_ready_name)
+{
+    pa_state *st = pa_state_of((PyObject *)self);
+    if (check_init(st, self, loop) < 0) {
         return -1;
     }
     PyObject *fdobj = PyObject_CallMethodNoArgs(sock, st->str_fileno);
@@ -842,36 +911,136 @@ pa_tr_init(TransportObject *self, PyObject *loop, PyObject *sock, PyObject *prot
         PyErr_SetString(PyExc_ValueError, "the socket is closed");
         return -1;
     }
-    PyObject *extra_dict = extra == Py_None ? PyDict_New() : Py_NewRef(extra);
-    if (extra_dict == NULL) {
+    if (self->lazy_sock) {
+        PyErr_SetString(PyExc_RuntimeError, "the transport holds an fd already");
         return -1;
     }
-    Py_XSETREF(self->extra, extra_dict);
-    Py_XSETREF(self->loop, Py_NewRef(loop));
     Py_XSETREF(self->sock, Py_NewRef(sock));
-    Py_XSETREF(self->server, Py_NewRef(server));
     self->fd = (int)fd;
     /* Read the fd out of the socket object only where the field proves to
      * hold what fileno() said. */
     self->fd_in_sock = st->socket_type != NULL && PyType_Check(st->socket_type) &&
                        PyObject_TypeCheck(sock, (PyTypeObject *)st->socket_type) &&
                        ((socket_head *)sock)->sock_fd == self->fd;
-    pa_loop_claim_fd((LoopObject *)loop, self->fd);
-    if (self->read_ready == NULL) {
-        self->read_ready = PyObject_GetAttrString((PyObject *)self, "_read_ready");
-        if (self->read_ready == NULL) {
+    return setup(self, loop, protocol, extra, server, write_ready_name);
+}
+
+int
+pa_tr_init_lazy(TransportObject *self, PyObject *loop, int fd, int family, int socktype,
+                int proto, PyObject *protocol, PyObject *extra, PyObject *server)
+{
+    pa_state *st = pa_state_of((PyObject *)self);
+    if (check_init(st, self, loop) < 0 || self->sock != NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_RuntimeError, "the transport holds a socket already");
+        }
+        (void)close(fd);
+        return -1;
+    }
+    /* From here the transport owns the fd: closed by close_socket() (the
+     * loop is set first for it) or, for a transport never finished, by
+     * tp_clear. */
+    Py_XSETREF(self->loop, Py_NewRef(loop));
+    Py_XSETREF(self->sock, Py_NewRef(Py_None));
+    self->fd = fd;
+    self->lazy_sock = 1;
+    self->fd_in_sock = 0;
+    self->family = family;
+    self->socktype = socktype;
+    self->proto = proto;
+    return setup(self, loop, protocol, extra, server, "_write_ready");
+}
+
+int
+pa_tr_own_fd(TransportObject *self)
+{
+    return pa_loop_set_fd_transport(pa_tr_loop(self), self->fd, (PyObject *)self);
+}
+
+/* _own_fd(owns): sendfile lends the fd to sock_sendfile() (own_fd(False))
+ * and takes it back (own_fd(True)), as asyncio pops and restores its
+ * _transports entry. Only a transport still holding its socket is
+ * recorded. */
+PyObject *
+pa_tr_m_own_fd(TransportObject *self, PyObject *owns)
+{
+    if (pa_tr_check_initialised(self) < 0) {
+        return NULL;
+    }
+    int flag = PyObject_IsTrue(owns);
+    if (flag < 0) {
+        return NULL;
+    }
+    if (!flag) {
+        pa_loop_drop_fd_transport(pa_tr_loop(self), self->fd, (PyObject *)self);
+    } else if (self->sock != NULL && pa_tr_own_fd(self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+int
+pa_tr_make_socket(TransportObject *self)
+{
+    if (!self->lazy_sock || self->sock == NULL) {
+        return 0;
+    }
+    pa_state *st = pa_tr_loop(self)->state;
+    /* SOCK_NONBLOCK: the object knows it is non-blocking without asking
+     * the kernel, as setblocking(False) would. */
+    PyObject *sock = PyObject_CallFunction(st->socket_class, "iiii", self->family,
+                                           self->socktype | SOCK_NONBLOCK, self->proto,
+                                           self->fd);
+    if (sock == NULL) {
+        return -1;
+    }
+    PyObject *trsock = PyObject_CallOneArg(st->TransportSocket, sock);
+    if (trsock == NULL || PyDict_SetItem(self->extra, st->str_socket, trsock) < 0) {
+        Py_XDECREF(trsock);
+        /* The object took the fd: detach it so that its collection does not
+         * close the fd this transport still uses. */
+        PyObject *exc = pa_err_take();
+        PyObject *res = PyObject_CallMethod(sock, "detach", NULL);
+        Py_XDECREF(res);
+        PyErr_Clear();
+        pa_err_restore(exc);
+        Py_DECREF(sock);
+        return -1;
+    }
+    Py_DECREF(trsock);
+    /* From now on the transport is as if made with this socket. */
+    Py_SETREF(self->sock, sock);
+    self->lazy_sock = 0;
+    self->fd_in_sock = st->socket_type != NULL && PyType_Check(st->socket_type) &&
+                       PyObject_TypeCheck(sock, (PyTypeObject *)st->socket_type) &&
+                       ((socket_head *)sock)->sock_fd == self->fd;
+    PyObject *name = PyObject_CallMethod(sock, "getsockname", NULL);
+    if (name == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_OSError)) {
             return -1;
         }
+        PyErr_Clear();
+        name = Py_NewRef(Py_None);
     }
-    if (write_ready_name != NULL && self->write_ready == NULL) {
-        self->write_ready = PyObject_GetAttrString((PyObject *)self, write_ready_name);
-        if (self->write_ready == NULL) {
-            return -1;
-        }
+    /* The acceptor may have given it already (the listening address). */
+    PyObject *kept = PyDict_SetDefault(self->extra, st->str_sockname, name);
+    Py_DECREF(name);
+    return kept ? 0 : -1;
+}
+
+PyObject *
+pa_tr_get_sock(TransportObject *self, void *Py_UNUSED(closure))
+{
+    if (pa_tr_make_socket(self) < 0) {
+        return NULL;
     }
-    self->high_water = DEFAULT_HIGH_WATER;
-    self->low_water = DEFAULT_HIGH_WATER / 4;
-    return set_protocol(self, protocol);
+    return Py_NewRef(self->sock != NULL ? self->sock : Py_None);
+}
+
+PyObject *
+pa_tr_get_has_socket(TransportObject *self, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(self->sock != NULL);
 }
 
 int
@@ -895,6 +1064,15 @@ int
 pa_tr_clear(TransportObject *self)
 {
     self->initialised = 0;
+    if (self->loop != NULL) {
+        pa_loop_drop_fd_transport(pa_tr_loop(self), self->fd, (PyObject *)self);
+    }
+    if (self->lazy_sock) {
+        /* Collected with its fd open and no finaliser run (never, for a
+         * transport with __del__): close it rather than leak it. */
+        self->lazy_sock = 0;
+        (void)close(self->fd);
+    }
     Py_CLEAR(self->extra);
     Py_CLEAR(self->loop);
     Py_CLEAR(self->sock);

@@ -67,7 +67,9 @@ typedef struct {
     PyObject_HEAD
     PyObject *extra;        /* asyncio.BaseTransport's `_extra` slot: keep first */
     PyObject *loop;         /* a pyasync loop (LoopObject) */
-    PyObject *sock;         /* socket.socket; NULL once connection_lost ran */
+    PyObject *sock;         /* socket.socket; NULL once connection_lost ran; None
+                             * while `lazy_sock` (an accepted connection whose
+                             * socket object is made when first asked for) */
     PyObject *protocol;
     PyObject *server;       /* asyncio.Server or None */
     PyObject *empty_waiter; /* future for sendfile: set when the buffer drains */
@@ -86,6 +88,7 @@ typedef struct {
     Py_ssize_t conn_lost;   /* connection_lost scheduled (then: writes since) */
     Py_ssize_t dropped;     /* pipe: writes dropped after close() or the loss */
     int fd;
+    int family, socktype, proto; /* of a lazy socket, for making it */
     char is_dgram;
     char is_read_pipe;      /* asyncio reports a read pipe's OSErrors but EIO */
     char closing;
@@ -98,6 +101,7 @@ typedef struct {
     char large_reads;       /* the last read was large: read into a new bytes */
     char finalized;         /* closed by _close_unclosed(), not by close() */
     char fd_in_sock;        /* sock is a _socket.socket whose fd field we read */
+    char lazy_sock;         /* the transport holds the fd; no socket object yet */
 } TransportObject;
 
 static inline LoopObject *
@@ -193,6 +197,17 @@ int pa_tr_call_soon_connection_lost(TransportObject *self, PyObject *arg);
 int pa_tr_init(TransportObject *self, PyObject *loop, PyObject *sock, PyObject *protocol,
                PyObject *extra, PyObject *server, const char *write_ready_name);
 
+/* A transport that holds an accepted connection's fd, its socket object
+ * made only when asked for (pa_tr_make_socket); a stream transport. The fd
+ * is the transport's from the call on: closed at once if the transport
+ * cannot take it, else by closing the transport (or by tp_clear). */
+int pa_tr_init_lazy(TransportObject *self, PyObject *loop, int fd, int family, int socktype,
+                    int proto, PyObject *protocol, PyObject *extra, PyObject *server);
+
+/* server._attach(self) or server._detach(self), as the version's Server
+ * wants them (compat.h). */
+PyObject *pa_tr_server_call(TransportObject *self, PyObject *name);
+
 /* The methods both types have: asyncio's names, same behaviour. */
 PyObject *pa_tr_m_close(TransportObject *self, PyObject *unused);
 PyObject *pa_tr_m_abort(TransportObject *self, PyObject *unused);
@@ -211,6 +226,7 @@ PyObject *pa_tr_m_force_close(TransportObject *self, PyObject *exc);
 PyObject *pa_tr_m_fatal_error(TransportObject *self, PyObject *args);
 PyObject *pa_tr_m_call_connection_lost(TransportObject *self, PyObject *exc);
 PyObject *pa_tr_m_close_unclosed(TransportObject *self, PyObject *unused);
+PyObject *pa_tr_m_own_fd(TransportObject *self, PyObject *owns);
 
 #define PA_TR_NOARGS(name, func) {name, (PyCFunction)(void (*)(void))func, METH_NOARGS, NULL}
 
@@ -229,11 +245,11 @@ PyObject *pa_tr_m_close_unclosed(TransportObject *self, PyObject *unused);
         {"_force_close", (PyCFunction)pa_tr_m_force_close, METH_O, NULL},                          \
         {"_fatal_error", (PyCFunction)pa_tr_m_fatal_error, METH_VARARGS, NULL},                    \
         {"_call_connection_lost", (PyCFunction)pa_tr_m_call_connection_lost, METH_O, NULL},        \
-        PA_TR_NOARGS("_close_unclosed", pa_tr_m_close_unclosed)
+        PA_TR_NOARGS("_close_unclosed", pa_tr_m_close_unclosed),                                   \
+        {"_own_fd", (PyCFunction)pa_tr_m_own_fd, METH_O, NULL}
 
 #define PA_TR_COMMON_MEMBERS                                                                       \
     {"_loop", T_OBJECT, offsetof(TransportObject, loop), READONLY, NULL},                          \
-        {"_sock", T_OBJECT, offsetof(TransportObject, sock), READONLY, NULL},                      \
         {"_sock_fd", T_INT, offsetof(TransportObject, fd), READONLY, NULL},                        \
         {"_protocol", T_OBJECT, offsetof(TransportObject, protocol), READONLY, NULL},              \
         {"_server", T_OBJECT, offsetof(TransportObject, server), READONLY, NULL},                  \
@@ -243,6 +259,23 @@ PyObject *pa_tr_m_close_unclosed(TransportObject *self, PyObject *unused);
         {"_protocol_paused", T_BOOL, offsetof(TransportObject, protocol_paused), READONLY, NULL},  \
         {"_high_water", T_PYSSIZET, offsetof(TransportObject, high_water), READONLY, NULL},        \
         {"_low_water", T_PYSSIZET, offsetof(TransportObject, low_water), READONLY, NULL}
+
+/* `_sock`: the socket object, made now for a lazy socket; None once closed. */
+PyObject *pa_tr_get_sock(TransportObject *self, void *closure);
+/* `_has_socket`: whether the transport still holds its socket (or fd). */
+PyObject *pa_tr_get_has_socket(TransportObject *self, void *closure);
+#define PA_TR_COMMON_GETSET                                                                        \
+    {"_sock", (getter)pa_tr_get_sock, NULL, NULL, NULL},                                           \
+        {"_has_socket", (getter)pa_tr_get_has_socket, NULL, NULL, NULL}
+
+/* The socket object of a transport whose `lazy_sock` is set, made now,
+ * with get_extra_info()'s 'socket' and 'sockname'; 0, or -1 with an
+ * exception. Nothing to do for other transports. */
+int pa_tr_make_socket(TransportObject *self);
+
+/* Record the transport as the owner of its fd in the loop's table (see
+ * pa_loop_set_fd_transport); 0, or -1 with MemoryError. */
+int pa_tr_own_fd(TransportObject *self);
 
 int pa_tr_traverse(TransportObject *self, visitproc visit, void *arg);
 int pa_tr_clear(TransportObject *self);
@@ -258,6 +291,7 @@ int pa_tr_register(PyObject *module, PyType_Spec *spec, const char *base_name,
                    const char *second_base_name, PyTypeObject **type);
 
 int pa_transport_register_type(PyObject *module, pa_state *st);
+int pa_acceptor_register_type(PyObject *module, pa_state *st);
 int pa_dgram_transport_register_type(PyObject *module, pa_state *st);
 int pa_pipe_transport_register_types(PyObject *module, pa_state *st);
 

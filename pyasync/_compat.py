@@ -71,15 +71,9 @@ from asyncio.unix_events import _UnixDefaultEventLoopPolicy as BaseDefaultPolicy
 if PY313:
     def server_attach(server, transport):
         server._attach(transport)
-
-    def server_detach(server, transport):
-        server._detach(transport)
 else:
     def server_attach(server, transport):
         server._attach()
-
-    def server_detach(server, transport):
-        server._detach()
 
 
 # Keyword arguments of the networking methods that newer versions added:

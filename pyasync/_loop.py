@@ -13,6 +13,7 @@ import concurrent.futures
 import errno
 import os
 import signal
+import socket
 import sys
 import threading
 import traceback
@@ -21,7 +22,7 @@ import weakref
 
 from asyncio import base_events as _base_events
 from asyncio import base_futures, base_tasks, constants, coroutines, events, exceptions
-from asyncio import format_helpers, futures, protocols, streams, tasks, timeouts
+from asyncio import format_helpers, futures, protocols, streams, tasks, timeouts, trsock
 from asyncio.log import logger
 
 from . import _compat, _taskdump
@@ -90,7 +91,6 @@ class Loop(LoopBase, NetworkMixin, PipesMixin, SubprocessMixin, events.AbstractE
         self._coroutine_origin_tracking_enabled = False
         self._coroutine_origin_tracking_saved_depth = None
         self._signal_handlers = {}
-        self._transports = weakref.WeakValueDictionary()  # fd -> transport (_network.py)
         self._unix_server_sockets = {}  # listening Unix socket -> inode of its file
         self._child_watches = {}  # pid -> _ExitWatch watching its pidfd (_subprocess.py)
         self._child_starts = set()  # children being started (_spawn.py)
@@ -537,6 +537,8 @@ def _install_helpers():
         BufferedProtocol=protocols.BufferedProtocol,
         StreamReaderProtocol=streams.StreamReaderProtocol,
         socket_type=_socket.socket,
+        socket_class=socket.socket,
+        TransportSocket=trsock.TransportSocket,
         raise_loop_closed=_raise_loop_closed,
     )
 

@@ -143,10 +143,8 @@ class NetworkMixin:
     """Networking methods of pyasync.Loop (see the module docstring)."""
 
     # ----------------------------------------------------------------------
-    # Which fds belong to a transport: sock_* and add_reader refuse them.
-
-    def _register_transport(self, fd, transport):
-        self._transports[fd] = transport
+    # Which fds belong to a transport: sock_* refuse them (add_reader() and
+    # the others ask the same table in C, csrc/iowatch.c).
 
     def _ensure_fd_no_transport(self, fd):
         fileno = fd
@@ -155,26 +153,10 @@ class NetworkMixin:
                 fileno = int(fileno.fileno())
             except (AttributeError, TypeError, ValueError):
                 raise ValueError(f"Invalid file object: {fd!r}") from None
-        transport = self._transports.get(fileno)
+        transport = self._transport_of(fileno) if 0 <= fileno <= 0x7fffffff else None
         if transport is not None and not transport.is_closing():
             raise RuntimeError(
                 f'File descriptor {fd!r} is used by transport {transport!r}')
-
-    def add_reader(self, fd, callback, *args):
-        self._ensure_fd_no_transport(fd)
-        return super().add_reader(fd, callback, *args)
-
-    def add_writer(self, fd, callback, *args):
-        self._ensure_fd_no_transport(fd)
-        return super().add_writer(fd, callback, *args)
-
-    def remove_reader(self, fd):
-        self._ensure_fd_no_transport(fd)
-        return super().remove_reader(fd)
-
-    def remove_writer(self, fd):
-        self._ensure_fd_no_transport(fd)
-        return super().remove_writer(fd)
 
     # ----------------------------------------------------------------------
     # DNS
@@ -736,9 +718,35 @@ class NetworkMixin:
     def _start_serving(self, protocol_factory, sock, sslcontext=None, server=None, backlog=100,
                        ssl_handshake_timeout=constants.SSL_HANDSHAKE_TIMEOUT,
                        ssl_shutdown_timeout=constants.SSL_SHUTDOWN_TIMEOUT):
-        self._add_reader(sock.fileno(), self._accept_connections, protocol_factory, sock,
-                         sslcontext, server, backlog, ssl_handshake_timeout,
-                         ssl_shutdown_timeout)
+        # The accept path is C (csrc/accept.c): it sets plain connections up
+        # itself and hands the others to on_connection.
+        def on_connection(conn, addr):
+            if self.get_debug():
+                logger.debug("%r got a new connection from %r: %r", server, addr, conn)
+            extra = {'peername': addr}
+            if sslcontext is None:
+                self._serve_plain(protocol_factory, conn, extra, server)
+            else:
+                self.create_task(self._accept_connection2(
+                    protocol_factory, conn, extra, sslcontext, server,
+                    ssl_handshake_timeout, ssl_shutdown_timeout))
+
+        def on_resource_error(exc):
+            # Out of descriptors or memory: log, stop accepting for a while,
+            # and go on serving the connections we have.
+            self.call_exception_handler({
+                'message': 'socket.accept() out of system resource',
+                'exception': exc,
+                'socket': trsock.TransportSocket(sock),
+            })
+            self._remove_reader(sock.fileno())
+            self.call_later(constants.ACCEPT_RETRY_DELAY, self._start_serving,
+                            protocol_factory, sock, sslcontext, server, backlog,
+                            ssl_handshake_timeout, ssl_shutdown_timeout)
+
+        acceptor = _core.Acceptor(self, sock, protocol_factory, server, backlog, SocketTransport,
+                                  on_connection, on_resource_error, sslcontext is None)
+        self._add_reader(sock.fileno(), acceptor)
 
     def _stop_serving(self, sock):
         self._remove_reader(sock.fileno())
@@ -753,41 +761,6 @@ class NetworkMixin:
             except OSError as err:
                 logger.error('Unable to clean up listening UNIX socket %r: %r', path, err)
         sock.close()
-
-    def _accept_connections(self, protocol_factory, sock, sslcontext, server, backlog,
-                            ssl_handshake_timeout, ssl_shutdown_timeout):
-        # Accept a batch per readiness event: up to `backlog` connections.
-        for _ in range(backlog):
-            try:
-                conn, addr = sock.accept()
-                if self.get_debug():
-                    logger.debug("%r got a new connection from %r: %r", server, addr, conn)
-                conn.setblocking(False)
-            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-                return  # nothing more to accept now (or the peer gave up)
-            except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    # Out of descriptors or memory: log, stop accepting for a
-                    # while, and go on serving the connections we have.
-                    self.call_exception_handler({
-                        'message': 'socket.accept() out of system resource',
-                        'exception': exc,
-                        'socket': trsock.TransportSocket(sock),
-                    })
-                    self._remove_reader(sock.fileno())
-                    self.call_later(constants.ACCEPT_RETRY_DELAY, self._start_serving,
-                                    protocol_factory, sock, sslcontext, server, backlog,
-                                    ssl_handshake_timeout, ssl_shutdown_timeout)
-                    return
-                raise  # the listening socket itself failed: the handler reports it
-            else:
-                extra = {'peername': addr}
-                if sslcontext is None:
-                    self._serve_plain(protocol_factory, conn, extra, server)
-                else:
-                    self.create_task(self._accept_connection2(
-                        protocol_factory, conn, extra, sslcontext, server,
-                        ssl_handshake_timeout, ssl_shutdown_timeout))
 
     def _serve_plain(self, protocol_factory, conn, extra, server):
         # No TLS handshake to wait for: set the transport up right here.
@@ -975,8 +948,7 @@ class NetworkMixin:
         return await self._sendfile_fallback(transport, file, offset, count)
 
     async def _sendfile_native(self, transport, file, offset, count):
-        fd = transport._sock_fd
-        self._transports.pop(fd, None)
+        transport._own_fd(False)
         resume_reading = transport.is_reading()
         transport.pause_reading()
         await transport._make_empty_waiter()
@@ -987,7 +959,7 @@ class NetworkMixin:
             transport._reset_empty_waiter()
             if resume_reading:
                 transport.resume_reading()
-            self._transports[fd] = transport
+            transport._own_fd(True)
 
     async def _sendfile_fallback(self, transport, file, offset, count):
         if offset:

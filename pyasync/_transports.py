@@ -27,13 +27,13 @@ def set_nodelay(sock):
 
 def _repr(transport):
     info = [type(transport).__name__]
-    if transport._sock is None:
+    if not transport._has_socket:
         info.append('closed')
     elif transport._closing:
         info.append('closing')
     info.append(f'fd={transport._sock_fd}')
     loop = transport._loop
-    if transport._sock is not None and loop is not None and not loop.is_closed():
+    if transport._has_socket and loop is not None and not loop.is_closed():
         reading = 'polling' if loop._is_watching_read(transport._sock_fd) else 'idle'
         info.append(f'read={reading}')
         writing = 'polling' if loop._is_watching_write(transport._sock_fd) else 'idle'
@@ -42,7 +42,7 @@ def _repr(transport):
 
 
 def _warn_unclosed(transport, warn):
-    if transport._sock is not None:
+    if transport._has_socket:
         warn(f"unclosed transport {transport!r}", ResourceWarning, source=transport)
         # Through the loop, which stops watching the fd before it is closed,
         # and detached from the server, which no longer waits for it.
@@ -81,12 +81,8 @@ class SocketTransport(StreamTransportBase):
         _base_extra(self._extra, sock)
         if server is not None:
             _compat.server_attach(server, self)
-        loop._register_transport(self._sock_fd, self)
         set_nodelay(sock)
         _start(loop, self, protocol, waiter)
-
-    def _detach_server(self):
-        _compat.server_detach(self._server, self)
 
     __repr__ = _repr
 
@@ -100,7 +96,6 @@ class DatagramTransport(DatagramTransportBase):
     def __init__(self, loop, sock, protocol, address=None, waiter=None, extra=None):
         super().__init__(loop, sock, protocol, address, dict(extra) if extra else None)
         _base_extra(self._extra, sock)
-        loop._register_transport(self._sock_fd, self)
         _start(loop, self, protocol, waiter)
 
     __repr__ = _repr
