@@ -377,6 +377,7 @@ static PyType_Slot Dgram_slots[] = {
     {Py_tp_traverse, pa_tr_traverse},
     {Py_tp_clear, pa_tr_clear},
     {Py_tp_dealloc, pa_tr_dealloc},
+    {Py_tp_finalize, pa_tr_finalize},
     {Py_tp_methods, Dgram_methods},
     {Py_tp_members, Dgram_members},
     {Py_tp_doc, "The data path of a datagram transport (see pyasync._transports)."},

@@ -595,6 +595,7 @@ static PyType_Slot Transport_slots[] = {
     {Py_tp_traverse, pa_tr_traverse},
     {Py_tp_clear, pa_tr_clear},
     {Py_tp_dealloc, pa_tr_dealloc},
+    {Py_tp_finalize, pa_tr_finalize},
     {Py_tp_methods, Transport_methods},
     {Py_tp_members, Transport_members},
     {Py_tp_doc, "The data path of a socket stream transport (see pyasync._transports)."},

@@ -1037,6 +1037,29 @@ pa_tr_get_sock(TransportObject *self, void *Py_UNUSED(closure))
     return Py_NewRef(self->sock != NULL ? self->sock : Py_None);
 }
 
+/* The finaliser: a transport collected with its socket open warns, as
+ * asyncio's __del__ does, and closes the socket through the loop
+ * (_close_unclosed()). In C so that a connection's end runs no Python code
+ * of ours. */
+void
+pa_tr_finalize(TransportObject *self)
+{
+    if (self->sock == NULL) {
+        return;
+    }
+    PyObject *exc = pa_err_take();
+    if (PyErr_ResourceWarning((PyObject *)self, 1, "unclosed transport %R", (PyObject *)self) <
+        0) {
+        PyErr_WriteUnraisable((PyObject *)self);
+    }
+    PyObject *res = pa_tr_m_close_unclosed(self, NULL);
+    if (res == NULL) {
+        PyErr_WriteUnraisable((PyObject *)self);
+    }
+    Py_XDECREF(res);
+    pa_err_restore(exc);
+}
+
 PyObject *
 pa_tr_get_has_socket(TransportObject *self, void *Py_UNUSED(closure))
 {

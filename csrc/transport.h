@@ -280,6 +280,7 @@ int pa_tr_own_fd(TransportObject *self);
 int pa_tr_traverse(TransportObject *self, visitproc visit, void *arg);
 int pa_tr_clear(TransportObject *self);
 void pa_tr_dealloc(TransportObject *self);
+void pa_tr_finalize(TransportObject *self);
 
 /* The base class, by name, from asyncio.transports, checked for the
  * layout we build on. */

@@ -4,13 +4,14 @@ pyasync._core.StreamTransportBase (csrc/transport.c) is a subclass of
 asyncio.Transport, and DatagramTransportBase (csrc/dgramtransport.c) one of
 asyncio.DatagramTransport, that do the reading, writing, flow control and
 closing.
-This subclass adds what runs once per connection: the extra info asyncio
-gives (socket, sockname, peername), TCP_NODELAY, attaching to the server,
-scheduling connection_made() and the first read, the repr and the warning for
-a transport never closed.
+This subclass adds what runs once per connection made by Python code: the
+extra info asyncio gives (socket, sockname, peername), TCP_NODELAY, attaching
+to the server, scheduling connection_made() and the first read; and the repr.
+Connections a server accepts are set up by csrc/accept.c without this
+__init__, and the warning for a transport never closed is the C types'
+finaliser.
 """
 import socket
-import warnings
 
 from asyncio import constants, futures, trsock
 
@@ -39,14 +40,6 @@ def _repr(transport):
         writing = 'polling' if loop._is_watching_write(transport._sock_fd) else 'idle'
         info.append(f'write=<{writing}, bufsize={transport.get_write_buffer_size()}>')
     return '<{}>'.format(' '.join(info))
-
-
-def _warn_unclosed(transport, warn):
-    if transport._has_socket:
-        warn(f"unclosed transport {transport!r}", ResourceWarning, source=transport)
-        # Through the loop, which stops watching the fd before it is closed,
-        # and detached from the server, which no longer waits for it.
-        transport._close_unclosed()
 
 
 def _base_extra(info, sock):
@@ -86,9 +79,6 @@ class SocketTransport(StreamTransportBase):
 
     __repr__ = _repr
 
-    def __del__(self, _warn=warnings.warn):
-        _warn_unclosed(self, _warn)
-
 
 class DatagramTransport(DatagramTransportBase):
     """The transport of a UDP or Unix datagram socket."""
@@ -99,6 +89,3 @@ class DatagramTransport(DatagramTransportBase):
         _start(loop, self, protocol, waiter)
 
     __repr__ = _repr
-
-    def __del__(self, _warn=warnings.warn):
-        _warn_unclosed(self, _warn)

@@ -374,3 +374,35 @@ def test_accepted_transport_repr(loop, endpoint):
     live, fd, closed = run(loop, main())
     assert f"fd={fd} read=polling write=<idle, bufsize=0>>" in live
     assert "closed" in closed
+
+
+@pytest.mark.parametrize("kind", ["client", "datagram"])
+def test_fd_of_other_transports_is_theirs_too(loop, kind):
+    """The same refusal for a connection made by create_connection() and for
+    a datagram endpoint; a closed transport's fd is free again."""
+    async def main():
+        if kind == "client":
+            server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+            tr, _ = await loop.create_connection(asyncio.Protocol,
+                                                 *server.sockets[0].getsockname())
+        else:
+            server = None
+            tr, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol,
+                                                        local_addr=("127.0.0.1", 0))
+        sock = tr.get_extra_info("socket")
+        refused = []
+        for call in (lambda: loop.add_writer(sock, print), lambda: loop.remove_reader(sock)):
+            try:
+                call()
+            except RuntimeError:
+                refused.append(True)
+        tr.close()
+        allowed = loop.remove_reader(sock.fileno()) is False
+        await asyncio.sleep(0)
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+        return refused, allowed
+    refused, allowed = run(loop, main())
+    assert refused == [True, True]
+    assert allowed
