@@ -369,6 +369,10 @@ pa_loop_private_add_writer(LoopObject *self, PyObject *const *args, Py_ssize_t n
 int
 pa_loop_watch_fd(LoopObject *self, int fd, uint32_t dir, PyObject *callback)
 {
+    if (callback == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the transport is closed");
+        return -1;
+    }
     if (pa_loop_check_closed_keeping(self, &callback, 1) < 0 || ensure_capacity(self, fd) < 0) {
         return -1;
     }

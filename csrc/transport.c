@@ -554,6 +554,18 @@ pa_tr_server_call(TransportObject *self, PyObject *name)
 #endif
 }
 
+/* The bound methods the loop called for readiness hold the transport: with
+ * the fd closed nothing watches it any more, and dropping them ends the
+ * cycle, so that a finished transport is freed when its last user lets go
+ * instead of by the garbage collector. Every path that would watch the fd
+ * again stops first at `closing` or a NULL sock. */
+static void
+drop_watch_callbacks(TransportObject *self)
+{
+    Py_CLEAR(self->read_ready);
+    Py_CLEAR(self->write_ready);
+}
+
 /* Tell the server (if any) that this connection is gone, once. */
 static void
 detach_from_server(TransportObject *self, PyObject **first)
@@ -603,6 +615,7 @@ pa_tr_m_call_connection_lost(TransportObject *self, PyObject *exc)
     close_socket(self, &err);
     Py_CLEAR(self->protocol);
     detach_from_server(self, &err);
+    drop_watch_callbacks(self);
     if (self->empty_waiter != NULL && err == NULL) {
         PyObject *lost = PyObject_CallFunction(PyExc_ConnectionError, "s",
                                                "Connection is closed by peer");
@@ -642,6 +655,7 @@ pa_tr_m_close_unclosed(TransportObject *self, PyObject *Py_UNUSED(ignored))
     }
     close_socket(self, &err);
     detach_from_server(self, &err);
+    drop_watch_callbacks(self);
     if (err != NULL) {
         pa_err_restore(err);
         return NULL;

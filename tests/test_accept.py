@@ -406,3 +406,54 @@ def test_fd_of_other_transports_is_theirs_too(loop, kind):
     refused, allowed = run(loop, main())
     assert refused == [True, True]
     assert allowed
+
+
+@pytest.mark.parametrize("kind", ["accepted", "client", "datagram"])
+def test_finished_transports_are_freed_without_the_collector(loop, kind):
+    """A closed transport is freed as soon as nothing uses it, as asyncio's
+    is: no reference cycle (such as the transport and the bound methods the
+    loop calls for readiness) keeps it for the garbage collector."""
+    async def main():
+        refs = []
+
+        class P(asyncio.Protocol):
+            def connection_made(self, transport):
+                refs.append(weakref.ref(transport))
+                self.transport = transport
+
+            def data_received(self, data):
+                self.transport.write(data)
+        server = await loop.create_server(P, "127.0.0.1", 0)
+        addr = server.sockets[0].getsockname()
+        gc.disable()
+        try:
+            for _ in range(3):
+                if kind == "accepted":
+                    c = socket.socket()
+                    c.setblocking(False)
+                    await loop.sock_connect(c, addr)
+                    await loop.sock_sendall(c, b"x")
+                    await loop.sock_recv(c, 1)
+                    c.close()
+                elif kind == "client":
+                    tr, _ = await loop.create_connection(P, *addr)
+                    tr.close()
+                    del tr
+                else:
+                    tr, _ = await loop.create_datagram_endpoint(
+                        asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+                    refs.append(weakref.ref(tr))
+                    tr.close()
+                    del tr
+                for _ in range(5):
+                    await asyncio.sleep(0)
+            await asyncio.sleep(0.05)
+            alive = sum(r() is not None for r in refs)
+        finally:
+            gc.enable()
+        server.close()
+        await server.wait_closed()
+        return len(refs), alive
+    n, alive = run(loop, main())
+    assert n >= 3
+    assert alive == 0
