@@ -16,8 +16,10 @@
  * the stream data path; dgramtransport.c the datagram data path.
  *
  * Ownership: the loop's watcher table owns the handles that call
- * _read_ready/_write_ready (bound methods: the cycle transport -> loop ->
- * handle -> transport lasts while the fd is watched). The socket is closed
+ * _read_ready/_write_ready (bound methods that the transport keeps too; it
+ * drops them once its fd is closed, which ends the cycle transport ->
+ * bound method -> transport, so a finished transport is freed without the
+ * garbage collector). The socket is closed
  * by _call_connection_lost(), which runs exactly once, or for a transport
  * collected without close() by its finaliser (_close_unclosed()), both
  * through the loop.
