@@ -409,10 +409,11 @@ def test_fd_of_other_transports_is_theirs_too(loop, kind):
 
 
 @pytest.mark.parametrize("kind", ["accepted", "client", "datagram"])
-def test_finished_transports_are_freed_without_the_collector(loop, kind):
+def test_finished_transports_are_freed_without_the_collector(loop, loop_kind, kind):
     """A closed transport is freed as soon as nothing uses it, as asyncio's
-    is: no reference cycle (such as the transport and the bound methods the
-    loop calls for readiness) keeps it for the garbage collector."""
+    is from 3.12: no reference cycle (such as the transport and the bound
+    methods the loop calls for readiness) keeps it for the garbage
+    collector. asyncio 3.11's stream transports still wait for it."""
     async def main():
         refs = []
 
@@ -456,4 +457,7 @@ def test_finished_transports_are_freed_without_the_collector(loop, kind):
         return len(refs), alive
     n, alive = run(loop, main())
     assert n >= 3
-    assert alive == 0
+    if loop_kind == "asyncio" and sys.version_info < (3, 12) and kind != "datagram":
+        assert alive > 0  # the reference's own cycle, gone in 3.12
+    else:
+        assert alive == 0
