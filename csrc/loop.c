@@ -1092,6 +1092,16 @@ static PyMethodDef Loop_methods[] = {
      "_remove_reader($self, fd)\n--\n\n"},
     {"_remove_writer", (PyCFunction)(void (*)(void))Loop_private_remove_writer, METH_FASTCALL | METH_KEYWORDS,
      "_remove_writer($self, fd)\n--\n\n"},
+#define SOCKOP_ENTRY(name, func, sig)                                                              \
+    {name, (PyCFunction)(void (*)(void))func, METH_FASTCALL | METH_KEYWORDS,                       \
+     name sig "\n--\n\n"}
+    SOCKOP_ENTRY("sock_recv", pa_loop_sock_recv, "($self, sock, n)"),
+    SOCKOP_ENTRY("sock_recv_into", pa_loop_sock_recv_into, "($self, sock, buf)"),
+    SOCKOP_ENTRY("sock_recvfrom", pa_loop_sock_recvfrom, "($self, sock, bufsize)"),
+    SOCKOP_ENTRY("sock_recvfrom_into", pa_loop_sock_recvfrom_into, "($self, sock, buf, nbytes=0)"),
+    SOCKOP_ENTRY("sock_sendto", pa_loop_sock_sendto, "($self, sock, data, address)"),
+    SOCKOP_ENTRY("sock_sendall", pa_loop_sock_sendall, "($self, sock, data)"),
+    SOCKOP_ENTRY("sock_accept", pa_loop_sock_accept, "($self, sock)"),
     {"_transport_of", (PyCFunction)Loop_transport_of, METH_O,
      "_transport_of($self, fd, /)\n--\n\nThe transport that owns fd, or None."},
     {"_is_watching_read", (PyCFunction)Loop_is_watching_read, METH_O,

@@ -307,6 +307,18 @@ PyObject *pa_loop_add_writer(LoopObject *self, PyObject *const *args, Py_ssize_t
 PyObject *pa_loop_remove_reader(LoopObject *self, PyObject *fileobj, int public);
 PyObject *pa_loop_remove_writer(LoopObject *self, PyObject *fileobj, int public);
 PyObject *pa_loop_private_add_reader(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
+
+/* The sock_*() methods (csrc/sockop.c): each returns an awaitable SockOp. */
+int pa_sockop_register_type(PyObject *module, pa_state *st);
+#define PA_SOCKOP_DECL(name)                                                                       \
+    PyObject *name(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+PA_SOCKOP_DECL(pa_loop_sock_recv);
+PA_SOCKOP_DECL(pa_loop_sock_recv_into);
+PA_SOCKOP_DECL(pa_loop_sock_recvfrom);
+PA_SOCKOP_DECL(pa_loop_sock_recvfrom_into);
+PA_SOCKOP_DECL(pa_loop_sock_sendto);
+PA_SOCKOP_DECL(pa_loop_sock_sendall);
+PA_SOCKOP_DECL(pa_loop_sock_accept);
 PyObject *pa_loop_private_add_writer(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
 /* Queue the callbacks of fds that fired. */
 int pa_loop_dispatch_io(LoopObject *self, const pa_poll_event *events, int n);

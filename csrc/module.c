@@ -57,6 +57,7 @@ static const struct {
     {"socket_type", offsetof(pa_state, socket_type)},
     {"socket_class", offsetof(pa_state, socket_class)},
     {"TransportSocket", offsetof(pa_state, TransportSocket)},
+    {"check_ssl_socket", offsetof(pa_state, check_ssl_socket)},
     {"raise_loop_closed", offsetof(pa_state, raise_loop_closed)},
 };
 
@@ -159,6 +160,11 @@ module_exec(PyObject *module)
     INTERN(str_call_connection_lost, "_call_connection_lost");
     INTERN(str_detach_server, "_detach_server");
     INTERN(str_socket, "socket");
+    INTERN(str_recv, "recv");
+    INTERN(str_recv_into, "recv_into");
+    INTERN(str_recvfrom_into, "recvfrom_into");
+    INTERN(str_accept, "accept");
+    INTERN(str_gettimeout, "gettimeout");
     INTERN(str_read_ready, "_read_ready");
     INTERN(str_sockname, "sockname");
     INTERN(str_connection_made, "connection_made");
@@ -205,6 +211,7 @@ module_exec(PyObject *module)
         pa_eager_factory_register_type(module, st) < 0 ||
         pa_transport_register_type(module, st) < 0 ||
         pa_acceptor_register_type(module, st) < 0 ||
+        pa_sockop_register_type(module, st) < 0 ||
         pa_dgram_transport_register_type(module, st) < 0 ||
         pa_pipe_transport_register_types(module, st) < 0 ||
         pa_sendfile_register(module, st) < 0 || pa_unixsocket_register(module) < 0 ||
@@ -229,6 +236,7 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->TaskGroupExitType);
     Py_VISIT(st->EagerTaskFactoryType);
     Py_VISIT(st->TransportType);
+    Py_VISIT(st->SockOpType);
     Py_VISIT(st->DgramTransportType);
     Py_VISIT(st->ReadPipeTransportType);
     Py_VISIT(st->WritePipeTransportType);
@@ -307,6 +315,11 @@ module_clear(PyObject *module)
     Py_CLEAR(st->str_call_connection_lost);
     Py_CLEAR(st->str_detach_server);
     Py_CLEAR(st->str_socket);
+    Py_CLEAR(st->str_recv);
+    Py_CLEAR(st->str_recv_into);
+    Py_CLEAR(st->str_recvfrom_into);
+    Py_CLEAR(st->str_accept);
+    Py_CLEAR(st->str_gettimeout);
     Py_CLEAR(st->str_read_ready);
     Py_CLEAR(st->str_sockname);
     Py_CLEAR(st->str_connection_made);
@@ -329,6 +342,7 @@ module_clear(PyObject *module)
     Py_CLEAR(st->send_flags);
     Py_CLEAR(st->loop_subtype_seen);
     Py_CLEAR(st->TransportType);
+    Py_CLEAR(st->SockOpType);
     Py_CLEAR(st->DgramTransportType);
     Py_CLEAR(st->ReadPipeTransportType);
     Py_CLEAR(st->WritePipeTransportType);

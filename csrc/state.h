@@ -47,6 +47,7 @@ typedef struct {
     PyObject *socket_type;            /* _socket.socket, the base of socket.socket */
     PyObject *socket_class;           /* socket.socket */
     PyObject *TransportSocket;        /* asyncio.trsock.TransportSocket */
+    PyObject *check_ssl_socket;       /* pyasync._network._check_ssl_socket(sock) */
     PyObject *raise_loop_closed;      /* pyasync._loop._raise_loop_closed(*kept) */
 
     /* The registry set and its parts, cached by taskregistry.c. */
@@ -71,6 +72,7 @@ typedef struct {
     PyTypeObject *TaskGroupExitType;
     PyTypeObject *EagerTaskFactoryType;
     PyTypeObject *TransportType;
+    PyTypeObject *SockOpType;
     PyTypeObject *DgramTransportType;
     PyTypeObject *ReadPipeTransportType;
     PyTypeObject *WritePipeTransportType;
@@ -127,6 +129,11 @@ typedef struct {
     PyObject *str_call_connection_lost;
     PyObject *str_detach_server;
     PyObject *str_socket;
+    PyObject *str_recv;
+    PyObject *str_recv_into;
+    PyObject *str_recvfrom_into;
+    PyObject *str_accept;
+    PyObject *str_gettimeout;
     PyObject *str_read_ready;
     PyObject *str_sockname;
     PyObject *str_connection_made;

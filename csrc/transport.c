@@ -868,7 +868,8 @@ setup(TransportObject *self, PyObject *loop, PyObject *protocol, PyObject *extra
     Py_XSETREF(self->server, Py_NewRef(server));
     pa_loop_claim_fd((LoopObject *)loop, self->fd);
     if (self->read_ready == NULL) {
-        self->read_ready = PyObject_GetAttr((PyObject *)self, pa_tr_loop(self)->state->str_read_ready);
+        self->read_ready =
+            PyObject_GetAttr((PyObject *)self, pa_tr_loop(self)->state->str_read_ready);
         if (self->read_ready == NULL) {
             return -1;
         }

@@ -25,7 +25,7 @@ from asyncio import base_futures, base_tasks, constants, coroutines, events, exc
 from asyncio import format_helpers, futures, protocols, streams, tasks, timeouts, trsock
 from asyncio.log import logger
 
-from . import _compat, _taskdump
+from . import _compat, _network, _taskdump
 from ._core import Handle, LoopBase
 from ._network import NetworkMixin
 from ._pipes import PipesMixin
@@ -539,6 +539,7 @@ def _install_helpers():
         socket_type=_socket.socket,
         socket_class=socket.socket,
         TransportSocket=trsock.TransportSocket,
+        check_ssl_socket=_network._check_ssl_socket,
         raise_loop_closed=_raise_loop_closed,
     )
 

@@ -185,7 +185,9 @@ class NetworkMixin:
 
     # ----------------------------------------------------------------------
     # sock_* operations: try the call first, wait for readiness only when
-    # it would block.
+    # it would block. sock_recv(), sock_recv_into(), sock_recvfrom(),
+    # sock_recvfrom_into(), sock_sendto(), sock_sendall() and sock_accept()
+    # are C (csrc/sockop.c); sock_connect() waits here.
 
     def _check_sock(self, sock):
         _check_ssl_socket(sock)
@@ -233,48 +235,6 @@ class NetworkMixin:
             else:
                 self._remove_reader(fd)
 
-    async def _sock_call(self, sock, writable, attempt):
-        """attempt() now, or each time sock is ready until it stops blocking."""
-        self._check_sock(sock)
-        try:
-            return attempt()
-        except (BlockingIOError, InterruptedError):
-            pass
-        return await self._sock_wait(sock, writable, attempt)
-
-    async def sock_recv(self, sock, n):
-        return await self._sock_call(sock, False, lambda: sock.recv(n))
-
-    async def sock_recv_into(self, sock, buf):
-        return await self._sock_call(sock, False, lambda: sock.recv_into(buf))
-
-    async def sock_recvfrom(self, sock, bufsize):
-        return await self._sock_call(sock, False, lambda: sock.recvfrom(bufsize))
-
-    async def sock_recvfrom_into(self, sock, buf, nbytes=0):
-        return await self._sock_call(sock, False, lambda: sock.recvfrom_into(buf, nbytes or len(buf)))
-
-    async def sock_sendto(self, sock, data, address):
-        return await self._sock_call(sock, True, lambda: sock.sendto(data, address))
-
-    async def sock_sendall(self, sock, data):
-        self._check_sock(sock)
-        try:
-            sent = sock.send(data)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        view = memoryview(data).cast('B')
-        if sent == len(view):
-            return
-        progress = [sent]
-
-        def send_more():
-            start = progress[0]
-            progress[0] = start + sock.send(view[start:])
-            if progress[0] < len(view):
-                raise BlockingIOError  # wait for the socket again
-        await self._sock_wait(sock, True, send_more)
-
     async def sock_connect(self, sock, address):
         self._check_sock(sock)
         if sock.family in _INET_FAMILIES:
@@ -294,13 +254,6 @@ class NetworkMixin:
             if err != 0:
                 raise OSError(err, f'Connect call failed {address}')
         await self._sock_wait(sock, True, connected)
-
-    async def sock_accept(self, sock):
-        def accept():
-            conn, address = sock.accept()
-            conn.setblocking(False)
-            return conn, address
-        return await self._sock_call(sock, False, accept)
 
     async def sock_sendfile(self, sock, file, offset=0, count=None, *, fallback=True):
         self._check_sock(sock)
