@@ -628,6 +628,66 @@ def pipes(loop, n):
     return _stream_through(loop, "pipe", n, 256 * 1024)
 
 
+@benchmark(n=100_000, quick_n=10_000)
+def sock_ready(loop, n):
+    """n sock_sendall() + sock_recv() pairs of 1 KiB on a socket pair, always ready."""
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    chunk = b"x" * 1024
+
+    async def main():
+        got = 0
+        for _ in range(n):
+            await loop.sock_sendall(b, chunk)
+            got += len(await loop.sock_recv(a, 1024))
+        return got
+
+    try:
+        t0 = perf_counter()
+        got = loop.run_until_complete(main())
+        elapsed = perf_counter() - t0
+    finally:
+        a.close()
+        b.close()
+    _expect("bytes", got, n * 1024)
+    return elapsed
+
+
+@benchmark(n=30_000, quick_n=3_000)
+def sock_wait(loop, n):
+    """n round trips of 64 bytes between two tasks with sock_recv()/sock_sendall(): each waits."""
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    msg = b"y" * 64
+
+    async def echo():
+        for _ in range(n):
+            data = await loop.sock_recv(a, 64)
+            await loop.sock_sendall(a, data)
+
+    async def main():
+        server = loop.create_task(echo())
+        done = 0
+        for _ in range(n):
+            await loop.sock_sendall(b, msg)
+            data = await loop.sock_recv(b, 64)
+            done += len(data) == 64
+        await server
+        return done
+
+    try:
+        t0 = perf_counter()
+        done = loop.run_until_complete(main())
+        elapsed = perf_counter() - t0
+    finally:
+        a.close()
+        b.close()
+    _expect("round trips", done, n)
+    return elapsed
+
+
 def _bulk(over, chunk_size, mib):
     """Register bulk_<over>_<size>: the write queue at one write size."""
     def bulk(loop, n):
