@@ -209,10 +209,8 @@ install_watcher(LoopObject *self, int fd, uint32_t dir, PyObject *h, PyObject *f
     return rc < 0 ? -1 : 1;
 }
 
-/* add_reader() and the other public methods refuse the fd of a transport
- * that is not closing, as asyncio's _ensure_fd_no_transport(). */
-static int
-check_no_transport(LoopObject *self, int fd, PyObject *fileobj)
+int
+pa_loop_check_no_transport(LoopObject *self, int fd, PyObject *fileobj)
 {
     PyObject *transport = pa_loop_fd_transport(self, fd);
     if (transport == NULL) {
@@ -250,7 +248,7 @@ add_watcher(LoopObject *self, PyObject *const *args, Py_ssize_t nargs, uint32_t 
         return NULL;
     }
     /* The callback is checked in debug mode only, as call_soon()'s. */
-    if (fd < 0 || (public && !gone && check_no_transport(self, fd, args[0]) < 0) ||
+    if (fd < 0 || (public && !gone && pa_loop_check_no_transport(self, fd, args[0]) < 0) ||
         (!gone && check_fd_is_open(fd) < 0) ||
         (self->debug && pa_check_callback(st, args[1], method) < 0) ||
         ensure_capacity(self, fd) < 0) {
@@ -322,7 +320,7 @@ remove_method(LoopObject *self, PyObject *fileobj, uint32_t dir, int public)
     if (too_large) {
         Py_RETURN_FALSE; /* never watched */
     }
-    if (fd < 0 || (public && !gone && check_no_transport(self, fd, fileobj) < 0)) {
+    if (fd < 0 || (public && !gone && pa_loop_check_no_transport(self, fd, fileobj) < 0)) {
         return NULL;
     }
     int r = remove_watcher(self, fd, dir, gone ? fileobj : NULL);

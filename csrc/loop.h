@@ -280,6 +280,11 @@ void pa_loop_claim_fd(LoopObject *self, int fd);
 int pa_loop_set_fd_transport(LoopObject *self, int fd, PyObject *transport);
 void pa_loop_drop_fd_transport(LoopObject *self, int fd, PyObject *transport);
 PyObject *pa_loop_fd_transport(LoopObject *self, int fd); /* borrowed, or NULL */
+/* RuntimeError ("File descriptor ... is used by transport ...") and -1 if a
+ * transport that is not closing owns fd, as asyncio's
+ * _ensure_fd_no_transport(): add_reader() and the other public watcher
+ * methods, and the sock_*() operations before they wait. */
+int pa_loop_check_no_transport(LoopObject *self, int fd, PyObject *fileobj);
 
 /* Stop watching: 1 if a watcher was removed, 0 if none, -1 on error. */
 int pa_loop_unwatch_fd(LoopObject *self, int fd, uint32_t dir);

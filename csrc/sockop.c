@@ -217,21 +217,9 @@ start_waiting(SockOpObject *op, LoopObject *loop)
         Py_DECREF(fdobj);
         return -1;
     }
-    PyObject *transport = fd >= 0 && fd <= INT_MAX ? pa_loop_fd_transport(loop, (int)fd) : NULL;
-    if (transport != NULL) {
-        Py_INCREF(transport);
-        PyObject *res = PyObject_CallMethod(transport, "is_closing", NULL);
-        int closing = res ? PyObject_IsTrue(res) : -1;
-        Py_XDECREF(res);
-        if (closing == 0) {
-            PyErr_Format(PyExc_RuntimeError, "File descriptor %R is used by transport %R", fdobj,
-                         transport);
-        }
-        Py_DECREF(transport);
-        if (closing <= 0) {
-            Py_DECREF(fdobj);
-            return -1;
-        }
+    if (fd >= 0 && fd <= INT_MAX && pa_loop_check_no_transport(loop, (int)fd, fdobj) < 0) {
+        Py_DECREF(fdobj);
+        return -1;
     }
     PyObject *fut = pa_future_new(st, op->loop);
     if (fut == NULL) {
