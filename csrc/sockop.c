@@ -522,7 +522,9 @@ static PyType_Slot SockOp_slots[] = {
 static PyType_Spec SockOp_spec = {
     .name = "pyasync._core.SockOp",
     .basicsize = sizeof(SockOpObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    /* Made by the loop's methods only. */
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
     .slots = SockOp_slots,
 };
 

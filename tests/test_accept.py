@@ -461,3 +461,32 @@ def test_finished_transports_are_freed_without_the_collector(loop, loop_kind, ki
         assert alive > 0  # the reference's own cycle, gone in 3.12
     else:
         assert alive == 0
+
+
+def test_misuse_of_the_acceptor(pyloop):
+    """What Python code may do to the accept callback's object."""
+    from pyasync import _core
+    from pyasync._transports import SocketTransport
+    blank = _core.Acceptor.__new__(_core.Acceptor)
+    with pytest.raises(RuntimeError):
+        blank()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.setblocking(False)
+    args = dict(loop=pyloop, sock=listener, protocol_factory=asyncio.Protocol, server=None,
+                backlog=10, transport_type=SocketTransport, on_connection=print,
+                on_resource_error=print, plain=True)
+    with pytest.raises(TypeError):
+        _core.Acceptor(**dict(args, loop=object()))
+    with pytest.raises(TypeError):
+        _core.Acceptor(**dict(args, transport_type=int))
+    acceptor = _core.Acceptor(**args)
+    with pytest.raises(TypeError):
+        acceptor(1)
+    assert acceptor() is None      # nothing to accept
+    listener.close()
+    with pytest.raises(OSError):   # closed behind its back: as sock.accept() fails
+        acceptor()
+    with pytest.raises(ValueError):
+        _core.Acceptor(**args)     # a closed listening socket

@@ -180,3 +180,46 @@ def test_sock_recv_refuses_a_transports_fd_when_it_must_wait(loop):
             server.close()
             await server.wait_closed()
     assert run(loop, main()) is True
+
+
+def test_misuse_of_the_operation_object(pyloop, sock_pair):
+    """What Python code may do to the object pyasync returns: call it, step
+    it by hand, throw bad arguments, make another, print it. Nothing
+    crashes, nothing is left watching, the socket still works."""
+    from pyasync import _core
+    a, b = sock_pair
+    op = pyloop.sock_recv(a, 10)
+    assert "sock_recv" in repr(op)
+    with pytest.raises(TypeError):
+        op(1, 2)
+    with pytest.raises(TypeError):
+        op(x=1)
+    assert op() is None          # a readiness call before it waits: nothing
+    assert op(None) is None      # a done callback before it waits: nothing
+    with pytest.raises(TypeError):
+        op.throw()
+    with pytest.raises(TypeError):
+        op.throw(1)
+    with pytest.raises(TypeError):
+        _core.SockOp()
+    op.close()
+    with pytest.raises(RuntimeError):
+        op.send(None)            # closed: like a closed coroutine, done
+    assert not pyloop._is_watching_read(a.fileno())
+
+    op2 = pyloop.sock_recv(a, 10)
+    it = op2.__await__()
+    fut = it.send(None)          # waits
+    assert pyloop._is_watching_read(a.fileno())
+    with pytest.raises(RuntimeError):
+        it.send(None)            # stepped again before its future is done
+    op2()                        # a spurious readiness call: recv would block, keeps waiting
+    assert not fut.done()
+    b.send(b"now")
+    op2()                        # ready: settles the future
+    assert fut.result() == b"now"
+    with pytest.raises(StopIteration) as stop:
+        it.send(None)
+    assert stop.value.value == b"now"
+    pyloop.run_until_complete(asyncio.sleep(0))  # the done callback stops the watch
+    assert not pyloop._is_watching_read(a.fileno())
