@@ -8,8 +8,8 @@
  * (__await__, send, throw, close, and am_send for the C Task) that does the
  * same without a Python frame:
  *
- *   first step   the checks asyncio makes (an SSL socket is refused, the
- *                socket must be non-blocking), then the socket method
+ *   first step   the checks asyncio makes (an SSL socket is refused; in
+ *                debug mode the socket must be non-blocking), then the socket method
  *                (sock.recv(n), ...), called as asyncio calls it, so that a
  *                socket subclass is honoured; its result ends the await.
  *   would block  a pyasync Future; the fd is watched (refused if a live
@@ -132,6 +132,17 @@ attempt(SockOpObject *op, pa_state *st)
             }
         }
         if (op->view == NULL) {
+            /* All of it at once, the common case: no view is needed. */
+            Py_buffer whole;
+            if (PyObject_GetBuffer(op->args[0], &whole, PyBUF_SIMPLE) == 0) {
+                Py_ssize_t len = whole.len;
+                PyBuffer_Release(&whole);
+                if (sent == len) {
+                    Py_RETURN_NONE;
+                }
+            } else {
+                PyErr_Clear(); /* not contiguous: the view below says what it is */
+            }
             PyObject *mv = PyMemoryView_FromObject(op->args[0]);
             op->view = mv ? PyObject_CallMethod(mv, "cast", "s", "B") : NULL;
             Py_XDECREF(mv);
@@ -166,7 +177,9 @@ attempt(SockOpObject *op, pa_state *st)
     return res;
 }
 
-/* The checks asyncio makes before the first try. */
+/* The checks asyncio makes before the first try: an SSL socket is refused
+ * always; a blocking one only in debug mode, as asyncio does (outside it,
+ * the socket call blocks the loop but works, and programs rely on that). */
 static int
 check_socket(SockOpObject *op, pa_state *st)
 {
@@ -177,6 +190,9 @@ check_socket(SockOpObject *op, pa_state *st)
             return -1;
         }
         Py_DECREF(res);
+    }
+    if (!((LoopObject *)op->loop)->debug) {
+        return 0;
     }
     PyObject *timeout = PyObject_CallMethodNoArgs(op->sock, st->str_gettimeout);
     if (timeout == NULL) {

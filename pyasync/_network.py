@@ -191,7 +191,7 @@ class NetworkMixin:
 
     def _check_sock(self, sock):
         _check_ssl_socket(sock)
-        if sock.gettimeout() != 0:
+        if self.get_debug() and sock.gettimeout() != 0:
             raise ValueError("the socket must be non-blocking")
 
     def _sock_wait(self, sock, writable, attempt):

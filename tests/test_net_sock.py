@@ -505,6 +505,48 @@ def test_blocking_socket_rejected_in_debug_mode(loop, method, closer):
         run(loop, SOCK_CALLS[method](loop, s, ("127.0.0.1", 9)))
 
 
+def test_blocking_socket_works_outside_debug_mode(loop, closer):
+    # asyncio checks for a blocking socket only in debug mode: outside it,
+    # a call that would not block returns as on a non-blocking socket, and
+    # programs that pass a blocking socket rely on that.
+    loop.set_debug(False)
+    a, b = socket.socketpair()
+    closer(a)
+    closer(b)
+    assert a.gettimeout() is None
+    b.sendall(b"hello")
+    assert run(loop, loop.sock_recv(a, 10)) == b"hello"
+    b.sendall(b"abc")
+    buf = bytearray(10)
+    assert run(loop, loop.sock_recv_into(a, buf)) == 3
+    assert buf[:3] == b"abc"
+    assert run(loop, loop.sock_sendall(a, b"xyz")) is None
+    assert b.recv(10) == b"xyz"
+
+    listener = socket.socket()
+    closer(listener)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    client = socket.socket()
+    closer(client)
+    assert run(loop, loop.sock_connect(client, listener.getsockname())) is None
+    conn, address = run(loop, loop.sock_accept(listener))
+    closer(conn)
+    assert address == client.getsockname()
+    assert conn.gettimeout() == 0  # handed over non-blocking, as always
+
+    u1 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u2 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for u in (u1, u2):
+        closer(u)
+        u.bind(("127.0.0.1", 0))
+    assert run(loop, loop.sock_sendto(u1, b"d1", u2.getsockname())) == 2
+    assert run(loop, loop.sock_recvfrom(u2, 10)) == (b"d1", u1.getsockname())
+    u1.sendto(b"d2", u2.getsockname())
+    assert run(loop, loop.sock_recvfrom_into(u2, buf)) == (2, u1.getsockname())
+    assert buf[:2] == b"d2"
+
+
 def test_sock_sendfile_blocking_socket_rejected_in_debug_mode(loop, data_file, closer):
     loop.set_debug(True)
     s = socket.socket()
