@@ -1,14 +1,14 @@
 """Echo servers: requests/s and latency of asyncio, uvloop and pyasync against C.
 
     python bench/echo.py [--rounds N] [--loops asyncio,uvloop,pyasync]
-                         [--only tcp,unix,protocol,streams,sock,1k,...]
+                         [--only tcp,unix,protocol,streams,sock,streams256k,exactly,1k,...]
                          [--sizes 1k,10k,100k] [--connections C] [--duration S]
                          [--warmup S] [--client-procs P] [--no-c]
                          [--pin same|split|none] [--subject KIND] [--json FILE] [--quick]
                          [--churn]
 
 For each transport (tcp, unix), message size and server style (protocol,
-streams, sock), every loop kind serves echo requests from bench/echo_client
+streams, sock; streams256k and exactly when asked for), every loop kind serves echo requests from bench/echo_client
 (C, epoll) in a fresh `python bench/echo_server.py` process; a C epoll server
 (bench/echo_c_server, "c-epoll") gives the machine's limit once per transport
 and size. Each round runs every configuration once, alternating the loop
@@ -48,7 +48,8 @@ DEFAULT_BUILD_DIR = os.path.join(BENCH_DIR, ".build")
 CFLAGS = ["-O2", "-Wall", "-Wextra"]
 
 TRANSPORTS = ("tcp", "unix")
-STYLES = ("protocol", "streams", "sock")
+STYLES = ("protocol", "streams", "sock", "streams256k", "exactly")
+DEFAULT_STYLES = ("protocol", "streams", "sock")  # the others when asked for
 DEFAULT_SIZES = "1k,10k,100k"
 C_KIND = "c-epoll"
 OPTIONAL_LOOPS = {"uvloop"}
@@ -280,7 +281,7 @@ def run_sample(kind, style, transport, size, args, exes, tmpdir, env, seq):
             cmd = [exes["echo_c_server"], "--transport", transport, "--addr", addr]
         else:
             cmd = [sys.executable, ECHO_SERVER, "--loop", kind, "--style", style,
-                   "--transport", transport, "--addr", addr]
+                   "--transport", transport, "--addr", addr, "--size", str(size)]
         err_path = os.path.join(tmpdir, "server%d.err" % seq)
         server = client = None
         with open(err_path, "w+") as err_file:
@@ -651,8 +652,8 @@ def parse_args(argv):
                              "%(default)s; e.g. uvloop to try the report before pyasync has "
                              "networking)")
     parser.add_argument("--only", help="comma-separated transports (tcp, unix), styles "
-                        "(protocol, streams, sock) and/or sizes (1k, 10k, ...); each dimension "
-                        "not mentioned keeps all its values")
+                        "(protocol, streams, sock by default; streams256k, exactly) and/or sizes "
+                        "(1k, 10k, ...); each dimension not mentioned keeps its defaults")
     parser.add_argument("--sizes", help="message sizes in bytes, k = KiB (default: %s, or "
                         "64 with --churn)" % DEFAULT_SIZES)
     parser.add_argument("--connections", type=int,
@@ -712,7 +713,7 @@ def parse_args(argv):
         args.sizes = [parse_size(s) for s in _csv(args.sizes)]
     except ValueError as exc:
         parser.error("bad size %s" % exc)
-    args.transports, args.styles = list(TRANSPORTS), list(STYLES)
+    args.transports, args.styles = list(TRANSPORTS), list(DEFAULT_STYLES)
     if args.only:
         tokens = _csv(args.only)
         transports = [t for t in tokens if t in TRANSPORTS]

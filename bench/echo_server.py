@@ -1,7 +1,8 @@
 """Echo server on a chosen event loop, for bench/echo.py.
 
     python bench/echo_server.py --loop {asyncio,uvloop,pyasync}
-                                --style {protocol,streams,sock}
+                                --style {protocol,streams,streams256k,exactly,sock}
+                                [--size BYTES]
                                 --transport {tcp,unix} --addr HOST:PORT|PATH
     python bench/echo_server.py --probe LOOP
 
@@ -12,6 +13,9 @@ Styles, from the highest-level API to the lowest:
   streams   asyncio.start_server / start_unix_server; per connection a
             coroutine doing reader.read(65536), writer.write(), await
             writer.drain()
+  streams256k  the same with reader.read(262144)
+  exactly   the same with reader.readexactly(SIZE), SIZE the client's
+            message size (--size)
   sock      loop.sock_accept() on a non-blocking listening socket, one task
             per connection doing loop.sock_recv(conn, 65536) and
             loop.sock_sendall(); TCP_NODELAY is set here by hand (the
@@ -42,9 +46,10 @@ if REPO_ROOT not in sys.path:
 
 import workloads  # noqa: E402  (bench/ is sys.path[0] when run as a script)
 
-STYLES = ("protocol", "streams", "sock")
+STYLES = ("protocol", "streams", "streams256k", "exactly", "sock")
 TRANSPORTS = ("tcp", "unix")
 READ_SIZE = 65536
+LARGE_READ_SIZE = 262144
 
 
 # --------------------------------------------------------------------------
@@ -61,20 +66,31 @@ class EchoProtocol(asyncio.Protocol):
         self.transport.write(data)
 
 
-async def _streams_echo(reader, writer):
-    if not _nodelay_checked:
-        _check_nodelay(writer.get_extra_info("socket"))
-    try:
-        while True:
-            data = await reader.read(READ_SIZE)
-            if not data:
-                break
-            writer.write(data)
-            await writer.drain()
-    except ConnectionError:
-        pass  # the client went away; nothing to report
-    finally:
-        writer.close()
+def _streams_echo(read):
+    """A start_server() callback echoing what `read(reader)` returns."""
+    async def echo(reader, writer):
+        if not _nodelay_checked:
+            _check_nodelay(writer.get_extra_info("socket"))
+        try:
+            while True:
+                data = await read(reader)
+                if not data:
+                    break
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the client went away; nothing to report
+        finally:
+            writer.close()
+    return echo
+
+
+def _stream_reader_call(style, size):
+    if style == "streams":
+        return lambda reader: reader.read(READ_SIZE)
+    if style == "streams256k":
+        return lambda reader: reader.read(LARGE_READ_SIZE)
+    return lambda reader: reader.readexactly(size)
 
 
 async def _sock_echo(loop, conn):
@@ -153,16 +169,16 @@ def _listening_socket(transport, addr):
     return sock
 
 
-async def serve(loop, style, transport, addr):
+async def serve(loop, style, transport, addr, size):
     try:
-        await _serve(loop, style, transport, addr)
+        await _serve(loop, style, transport, addr, size)
     finally:
         # Also after a failed start: the socket file may exist already.
         if transport == "unix" and os.path.exists(addr):
             os.unlink(addr)
 
 
-async def _serve(loop, style, transport, addr):
+async def _serve(loop, style, transport, addr, size):
     stop = loop.create_future()
     _install_signal_handlers(loop, stop)
 
@@ -173,12 +189,13 @@ async def _serve(loop, style, transport, addr):
             server = await loop.create_server(EchoProtocol, host, port, backlog=1024)
         else:
             server = await loop.create_unix_server(EchoProtocol, addr, backlog=1024)
-    elif style == "streams":
+    elif style != "sock":
+        echo = _streams_echo(_stream_reader_call(style, size))
         if transport == "tcp":
             host, port = _split_addr(addr)
-            server = await asyncio.start_server(_streams_echo, host, port, backlog=1024)
+            server = await asyncio.start_server(echo, host, port, backlog=1024)
         else:
-            server = await asyncio.start_unix_server(_streams_echo, addr, backlog=1024)
+            server = await asyncio.start_unix_server(echo, addr, backlog=1024)
     else:
         listener = _listening_socket(transport, addr)
         task = loop.create_task(_sock_serve(loop, listener, transport == "tcp"))
@@ -227,6 +244,8 @@ def main(argv=None):
     parser.add_argument("--style", choices=STYLES, default="protocol")
     parser.add_argument("--transport", choices=TRANSPORTS, default="tcp")
     parser.add_argument("--addr", help="HOST:PORT for tcp, a socket path for unix")
+    parser.add_argument("--size", type=int, default=READ_SIZE,
+                        help="the client's message size (the exactly style reads that much)")
     parser.add_argument("--probe", metavar="LOOP",
                         help="print the loop's version and origin as JSON and exit")
     args = parser.parse_args(argv)
@@ -243,7 +262,8 @@ def main(argv=None):
     loop, _version, _where = workloads.make_loop(args.loop)
     asyncio.set_event_loop(loop)
     try:
-        loop.run_until_complete(serve(loop, args.style, args.transport, args.addr))
+        loop.run_until_complete(serve(loop, args.style, args.transport, args.addr,
+                                          args.size))
     except KeyboardInterrupt:
         pass
     finally:
