@@ -315,6 +315,7 @@ PyObject *pa_loop_private_add_reader(LoopObject *self, PyObject *const *args, Py
 
 /* The sock_*() methods (csrc/sockop.c): each returns an awaitable SockOp. */
 int pa_sockop_register_type(PyObject *module, pa_state *st);
+void pa_sockop_freelist_clear(pa_state *st);
 #define PA_SOCKOP_DECL(name)                                                                       \
     PyObject *name(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
 PA_SOCKOP_DECL(pa_loop_sock_recv);

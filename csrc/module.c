@@ -258,6 +258,7 @@ module_clear(PyObject *module)
     pa_state *st = pa_get_state(module);
     pa_handle_freelist_clear(st);
     pa_futureiter_freelist_clear(st);
+    pa_sockop_freelist_clear(st);
     Py_CLEAR(st->LoopType);
     Py_CLEAR(st->HandleType);
     Py_CLEAR(st->TimerHandleType);

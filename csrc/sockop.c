@@ -487,14 +487,39 @@ SockOp_clear(SockOpObject *op)
     return 0;
 }
 
+/* One operation is made per sock_*() call: dead ones are kept for reuse,
+ * linked through `loop` (the type cannot be subclassed: all have the same
+ * size). Reuse skips the allocator and the GC's allocation count. */
+#define SOCKOP_FREELIST_MAX 64
+
 static void
 SockOp_dealloc(SockOpObject *op)
 {
     PyTypeObject *tp = Py_TYPE(op);
     PyObject_GC_UnTrack(op);
     (void)SockOp_clear(op);
-    tp->tp_free(op);
+    pa_state *st = pa_state_of_quiet((PyObject *)op);
+    if (st != NULL && tp == st->SockOpType && st->sockop_freelist_len < SOCKOP_FREELIST_MAX) {
+        op->loop = st->sockop_freelist;
+        st->sockop_freelist = op;
+        st->sockop_freelist_len++;
+    } else {
+        tp->tp_free(op);
+    }
     Py_DECREF(tp);
+}
+
+void
+pa_sockop_freelist_clear(pa_state *st)
+{
+    SockOpObject *op = st->sockop_freelist;
+    while (op != NULL) {
+        SockOpObject *next = (SockOpObject *)(void *)op->loop;
+        PyObject_GC_Del(op);
+        op = next;
+    }
+    st->sockop_freelist = NULL;
+    st->sockop_freelist_len = 0;
 }
 
 static PyObject *
@@ -560,9 +585,16 @@ static PyObject *
 new_op(LoopObject *loop, int kind, PyObject *sock, PyObject *a0, PyObject *a1, Py_ssize_t nargs)
 {
     pa_state *st = loop->state;
-    SockOpObject *op = PyObject_GC_New(SockOpObject, st->SockOpType);
-    if (op == NULL) {
-        return NULL;
+    SockOpObject *op = st->sockop_freelist;
+    if (op != NULL) {
+        st->sockop_freelist = (void *)op->loop;
+        st->sockop_freelist_len--;
+        (void)PyObject_Init((PyObject *)op, st->SockOpType);
+    } else {
+        op = PyObject_GC_New(SockOpObject, st->SockOpType);
+        if (op == NULL) {
+            return NULL;
+        }
     }
     op->vectorcall = (vectorcallfunc)SockOp_vectorcall;
     op->loop = Py_NewRef((PyObject *)loop);

@@ -64,6 +64,8 @@ typedef struct {
     int handle_freelist_len;
     void *futureiter_freelist;        /* the same for await iterators (future.c) */
     int futureiter_freelist_len;
+    void *sockop_freelist;            /* and for sock_*() operations (sockop.c) */
+    int sockop_freelist_len;
 
     PyTypeObject *FutureType;
     PyTypeObject *FutureIterType;
