@@ -51,11 +51,11 @@ typedef struct {
 /* The address accept() gave, as the socket module gives it: (host, port)
  * for IPv4, (host, port, flowinfo, scope_id) for IPv6, the path for a Unix
  * socket ('' for an unnamed peer, bytes for Linux's abstract namespace). */
-static PyObject *
-address_object(const struct sockaddr_storage *addr, socklen_t len)
+PyObject *
+pa_sockaddr_object(const struct sockaddr *addr, socklen_t len)
 {
     char host[INET6_ADDRSTRLEN];
-    switch (addr->ss_family) {
+    switch (addr->sa_family) {
     case AF_INET: {
         const struct sockaddr_in *a = (const struct sockaddr_in *)addr;
         if (inet_ntop(AF_INET, &a->sin_addr, host, sizeof host) == NULL) {
@@ -85,7 +85,7 @@ address_object(const struct sockaddr_storage *addr, socklen_t len)
         return PyUnicode_DecodeFSDefaultAndSize(a->sun_path, (Py_ssize_t)strnlen(a->sun_path, n));
     }
     default:
-        PyErr_Format(PyExc_OSError, "unexpected address family %d", (int)addr->ss_family);
+        PyErr_Format(PyExc_OSError, "unexpected address family %d", (int)addr->sa_family);
         return NULL;
     }
 }
@@ -94,7 +94,7 @@ address_object(const struct sockaddr_storage *addr, socklen_t len)
  * (SystemExit, KeyboardInterrupt). Like asyncio outside debug mode, a
  * connection whose set-up fails is closed and not reported. */
 static int
-serve_plain(AcceptorObject *self, int conn, PyObject *addr)
+serve_plain(AcceptorObject *self, int conn, const struct sockaddr_storage *addr, socklen_t len)
 {
     pa_state *st = ((LoopObject *)self->loop)->state;
     PyObject *protocol = PyObject_CallNoArgs(self->protocol_factory);
@@ -113,14 +113,27 @@ serve_plain(AcceptorObject *self, int conn, PyObject *addr)
         Py_DECREF(protocol);
         goto failed;
     }
-    PyObject *extra = PyDict_New();
-    if (extra == NULL || PyDict_SetItem(extra, st->str_peername, addr) < 0 ||
+    /* An IP peer's address is kept raw, made into 'peername' only if asked
+     * for (Transport_get_extra_info); a Unix peer's is usually unnamed, and
+     * its path may not fit. */
+    int lazy_peer = (addr->ss_family == AF_INET || addr->ss_family == AF_INET6) &&
+                    (size_t)len <= sizeof tr->peer;
+    PyObject *peer = lazy_peer ? NULL : pa_sockaddr_object((const struct sockaddr *)addr, len);
+    PyObject *extra = lazy_peer || peer != NULL ? PyDict_New() : NULL;
+    if (extra == NULL || (peer != NULL && PyDict_SetItem(extra, st->str_peername, peer) < 0) ||
         (self->sockname != NULL && PyDict_SetItem(extra, st->str_sockname, self->sockname) < 0)) {
+        Py_XDECREF(peer);
         Py_XDECREF(extra);
         (void)close(conn);
         Py_DECREF(protocol);
         Py_DECREF(tr);
         goto failed;
+    }
+    Py_XDECREF(peer);
+    if (lazy_peer) {
+        memcpy(&tr->peer, addr, (size_t)len);
+        tr->peer_len = len;
+        tr->lazy_peer = 1;
     }
     int rc = pa_tr_init_lazy(tr, self->loop, conn, self->family, self->socktype, self->proto,
                              protocol, extra, self->server);
@@ -258,16 +271,19 @@ Acceptor_call(AcceptorObject *self, PyObject *const *Py_UNUSED(args), size_t nar
             Py_XDECREF(exc);
             break;
         }
-        PyObject *peer = address_object(&addr, len);
-        if (peer == NULL) {
-            (void)close(conn);
-            result = NULL;
-            break;
+        int rc;
+        if (self->plain && !((LoopObject *)self->loop)->debug) {
+            rc = serve_plain(self, conn, &addr, len);
+        } else {
+            PyObject *peer = pa_sockaddr_object((const struct sockaddr *)&addr, len);
+            if (peer == NULL) {
+                (void)close(conn);
+                result = NULL;
+                break;
+            }
+            rc = serve_in_python(self, conn, peer);
+            Py_DECREF(peer);
         }
-        int rc = self->plain && !((LoopObject *)self->loop)->debug
-                     ? serve_plain(self, conn, peer)
-                     : serve_in_python(self, conn, peer);
-        Py_DECREF(peer);
         if (rc < 0) {
             result = NULL;
             break;

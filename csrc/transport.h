@@ -43,6 +43,7 @@
 #include "loop.h"
 #include "writequeue.h"
 
+#include <netinet/in.h>
 #include <structmember.h>
 #include <sys/socket.h>
 
@@ -104,7 +105,15 @@ typedef struct {
     char finalized;         /* closed by _close_unclosed(), not by close() */
     char fd_in_sock;        /* sock is a _socket.socket whose fd field we read */
     char lazy_sock;         /* the transport holds the fd; no socket object yet */
+    char lazy_peer;         /* 'peername' is still the raw `peer` below */
+    /* An accepted TCP connection's peer address as accept() gave it, made
+     * into get_extra_info('peername') when first asked for. */
+    struct sockaddr_in6 peer;
+    socklen_t peer_len;
 } TransportObject;
+
+/* A socket address as the socket module gives it (accept.c). */
+PyObject *pa_sockaddr_object(const struct sockaddr *addr, socklen_t len);
 
 static inline LoopObject *
 pa_tr_loop(TransportObject *self)

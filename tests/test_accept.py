@@ -98,6 +98,43 @@ def test_extra_info_asked_only_in_connection_lost(loop, endpoint):
     assert info["sockname"] == addr
 
 
+@pytest.mark.parametrize("family", [
+    socket.AF_INET, pytest.param(socket.AF_INET6, marks=nh.needs_ipv6)])
+def test_peername_asked_first_after_close(loop, family):
+    """An accepted TCP connection's peer address, asked for the first time
+    only after the connection closed (in connection_lost() and later), is
+    still the client's address, in the family's tuple form."""
+    host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
+
+    async def main():
+        got = loop.create_future()
+
+        class Late(asyncio.Protocol):
+            def connection_made(self, transport):
+                self.transport = transport
+
+            def connection_lost(self, exc):
+                got.set_result((self.transport, self.transport.get_extra_info("peername")))
+        server = await loop.create_server(Late, host, 0)
+        client = socket.socket(family)
+        try:
+            client.connect(server.sockets[0].getsockname()[:2])
+            expected = client.getsockname()
+            client.close()
+            transport, in_lost = await got
+            await asyncio.sleep(0)
+            later = transport.get_extra_info("peername")
+        finally:
+            client.close()
+            server.close()
+            await server.wait_closed()
+        return in_lost, later, expected
+    in_lost, later, expected = run(loop, main())
+    assert in_lost == expected
+    assert later == expected
+    assert len(expected) == (4 if family == socket.AF_INET6 else 2)
+
+
 def test_tcp_nodelay_on_accepted_connections(loop, tcp):
     async def main():
         sf = ServerFactory(loop)
