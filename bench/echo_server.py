@@ -259,17 +259,23 @@ def main(argv=None):
     if not args.loop or not args.addr:
         parser.error("--loop and --addr are required")
 
-    loop, _version, _where = workloads.make_loop(args.loop)
+    run_server(args.loop, lambda loop: serve(loop, args.style, args.transport, args.addr,
+                                             args.size))
+    return 0
+
+
+def run_server(kind, serve_on):
+    """Run the coroutine serve_on(loop) on a new loop of `kind` until it
+    ends or SIGINT arrives, then close the loop."""
+    loop, _version, _where = workloads.make_loop(kind)
     asyncio.set_event_loop(loop)
     try:
-        loop.run_until_complete(serve(loop, args.style, args.transport, args.addr,
-                                          args.size))
+        loop.run_until_complete(serve_on(loop))
     except KeyboardInterrupt:
         pass
     finally:
         asyncio.set_event_loop(None)
         loop.close()
-    return 0
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
 import workloads  # noqa: E402  (bench/ is sys.path[0] when run as a script)
+from echo_server import _split_addr, run_server  # noqa: E402
 
 SERVERS = ("protocol", "uvicorn")
 BODY = b"Hello, world!"
@@ -68,13 +69,6 @@ async def hello_app(scope, receive, send):
     await send({"type": "http.response.body", "body": BODY})
 
 
-def _split_addr(addr):
-    host, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit():
-        raise SystemExit("bad address %r: want HOST:PORT" % addr)
-    return host.strip("[]"), int(port)
-
-
 async def serve_protocol(loop, host, port):
     stop = loop.create_future()
     for signo in (signal.SIGTERM, signal.SIGINT):
@@ -110,18 +104,10 @@ def main(argv=None):
     parser.add_argument("--addr", required=True, help="HOST:PORT")
     args = parser.parse_args(argv)
     host, port = _split_addr(args.addr)
-    loop, _version, _where = workloads.make_loop(args.loop)
-    asyncio.set_event_loop(loop)
-    try:
-        if args.server == "protocol":
-            loop.run_until_complete(serve_protocol(loop, host, port))
-        else:
-            loop.run_until_complete(serve_uvicorn(host, port))
-    except KeyboardInterrupt:
-        pass
-    finally:
-        asyncio.set_event_loop(None)
-        loop.close()
+    if args.server == "protocol":
+        run_server(args.loop, lambda loop: serve_protocol(loop, host, port))
+    else:
+        run_server(args.loop, lambda loop: serve_uvicorn(host, port))
     return 0
 
 

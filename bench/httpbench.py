@@ -86,10 +86,10 @@ def run_sample(kind, server_kind, mode, args, env, tmpdir, seq):
                     _exit_status(server.poll()) if state == "exited" else state,
                     _tail(err_file.read())))
             if args.warmup > 0:
-                subprocess.run(wrk + ["-d%gs" % args.warmup, url], capture_output=True,
+                subprocess.run(wrk + ["-d%ds" % args.warmup, url], capture_output=True,
                                preexec_fn=_pin(client_cpu), timeout=args.warmup + 30)
             cpu0 = _proc_cpu_seconds(server.pid)
-            out = subprocess.run(wrk + ["-d%gs" % args.duration, url], capture_output=True,
+            out = subprocess.run(wrk + ["-d%ds" % args.duration, url], capture_output=True,
                                  text=True, preexec_fn=_pin(client_cpu),
                                  timeout=args.duration + 30).stdout
             cpu1 = _proc_cpu_seconds(server.pid)
@@ -175,12 +175,15 @@ def parse_args(argv):
     parser.add_argument("--only", help="servers (protocol, uvicorn) and/or modes "
                         "(keepalive, close); a dimension not mentioned keeps all its values")
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--duration", type=float, default=3.0, help="measured seconds")
-    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of load first")
+    # wrk takes whole seconds.
+    parser.add_argument("--duration", type=int, default=3, help="measured seconds")
+    parser.add_argument("--warmup", type=int, default=1, help="seconds of load first (0: none)")
     parser.add_argument("--pin", choices=("split", "same", "none"), default="split",
                         help="server and wrk on different CPUs (default), one, or unpinned")
     parser.add_argument("--json", metavar="FILE", help="also write the raw samples here")
     args = parser.parse_args(argv)
+    if args.duration < 1 or args.warmup < 0:
+        parser.error("--duration must be at least 1 and --warmup at least 0")
     args.loops = _csv(args.loops)
     if any(k not in workloads.LOOP_KINDS for k in args.loops):
         parser.error("--loops: among %s" % ", ".join(workloads.LOOP_KINDS))
@@ -235,7 +238,7 @@ def main(argv=None):
         for s, h in old.items():
             signal.signal(s, h)
         shutil.rmtree(tmpdir, ignore_errors=True)
-    print("HTTP servers under wrk -t1 -c%d, %gs measured after %gs of warm-up, %d rounds, "
+    print("HTTP servers under wrk -t1 -c%d, %ds measured after %ds of warm-up, %d rounds, "
           "pin %s; %s" % (args.connections, args.duration, args.warmup, args.rounds, args.pin,
                           time.strftime("%Y-%m-%d %H:%M")))
     report(configs, args.loops, samples, failures)
