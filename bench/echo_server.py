@@ -2,8 +2,8 @@
 
     python bench/echo_server.py --loop {asyncio,uvloop,pyasync}
                                 --style {protocol,streams,streams256k,exactly,sock}
-                                [--size BYTES]
                                 --transport {tcp,unix} --addr HOST:PORT|PATH
+                                [--size BYTES] [--tls CERT:KEY]
     python bench/echo_server.py --probe LOOP
 
 Styles, from the highest-level API to the lowest:
@@ -169,16 +169,16 @@ def _listening_socket(transport, addr):
     return sock
 
 
-async def serve(loop, style, transport, addr, size):
+async def serve(loop, style, transport, addr, size, ssl=None):
     try:
-        await _serve(loop, style, transport, addr, size)
+        await _serve(loop, style, transport, addr, size, ssl)
     finally:
         # Also after a failed start: the socket file may exist already.
         if transport == "unix" and os.path.exists(addr):
             os.unlink(addr)
 
 
-async def _serve(loop, style, transport, addr, size):
+async def _serve(loop, style, transport, addr, size, ssl):
     stop = loop.create_future()
     _install_signal_handlers(loop, stop)
 
@@ -186,16 +186,16 @@ async def _serve(loop, style, transport, addr, size):
     if style == "protocol":
         if transport == "tcp":
             host, port = _split_addr(addr)
-            server = await loop.create_server(EchoProtocol, host, port, backlog=1024)
+            server = await loop.create_server(EchoProtocol, host, port, backlog=1024, ssl=ssl)
         else:
-            server = await loop.create_unix_server(EchoProtocol, addr, backlog=1024)
+            server = await loop.create_unix_server(EchoProtocol, addr, backlog=1024, ssl=ssl)
     elif style != "sock":
         echo = _streams_echo(_stream_reader_call(style, size))
         if transport == "tcp":
             host, port = _split_addr(addr)
-            server = await asyncio.start_server(echo, host, port, backlog=1024)
+            server = await asyncio.start_server(echo, host, port, backlog=1024, ssl=ssl)
         else:
-            server = await asyncio.start_unix_server(echo, addr, backlog=1024)
+            server = await asyncio.start_unix_server(echo, addr, backlog=1024, ssl=ssl)
     else:
         listener = _listening_socket(transport, addr)
         task = loop.create_task(_sock_serve(loop, listener, transport == "tcp"))
@@ -246,6 +246,8 @@ def main(argv=None):
     parser.add_argument("--addr", help="HOST:PORT for tcp, a socket path for unix")
     parser.add_argument("--size", type=int, default=READ_SIZE,
                         help="the client's message size (the exactly style reads that much)")
+    parser.add_argument("--tls", metavar="CERT:KEY",
+                        help="serve TLS with this certificate and key (protocol, streams)")
     parser.add_argument("--probe", metavar="LOOP",
                         help="print the loop's version and origin as JSON and exit")
     args = parser.parse_args(argv)
@@ -259,8 +261,16 @@ def main(argv=None):
     if not args.loop or not args.addr:
         parser.error("--loop and --addr are required")
 
+    ctx = None
+    if args.tls:
+        if args.style == "sock":
+            parser.error("--tls: for the protocol and streams styles")
+        import ssl
+        cert, _, key = args.tls.partition(":")
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(cert, key)
     run_server(args.loop, lambda loop: serve(loop, args.style, args.transport, args.addr,
-                                             args.size))
+                                             args.size, ctx))
     return 0
 
 
