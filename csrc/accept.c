@@ -133,7 +133,6 @@ serve_plain(AcceptorObject *self, int conn, const struct sockaddr_storage *addr,
     if (lazy_peer) {
         memcpy(&tr->peer, addr, (size_t)len);
         tr->peer_len = len;
-        tr->lazy_peer = 1;
     }
     int rc = pa_tr_init_lazy(tr, self->loop, conn, self->family, self->socktype, self->proto,
                              protocol, extra, self->server);

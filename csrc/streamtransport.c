@@ -522,8 +522,9 @@ Transport_init(TransportObject *self, PyObject *args, PyObject *kwds)
 
 /* get_extra_info(name, default=None), as asyncio's; the socket object of an
  * accepted connection and its addresses ('socket', 'sockname', 'peername')
- * are made when first asked for. Once the transport closed its fd they can no longer be
- * made: docs/differences.md. */
+ * are made when first asked for. Once the transport closed its fd, 'socket'
+ * and a wildcard server's 'sockname' can no longer be made; 'peername' can,
+ * from the address kept: docs/differences.md. */
 static PyObject *
 Transport_get_extra_info(TransportObject *self, PyObject *args, PyObject *kwds)
 {
@@ -543,14 +544,14 @@ Transport_get_extra_info(TransportObject *self, PyObject *args, PyObject *kwds)
     if (value == NULL && PyErr_Occurred()) {
         return NULL;
     }
-    if (value == NULL && self->lazy_peer && PyUnicode_Check(name) && self->loop != NULL &&
+    if (value == NULL && self->peer_len > 0 && PyUnicode_Check(name) && self->loop != NULL &&
         PyUnicode_Compare(name, pa_tr_loop(self)->state->str_peername) == 0) {
         PyObject *peer = pa_sockaddr_object((const struct sockaddr *)&self->peer, self->peer_len);
         if (peer == NULL || PyDict_SetItem(self->extra, name, peer) < 0) {
             Py_XDECREF(peer);
             return NULL;
         }
-        self->lazy_peer = 0;
+        self->peer_len = 0;
         return peer;
     }
     if (value == NULL && self->lazy_sock && self->loop != NULL) {

@@ -105,9 +105,9 @@ typedef struct {
     char finalized;         /* closed by _close_unclosed(), not by close() */
     char fd_in_sock;        /* sock is a _socket.socket whose fd field we read */
     char lazy_sock;         /* the transport holds the fd; no socket object yet */
-    char lazy_peer;         /* 'peername' is still the raw `peer` below */
     /* An accepted TCP connection's peer address as accept() gave it, made
-     * into get_extra_info('peername') when first asked for. */
+     * into get_extra_info('peername') when first asked for; peer_len is 0
+     * once it was (or when 'peername' was in extra from the start). */
     struct sockaddr_in6 peer;
     socklen_t peer_len;
 } TransportObject;
