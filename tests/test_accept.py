@@ -73,24 +73,30 @@ def test_extra_info_of_an_accepted_connection(loop, short_tmp, host):
     assert all(seen.values()), seen
 
 
+def _asking_in_connection_lost(got, names):
+    """A protocol class that asks for nothing until connection_lost(), where
+    it sets the future `got` to (transport, {name: get_extra_info(name)})."""
+    class Late(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def connection_lost(self, exc):
+            got.set_result((self.transport,
+                            {k: self.transport.get_extra_info(k) for k in names}))
+    return Late
+
+
 def test_extra_info_asked_only_in_connection_lost(loop, endpoint):
     """A protocol that asks for nothing until connection_lost() still gets
     the socket's addresses there."""
     async def main():
         got = loop.create_future()
-
-        class Late(asyncio.Protocol):
-            def connection_made(self, transport):
-                self.transport = transport
-
-            def connection_lost(self, exc):
-                got.set_result({k: self.transport.get_extra_info(k)
-                                for k in ("sockname", "peername")})
-        server = await endpoint.create_server(loop, Late)
+        server = await endpoint.create_server(
+            loop, _asking_in_connection_lost(got, ("sockname", "peername")))
         addr = endpoint.address(server)
         client = _client(endpoint, addr)
         client.close()
-        info = await got
+        _, info = await got
         server.close()
         await server.wait_closed()
         return info, addr
@@ -108,20 +114,15 @@ def test_peername_asked_first_after_close(loop, family):
 
     async def main():
         got = loop.create_future()
-
-        class Late(asyncio.Protocol):
-            def connection_made(self, transport):
-                self.transport = transport
-
-            def connection_lost(self, exc):
-                got.set_result((self.transport, self.transport.get_extra_info("peername")))
-        server = await loop.create_server(Late, host, 0)
+        server = await loop.create_server(_asking_in_connection_lost(got, ("peername",)),
+                                          host, 0)
         client = socket.socket(family)
         try:
             client.connect(server.sockets[0].getsockname()[:2])
             expected = client.getsockname()
             client.close()
-            transport, in_lost = await got
+            transport, info = await got
+            in_lost = info["peername"]
             await asyncio.sleep(0)
             later = transport.get_extra_info("peername")
         finally:
