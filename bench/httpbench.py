@@ -31,8 +31,8 @@ import tempfile
 import time
 
 from run import _csv, child_env  # bench/ is sys.path[0] when run as a script
-from echo import (_exit_status, _free_tcp_port, _proc_cpu_seconds, _raise_interrupt, _tail,
-                  _wait_ready, spawn, stop, stop_all)
+from echo import (_exit_status, _free_tcp_port, _preexec, _proc_cpu_seconds, _raise_interrupt,
+                  _table, _tail, _wait_ready, spawn, stop, stop_all)
 import workloads
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -87,10 +87,10 @@ def run_sample(kind, server_kind, mode, args, env, tmpdir, seq):
                     _tail(err_file.read())))
             if args.warmup > 0:
                 subprocess.run(wrk + ["-d%ds" % args.warmup, url], capture_output=True,
-                               preexec_fn=_pin(client_cpu), timeout=args.warmup + 30)
+                               preexec_fn=_preexec(client_cpu), timeout=args.warmup + 30)
             cpu0 = _proc_cpu_seconds(server.pid)
             out = subprocess.run(wrk + ["-d%ds" % args.duration, url], capture_output=True,
-                                 text=True, preexec_fn=_pin(client_cpu),
+                                 text=True, preexec_fn=_preexec(client_cpu),
                                  timeout=args.duration + 30).stdout
             cpu1 = _proc_cpu_seconds(server.pid)
             if server.poll() is not None or cpu0 is None or cpu1 is None:
@@ -107,11 +107,7 @@ def run_sample(kind, server_kind, mode, args, env, tmpdir, seq):
             stop(server, grace=2.0)
 
 
-def _pin(cpu):
-    return None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu}))
-
-
-def ratio_range(samples, kinds, field, subject, other):
+def ratio_range(samples, field, subject, other):
     """Median of subject/other, and [min-max] of the per-round ratios."""
     rounds = [r for r in samples if subject in r and other in r]
     if not rounds:
@@ -130,30 +126,29 @@ def _fmt_ratio(r):
     return text + (" ~" if lo < 1.0 < hi else "")
 
 
+def median_cells(per_round, kinds, field, fmt, others):
+    """One table row's cells: each loop's median of `field` over the rounds
+    ("failed" where it has none), then SUBJECT's ratio to each of `others`."""
+    cells = []
+    for k in kinds:
+        vals = [r[k][field] for r in per_round if k in r]
+        cells.append(fmt % statistics.median(vals) if vals else "failed")
+    return cells + [_fmt_ratio(ratio_range(per_round, field, SUBJECT, o)) for o in others]
+
+
 def report(configs, kinds, samples, failures):
-    others = [k for k in ("uvloop", "asyncio") if k in kinds and k != SUBJECT]
+    others = [k for k in ("uvloop", "asyncio") if k in kinds and k != SUBJECT] \
+        if SUBJECT in kinds else []
     for title, field, fmt in (("requests/s (median over the rounds)", "rps", "%.0f"),
                               ("server CPU per request in microseconds (median); "
                                "pyasync/X below 1 means pyasync pays less", "cpu_us", "%.1f")):
         print()
         print(title)
-        head = ["server", "mode"] + kinds + ["%s/%s" % (SUBJECT, o) for o in others
-                                             if SUBJECT in kinds]
-        rows = []
-        for server_kind, mode in configs:
-            per_round = samples.get((server_kind, mode), [])
-            row = [server_kind, mode]
-            for k in kinds:
-                vals = [r[k][field] for r in per_round if k in r]
-                row.append(fmt % statistics.median(vals) if vals else "failed")
-            if SUBJECT in kinds:
-                row += [_fmt_ratio(ratio_range(per_round, kinds, field, SUBJECT, o))
-                        for o in others]
-            rows.append(row)
-        widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
-        for r in [head] + rows:
-            print("  ".join(c.ljust(w) if i < 2 else c.rjust(w)
-                            for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+        head = ["server", "mode"] + kinds + ["%s/%s" % (SUBJECT, o) for o in others]
+        rows = [[server_kind, mode] + median_cells(samples.get((server_kind, mode), []), kinds,
+                                                   field, fmt, others)
+                for server_kind, mode in configs]
+        print("\n".join(_table(head, rows, left=2)))
     errs = {(s, m, k): r[k]["errors"] for (s, m), rs in samples.items() for r in rs
             for k in r if r[k]["errors"]}
     if errs:

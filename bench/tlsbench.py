@@ -36,9 +36,9 @@ import tempfile
 import time
 
 from run import _csv, child_env  # bench/ is sys.path[0] when run as a script
-from echo import (_exit_status, _free_tcp_port, _proc_cpu_seconds, _raise_interrupt, _tail,
-                  _wait_ready, spawn, stop, stop_all)
-from httpbench import _fmt_ratio, ratio_range
+from echo import (_exit_status, _free_tcp_port, _proc_cpu_seconds, _raise_interrupt, _table,
+                  _tail, _wait_ready, spawn, stop, stop_all)
+from httpbench import median_cells
 import workloads
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -171,7 +171,8 @@ def run_sample(kind, workload, args, env, tls, tmpdir, seq):
 
 
 def report(workloads_run, kinds, samples, failures):
-    others = [k for k in ("uvloop", "asyncio") if k in kinds and k != SUBJECT]
+    others = [k for k in ("uvloop", "asyncio") if k in kinds and k != SUBJECT] \
+        if SUBJECT in kinds else []
     tables = (("rate: MB/s echoed (both ways) or handshakes/s, median over the rounds",
                "rate", "%.1f"),
               ("server CPU in microseconds per MB or per handshake (median); pyasync/X below "
@@ -182,7 +183,7 @@ def report(workloads_run, kinds, samples, failures):
         print()
         print(title)
         head = ["workload"] + kinds + (["%s/%s" % (SUBJECT, o) for o in others]
-                                       if field and SUBJECT in kinds else [])
+                                       if field else [])
         rows = []
         for w in workloads_run:
             per_round = samples.get(w, [])
@@ -196,17 +197,9 @@ def report(workloads_run, kinds, samples, failures):
                     row.append("%.0f / %.0f" % (statistics.median(p99), statistics.median(worst))
                                if p99 else "failed")
             else:
-                for k in kinds:
-                    vals = [r[k][field] for r in per_round if k in r]
-                    row.append(fmt % statistics.median(vals) if vals else "failed")
-                if SUBJECT in kinds:
-                    row += [_fmt_ratio(ratio_range(per_round, kinds, field, SUBJECT, o))
-                            for o in others]
+                row += median_cells(per_round, kinds, field, fmt, others)
             rows.append(row)
-        widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
-        for r in [head] + rows:
-            print("  ".join(c.ljust(w) if i < 1 else c.rjust(w)
-                            for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+        print("\n".join(_table(head, rows, left=1)))
     if failures:
         print()
         print("FAILURES")
