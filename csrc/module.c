@@ -16,6 +16,7 @@
 #include "taskregistry.h"
 #include "transport.h"
 #include "sendfile.h"
+#include "sslproto.h"
 #include "spawn.h"
 #include "unixsocket.h"
 
@@ -214,6 +215,7 @@ module_exec(PyObject *module)
         pa_sockop_register_type(module, st) < 0 ||
         pa_dgram_transport_register_type(module, st) < 0 ||
         pa_pipe_transport_register_types(module, st) < 0 ||
+        pa_sslproto_register_types(module, st) < 0 ||
         pa_sendfile_register(module, st) < 0 || pa_unixsocket_register(module) < 0 ||
         pa_spawn_register(module) < 0) {
         return -1;
@@ -236,6 +238,10 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->TaskGroupExitType);
     Py_VISIT(st->EagerTaskFactoryType);
     Py_VISIT(st->TransportType);
+    int vret = pa_sslproto_traverse_state(st, visit, arg);
+    if (vret != 0) {
+        return vret;
+    }
     Py_VISIT(st->SockOpType);
     Py_VISIT(st->DgramTransportType);
     Py_VISIT(st->ReadPipeTransportType);
@@ -343,6 +349,7 @@ module_clear(PyObject *module)
     Py_CLEAR(st->send_flags);
     Py_CLEAR(st->loop_subtype_seen);
     Py_CLEAR(st->TransportType);
+    pa_sslproto_clear_state(st);
     Py_CLEAR(st->SockOpType);
     Py_CLEAR(st->DgramTransportType);
     Py_CLEAR(st->ReadPipeTransportType);

@@ -79,6 +79,9 @@ typedef struct {
     PyTypeObject *ReadPipeTransportType;
     PyTypeObject *WritePipeTransportType;
     PyTypeObject *SendfileOperationType;
+    PyTypeObject *SSLProtocolType;
+    PyTypeObject *SSLTransportType;
+    struct pa_ssl_names *ssl;         /* sslproto.c: made with the first SSL protocol */
     PyObject *SendfileNotAvailableError; /* asyncio.SendfileNotAvailableError */
     char *recv_buffer;                /* scratch for transports' recv(), made when first needed */
     unsigned long long task_name_counter;

@@ -6,6 +6,7 @@
  * sendfile uses. The behaviour follows asyncio's _SelectorSocketTransport.
  */
 #include "transport.h"
+#include "sslproto.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -149,6 +150,35 @@ read_into_buffered_protocol(TransportObject *self)
     return 0;
 }
 
+/* TLS over this transport, both ours: receive into the scratch buffer and
+ * give the bytes to the SSL protocol, with no get_buffer()/buffer_updated()
+ * calls and no buffer per connection (the SSL protocol copies them into its
+ * incoming BIO at once). */
+static int
+read_into_ssl_protocol(TransportObject *self)
+{
+    pa_state *st = pa_tr_loop(self)->state;
+    char *buf = pa_tr_recv_buffer(st);
+    if (buf == NULL) {
+        return pa_tr_fatal_error_from_raised(self, "Fatal error: protocol.get_buffer() call failed.");
+    }
+    ssize_t n = sock_recv(self, buf, PA_MAX_READ);
+    if (n < 0) {
+        return read_failed(self, errno);
+    }
+    if (n == 0) {
+        return on_eof(self);
+    }
+    PyObject *proto = Py_NewRef(self->protocol);
+    int rc = pa_sslproto_data_in((SSLProtocolObject *)proto, buf, n);
+    Py_DECREF(proto);
+    if (rc < 0) {
+        return pa_tr_fatal_error_from_raised(self,
+                                             "Fatal error: protocol.buffer_updated() call failed.");
+    }
+    return 0;
+}
+
 static int
 read_into_protocol(TransportObject *self)
 {
@@ -183,7 +213,14 @@ Transport_read_ready(TransportObject *self, PyObject *Py_UNUSED(ignored))
         Py_RETURN_NONE;
     }
     Py_INCREF(self); /* the protocol may drop the last other reference */
-    int rc = self->buffered ? read_into_buffered_protocol(self) : read_into_protocol(self);
+    int rc;
+    if (!self->buffered) {
+        rc = read_into_protocol(self);
+    } else if (self->protocol != NULL && pa_sslproto_check(pa_tr_loop(self)->state, self->protocol)) {
+        rc = read_into_ssl_protocol(self);
+    } else {
+        rc = read_into_buffered_protocol(self);
+    }
     Py_DECREF(self);
     if (rc < 0) {
         return NULL;

@@ -15,7 +15,7 @@ import os
 import socket
 import sys
 
-from asyncio import base_events, constants, exceptions, sslproto, staggered, trsock
+from asyncio import base_events, constants, exceptions, staggered, trsock
 from asyncio.log import logger
 
 from . import _compat, _core
@@ -317,7 +317,7 @@ class NetworkMixin:
                             server_side=False, server_hostname=None, extra=None,
                             server=None, ssl_handshake_timeout=None,
                             ssl_shutdown_timeout=None, call_connection_made=True):
-        ssl_protocol = sslproto.SSLProtocol(
+        ssl_protocol = _core.SSLProtocol(
             self, protocol, sslcontext, waiter, server_side, server_hostname,
             ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout,
@@ -955,7 +955,7 @@ class NetworkMixin:
         if not getattr(transport, '_start_tls_compatible', False):
             raise TypeError(f'transport {transport!r} is not supported by start_tls()')
         waiter = self.create_future()
-        ssl_protocol = sslproto.SSLProtocol(
+        ssl_protocol = _core.SSLProtocol(
             self, protocol, sslcontext, waiter, server_side, server_hostname,
             ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout, call_connection_made=False)

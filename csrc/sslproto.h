@@ -1,0 +1,147 @@
+/*
+ * sslproto.h - TLS over any stream transport: the SSL protocol that sits
+ * between the socket transport and the application, and the transport it
+ * gives the application (asyncio.sslproto's SSLProtocol and
+ * _SSLProtocolTransport, same behaviour, same state machine).
+ *
+ * The cryptography is the standard library's: an ssl.SSLObject over two
+ * ssl.MemoryBIOs, as asyncio and uvloop use it. What moves into C is
+ * everything around it: the state machine, the read loop that drains the
+ * incoming BIO, the write backlog, flow control in both directions, and the
+ * calls between the socket transport and this protocol, which skip Python
+ * entirely when both are ours (the transport receives straight into a
+ * scratch buffer and hands the bytes to pa_sslproto_data_in()).
+ *
+ * sslproto.c has the protocol; ssltransport.c the application's transport,
+ * whose methods forward to the protocol through the functions below.
+ */
+#ifndef PYASYNC_SSLPROTO_H
+#define PYASYNC_SSLPROTO_H
+
+#include "state.h"
+
+typedef enum {
+    PA_SSL_UNWRAPPED = 0,
+    PA_SSL_DO_HANDSHAKE,
+    PA_SSL_WRAPPED,
+    PA_SSL_FLUSHING,
+    PA_SSL_SHUTDOWN,
+} pa_ssl_state;
+
+typedef enum {
+    PA_APP_INIT = 0,
+    PA_APP_CON_MADE,
+    PA_APP_EOF,
+    PA_APP_CON_LOST,
+} pa_app_state;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *loop;
+    PyObject *app_protocol;       /* NULL once connection_lost() ran */
+    PyObject *app_transport;      /* SSLTransportObject; NULL once connection_lost() ran */
+    PyObject *transport;          /* the transport below us; NULL until connection_made() */
+    PyObject *sslcontext;
+    PyObject *server_hostname;    /* str or None */
+    PyObject *extra;              /* dict: sslcontext, then what the handshake tells */
+    PyObject *waiter;             /* future or None, settled once */
+    PyObject *handshake_timeout;  /* the number given (or the default), for messages */
+    PyObject *shutdown_timeout;
+    PyObject *handshake_timeout_handle;
+    PyObject *shutdown_timeout_handle;
+    PyObject *handshake_start_time; /* loop time, in debug mode only */
+    PyObject *incoming;           /* ssl.MemoryBIO: bytes from the peer */
+    PyObject *outgoing;           /* ssl.MemoryBIO: bytes for the peer */
+    PyObject *sslobj;             /* what context.wrap_bio() gave (ssl.SSLObject) */
+    /* What read/write/do_handshake are called on: the _ssl object inside an
+     * ssl.SSLObject of exactly that class (its methods only forward), else
+     * sslobj itself, whose class may override them. */
+    PyObject *sslcore;
+    PyObject *backlog;            /* list of app data not yet given to sslobj */
+    PyObject *buffer;             /* bytearray for get_buffer() called from Python */
+    PyObject *buffer_view;        /* memoryview of it */
+    PyObject *weakreflist;
+    Py_ssize_t write_buffer_size; /* bytes in backlog */
+    Py_ssize_t conn_lost;
+    Py_ssize_t incoming_high, incoming_low;
+    Py_ssize_t outgoing_high, outgoing_low;
+    pa_ssl_state state;
+    pa_app_state app_state;
+    char server_side;
+    char app_is_buffer;           /* the app protocol is a BufferedProtocol */
+    char app_transport_created;
+    char sslcore_is_raw;          /* sslcore is the _ssl object: unwrap is shutdown() */
+    char ssl_writing_paused;      /* the transport below asked us to stop writing */
+    char ssl_reading_paused;      /* we paused the transport below */
+    char app_reading_paused;      /* the app paused its transport */
+    char app_writing_paused;      /* we paused the app */
+    char eof_received;
+} SSLProtocolObject;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *extra;              /* asyncio.BaseTransport's `_extra` slot: keep first; unused */
+    PyObject *loop;
+    PyObject *ssl_protocol;       /* SSLProtocolObject; NULL after a second close() */
+    char closed;
+} SSLTransportObject;
+
+/* What sslproto.c needs from Python, imported when the first SSL protocol
+ * is made (a program that never uses TLS never imports ssl). */
+typedef struct pa_ssl_names {
+    PyObject *ssl_module;
+    PyObject *MemoryBIO;
+    PyObject *SSLObject;
+    PyObject *SSLError;
+    PyObject *SSLWantReadError;
+    PyObject *SSLSyscallError;
+    PyObject *CertificateError;
+    PyObject *logger;
+    Py_ssize_t flow_read_kb, flow_write_kb;  /* asyncio.constants' defaults */
+    Py_ssize_t log_threshold;
+    double default_handshake_timeout, default_shutdown_timeout;
+    PyObject *str_read, *str_write, *str_pending, *str_do_handshake, *str_unwrap, *str_shutdown,
+        *str_getpeercert, *str_cipher, *str_compression, *str_force_close, *str_abort,
+        *str_pause_reading, *str_resume_reading, *str_cancelled, *str_call_later,
+        *str_wrap_bio, *str_sslobj_attr, *str_do_read, *str_resume, *str_check_handshake_timeout,
+        *str_check_shutdown_timeout, *str_get_extra_info, *str_close, *kwnames_wrap_bio;
+} pa_ssl_names;
+
+int pa_sslproto_register_types(PyObject *module, pa_state *st);
+int pa_sslproto_traverse_state(pa_state *st, visitproc visit, void *arg);
+void pa_sslproto_clear_state(pa_state *st);
+
+static inline int
+pa_sslproto_check(pa_state *st, PyObject *obj)
+{
+    return st->SSLProtocolType != NULL && Py_IS_TYPE(obj, st->SSLProtocolType);
+}
+
+/* The socket transport received `n` bytes at `data` for this protocol: what
+ * buffer_updated() does, without a buffer of ours in between. 0, or -1 with
+ * an exception (to be reported as buffer_updated()'s failure). */
+int pa_sslproto_data_in(SSLProtocolObject *self, const char *data, Py_ssize_t n);
+
+/* The protocol's side of the application transport (ssltransport.c calls
+ * these; they are asyncio's SSLProtocol methods of the same names). */
+PyObject *pa_sslproto_get_extra_info(SSLProtocolObject *self, PyObject *name, PyObject *dflt);
+int pa_sslproto_set_app_protocol(SSLProtocolObject *self, PyObject *app_protocol);
+int pa_sslproto_start_shutdown(SSLProtocolObject *self);
+int pa_sslproto_abort(SSLProtocolObject *self, PyObject *exc);
+int pa_sslproto_write_appdata(SSLProtocolObject *self, PyObject *const *data, Py_ssize_t n,
+                              PyObject *iterable);
+int pa_sslproto_resume_reading(SSLProtocolObject *self);
+int pa_sslproto_control_app_writing(SSLProtocolObject *self);
+int pa_sslproto_control_ssl_reading(SSLProtocolObject *self);
+/* -1 with an exception if a BIO's pending count cannot be read. */
+Py_ssize_t pa_sslproto_write_buffer_size(SSLProtocolObject *self);
+Py_ssize_t pa_sslproto_read_buffer_size(SSLProtocolObject *self);
+/* add_flowcontrol_defaults(high, low, kb) into *hi, *lo. */
+int pa_ssl_flow_limits(PyObject *high, PyObject *low, Py_ssize_t kb, Py_ssize_t *hi,
+                       Py_ssize_t *lo);
+
+/* The application transport of `protocol` (ssltransport.c). */
+PyObject *pa_ssltransport_new(pa_state *st, PyObject *loop, PyObject *protocol);
+int pa_ssltransport_register_type(PyObject *module, pa_state *st);
+
+#endif /* PYASYNC_SSLPROTO_H */
