@@ -1211,6 +1211,15 @@ do_read_buffered(SSLProtocolObject *self)
     }
     Py_ssize_t offset = 0, count = 1;
     PyObject *target = Py_NewRef(buf);
+    /* The rest of a read goes into memoryview(buf)[offset:]: asyncio slices
+     * buf itself, which for a bytearray is a copy, and loses those bytes. */
+    PyObject *view = PyMemoryView_FromObject(buf);
+    if (view == NULL) {
+        Py_DECREF(target);
+        Py_DECREF(buf);
+        return -1;
+    }
+    Py_SETREF(buf, view);
     for (;;) {
         PyObject *want = PyLong_FromSsize_t(wants - offset);
         PyObject *args[3] = {self->sslcore, want, target};
