@@ -39,6 +39,7 @@
 #include "transport.h"
 
 #define SSL_MAX_SIZE (256 * 1024) /* asyncio's SSLProtocol.max_size */
+#define SSL_RECORD_MAX (16 * 1024)  /* the most plaintext a TLS record carries */
 
 static const char *const state_names[] = {
     "SSLProtocolState.UNWRAPPED", "SSLProtocolState.DO_HANDSHAKE", "SSLProtocolState.WRAPPED",
@@ -1144,7 +1145,10 @@ do_read_copied(SSLProtocolObject *self)
 {
     pa_state *st = proto_state(self);
     pa_ssl_names *n = proto_names(self);
-    PyObject *size = PyLong_FromSsize_t(SSL_MAX_SIZE);
+    /* One read gives at most one record, whose plaintext is at most 16 KiB
+     * (TLS's limit): asking for that much, not asyncio's max_size, spares
+     * the allocation of 256 KiB per record. */
+    PyObject *size = PyLong_FromSsize_t(SSL_RECORD_MAX);
     if (size == NULL) {
         return -1;
     }
