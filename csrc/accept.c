@@ -4,13 +4,14 @@
  *
  * An Acceptor accepts a batch per readiness event (up to the backlog, as
  * asyncio does) with accept4(), which makes each connection non-blocking
- * and close-on-exec in the same call. A plain connection (no TLS, loop not
- * in debug mode) is set up here: protocol_factory(), a SocketTransport that
+ * and close-on-exec in the same call. A connection (loop not in debug mode)
+ * is set up here: protocol_factory(), for TLS the SSL protocol around what
+ * it made (sslproto.c), a SocketTransport that
  * holds the fd and makes its socket object only when asked for it
  * (pa_tr_init_lazy), TCP_NODELAY, the server's count of connections, and
  * connection_made() and the first read scheduled as asyncio schedules them.
- * Everything else goes to Python (pyasync/_network.py): TLS connections and
- * debug mode get a socket object and `on_connection(conn, addr)`; running
+ * Everything else goes to Python (pyasync/_network.py): debug mode gets a
+ * socket object and `on_connection(conn, addr)`; running
  * out of descriptors or memory goes to `on_resource_error(exc)`, which
  * reports it and pauses accepting for a while, as asyncio does.
  *
@@ -20,6 +21,7 @@
  * instead of accepting on whatever file took the number.
  */
 #include "transport.h"
+#include "sslproto.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -42,9 +44,11 @@ typedef struct {
     PyObject *on_resource_error; /* (exc): out of fds or memory */
     PyObject *sockname;          /* every connection's local address, where it is
                                   * the listening socket's (see Acceptor_init); NULL */
+    PyObject *ssl;               /* TLS: (sslcontext, handshake_timeout, shutdown_timeout);
+                                  * NULL for plain connections */
     int fd, family, socktype, proto;
     int backlog;
-    char plain;                  /* no TLS: set connections up here */
+    char plain;                  /* set connections up here (not in debug mode) */
     char tcp;                    /* TCP_NODELAY on each connection */
 } AcceptorObject;
 
@@ -94,10 +98,17 @@ pa_sockaddr_object(const struct sockaddr *addr, socklen_t len)
  * (SystemExit, KeyboardInterrupt). Like asyncio outside debug mode, a
  * connection whose set-up fails is closed and not reported. */
 static int
-serve_plain(AcceptorObject *self, int conn, const struct sockaddr_storage *addr, socklen_t len)
+serve_here(AcceptorObject *self, int conn, const struct sockaddr_storage *addr, socklen_t len)
 {
     pa_state *st = ((LoopObject *)self->loop)->state;
     PyObject *protocol = PyObject_CallNoArgs(self->protocol_factory);
+    if (protocol != NULL && self->ssl != NULL) {
+        /* TLS: the transport's protocol is the SSL protocol around it. */
+        Py_SETREF(protocol, pa_sslproto_new_server(st, self->loop, protocol,
+                                                   PyTuple_GET_ITEM(self->ssl, 0),
+                                                   PyTuple_GET_ITEM(self->ssl, 1),
+                                                   PyTuple_GET_ITEM(self->ssl, 2)));
+    }
     if (protocol == NULL) {
         (void)close(conn);
         goto failed;
@@ -272,7 +283,7 @@ Acceptor_call(AcceptorObject *self, PyObject *const *Py_UNUSED(args), size_t nar
         }
         int rc;
         if (self->plain && !((LoopObject *)self->loop)->debug) {
-            rc = serve_plain(self, conn, &addr, len);
+            rc = serve_here(self, conn, &addr, len);
         } else {
             PyObject *peer = pa_sockaddr_object((const struct sockaddr *)&addr, len);
             if (peer == NULL) {
@@ -296,18 +307,26 @@ Acceptor_call(AcceptorObject *self, PyObject *const *Py_UNUSED(args), size_t nar
 }
 
 /* Acceptor(loop, sock, protocol_factory, server, backlog, transport_type,
- *          on_connection, on_resource_error, plain) */
+ *          on_connection, on_resource_error, plain, ssl=None)
+ * plain: set connections up here; ssl: (sslcontext, handshake_timeout,
+ * shutdown_timeout) for a TLS server. */
 static int
 Acceptor_init(AcceptorObject *self, PyObject *args, PyObject *kwds)
 {
     PyObject *loop, *sock, *factory, *server, *tp, *on_connection, *on_resource_error;
+    PyObject *ssl = Py_None;
     int backlog, plain;
     static char *kwlist[] = {"loop", "sock", "protocol_factory", "server", "backlog",
                              "transport_type", "on_connection", "on_resource_error", "plain",
-                             NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOiOOOp:Acceptor", kwlist, &loop, &sock,
+                             "ssl", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOiOOOp|O:Acceptor", kwlist, &loop, &sock,
                                      &factory, &server, &backlog, &tp, &on_connection,
-                                     &on_resource_error, &plain)) {
+                                     &on_resource_error, &plain, &ssl)) {
+        return -1;
+    }
+    if (ssl != Py_None && (!PyTuple_Check(ssl) || PyTuple_GET_SIZE(ssl) != 3)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "ssl must be (sslcontext, handshake_timeout, shutdown_timeout) or None");
         return -1;
     }
     pa_state *st = pa_state_of((PyObject *)self);
@@ -348,6 +367,7 @@ Acceptor_init(AcceptorObject *self, PyObject *args, PyObject *kwds)
     Py_XSETREF(self->transport_type, Py_NewRef(tp));
     Py_XSETREF(self->on_connection, Py_NewRef(on_connection));
     Py_XSETREF(self->on_resource_error, Py_NewRef(on_resource_error));
+    Py_XSETREF(self->ssl, ssl == Py_None ? NULL : Py_NewRef(ssl));
     self->fd = values[0];
     self->family = values[1];
     self->socktype = values[2];
@@ -404,6 +424,7 @@ Acceptor_traverse(AcceptorObject *self, visitproc visit, void *arg)
     Py_VISIT(self->on_connection);
     Py_VISIT(self->on_resource_error);
     Py_VISIT(self->sockname);
+    Py_VISIT(self->ssl);
     return 0;
 }
 
@@ -418,6 +439,7 @@ Acceptor_clear(AcceptorObject *self)
     Py_CLEAR(self->on_connection);
     Py_CLEAR(self->on_resource_error);
     Py_CLEAR(self->sockname);
+    Py_CLEAR(self->ssl);
     return 0;
 }
 

@@ -336,10 +336,42 @@ set_state(SSLProtocolObject *self, pa_ssl_state new_state)
     return 0;
 }
 
+/* What asyncio's accept task does when the waiter it awaits fails: close
+ * the app transport (by then a no-op: the connection is already going) and,
+ * in debug mode, report the error. */
+static int
+accept_failed(SSLProtocolObject *self, PyObject *exc)
+{
+    self->report_accept_errors = 0;
+    pa_state *st = proto_state(self);
+    int debug = pa_loop_get_debug(st, self->loop);
+    if (debug <= 0) {
+        return debug;
+    }
+    PyObject *context = Py_BuildValue(
+        "{s:s,s:O}", "message", "Error on transport creation for incoming connection",
+        "exception", exc);
+    if (context == NULL ||
+        (self->app_protocol && PyDict_SetItemString(context, "protocol", self->app_protocol) < 0) ||
+        (self->app_transport &&
+         PyDict_SetItemString(context, "transport", self->app_transport) < 0)) {
+        Py_XDECREF(context);
+        return -1;
+    }
+    PyObject *res = call_method1(self->loop, st->str_call_exception_handler, context);
+    Py_DECREF(context);
+    Py_XDECREF(res);
+    return res ? 0 : -1;
+}
+
 static int
 wakeup_waiter(SSLProtocolObject *self, PyObject *exc)
 {
     if (self->waiter == NULL || self->waiter == Py_None) {
+        if (self->report_accept_errors && exc != NULL) {
+            return accept_failed(self, exc);
+        }
+        self->report_accept_errors = 0;
         return 0;
     }
     pa_state *st = proto_state(self);
@@ -1502,11 +1534,14 @@ SSLProtocol_connection_lost(SSLProtocolObject *self, PyObject *exc)
         }
     }
     self->state = PA_SSL_UNWRAPPED;
+    /* The waiter before the app objects go (asyncio: after; a waiter's
+     * callbacks run later either way), so that a failed accept is reported
+     * with them. */
+    int woken = wakeup_waiter(self, exc == Py_None ? NULL : exc);
     Py_CLEAR(self->transport);
     Py_CLEAR(self->app_transport);
     Py_CLEAR(self->app_protocol);
-    if (wakeup_waiter(self, exc == Py_None ? NULL : exc) < 0 ||
-        cancel_handle(&self->shutdown_timeout_handle) < 0 ||
+    if (woken < 0 || cancel_handle(&self->shutdown_timeout_handle) < 0 ||
         cancel_handle(&self->handshake_timeout_handle) < 0) {
         goto done;
     }
@@ -1916,6 +1951,23 @@ fail_timeouts:
     Py_DECREF(timeout_values[0]);
     Py_DECREF(timeout_values[1]);
     return NULL;
+}
+
+PyObject *
+pa_sslproto_new_server(pa_state *st, PyObject *loop, PyObject *app_protocol, PyObject *sslcontext,
+                       PyObject *handshake_timeout, PyObject *shutdown_timeout)
+{
+    PyObject *args = Py_BuildValue("(OOOOOOOOO)", loop, app_protocol, sslcontext, Py_None,
+                                   Py_True, Py_None, Py_True, handshake_timeout, shutdown_timeout);
+    if (args == NULL) {
+        return NULL;
+    }
+    PyObject *proto = SSLProtocol_new(st->SSLProtocolType, args, NULL);
+    Py_DECREF(args);
+    if (proto != NULL) {
+        ((SSLProtocolObject *)proto)->report_accept_errors = 1;
+    }
+    return proto;
 }
 
 static int

@@ -76,6 +76,9 @@ typedef struct {
     char app_reading_paused;      /* the app paused its transport */
     char app_writing_paused;      /* we paused the app */
     char eof_received;
+    /* Made by a server's accept path, which has no task awaiting a waiter:
+     * a failed handshake is reported here, as asyncio's task reports it. */
+    char report_accept_errors;
 } SSLProtocolObject;
 
 typedef struct {
@@ -116,6 +119,13 @@ pa_sslproto_check(pa_state *st, PyObject *obj)
 {
     return st->SSLProtocolType != NULL && Py_IS_TYPE(obj, st->SSLProtocolType);
 }
+
+/* The SSL protocol of a connection a server accepted (accept.c):
+ * SSLProtocol(loop, app_protocol, sslcontext, None, server_side=True, ...)
+ * that reports a failed handshake as asyncio's accept task does. */
+PyObject *pa_sslproto_new_server(pa_state *st, PyObject *loop, PyObject *app_protocol,
+                                 PyObject *sslcontext, PyObject *handshake_timeout,
+                                 PyObject *shutdown_timeout);
 
 /* The socket transport received `n` bytes at `data` for this protocol: what
  * buffer_updated() does, without a buffer of ours in between. 0, or -1 with

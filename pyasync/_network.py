@@ -671,8 +671,8 @@ class NetworkMixin:
     def _start_serving(self, protocol_factory, sock, sslcontext=None, server=None, backlog=100,
                        ssl_handshake_timeout=constants.SSL_HANDSHAKE_TIMEOUT,
                        ssl_shutdown_timeout=constants.SSL_SHUTDOWN_TIMEOUT):
-        # The accept path is C (csrc/accept.c): it sets plain connections up
-        # itself and hands the others to on_connection.
+        # The accept path is C (csrc/accept.c): it sets connections up itself
+        # (TLS ones too) and hands them to on_connection in debug mode.
         def on_connection(conn, addr):
             if self.get_debug():
                 logger.debug("%r got a new connection from %r: %r", server, addr, conn)
@@ -697,8 +697,11 @@ class NetworkMixin:
                             protocol_factory, sock, sslcontext, server, backlog,
                             ssl_handshake_timeout, ssl_shutdown_timeout)
 
+        ssl_args = None
+        if sslcontext is not None:
+            ssl_args = (sslcontext, ssl_handshake_timeout, ssl_shutdown_timeout)
         acceptor = _core.Acceptor(self, sock, protocol_factory, server, backlog, SocketTransport,
-                                  on_connection, on_resource_error, sslcontext is None)
+                                  on_connection, on_resource_error, True, ssl_args)
         self._add_reader(sock.fileno(), acceptor)
 
     def _stop_serving(self, sock):

@@ -1101,14 +1101,16 @@ NOT_TLS = {
 }
 
 
-@pytest.mark.parametrize("debug", [False, True], ids=["nodebug", "debug"])
+@pytest.mark.parametrize("debug", [False, True, "after_accept"],
+                         ids=["nodebug", "debug", "debug_after_accept"])
 @pytest.mark.parametrize("garbage", list(NOT_TLS), ids=list(NOT_TLS))
 def test_server_handshake_failure(loop, tcp, server_ctx, client_ctx, closer, garbage, debug):
     # The server's protocol is made but hears nothing; the socket is closed.
     # An SSLError is an OSError: the exception handler is told only in debug
-    # mode, and then only of the failed set-up of the connection.
+    # mode, and then only of the failed set-up of the connection. Debug mode
+    # counts when the handshake fails, not when the connection was accepted.
     async def main():
-        loop.set_debug(debug)
+        loop.set_debug(debug is True)
         reported = []
         loop.set_exception_handler(lambda lp, ctx: reported.append(ctx))
         sf = ServerFactory(loop)
@@ -1116,6 +1118,13 @@ def test_server_handshake_failure(loop, tcp, server_ctx, client_ctx, closer, gar
         sock = tcp.socket()
         closer(sock)
         await loop.sock_connect(sock, tcp.address(server))
+        if debug == "after_accept":
+            for _ in range(1000):
+                if sf.protocols:
+                    break
+                await asyncio.sleep(0.001)
+            assert sf.protocols, "the server did not accept"
+            loop.set_debug(True)
         await loop.sock_sendall(sock, NOT_TLS[garbage])
         try:
             answer = await loop.sock_recv(sock, 1000)
