@@ -690,7 +690,7 @@ on_handshake_complete(SSLProtocolObject *self, PyObject *handshake_exc)
     PyObject *exc = NULL;
     if (handshake_exc == NULL) {
         if (set_state(self, PA_SSL_WRAPPED) == 0) {
-            peercert = call_method0(self->sslobj, n->str_getpeercert);
+            peercert = call_method0(self->sslcore, n->str_getpeercert);
         }
     } else if (PyType_Check(handshake_exc)) {
         exc = PyObject_CallNoArgs(handshake_exc); /* `raise ConnectionResetError` */
@@ -729,8 +729,8 @@ on_handshake_complete(SSLProtocolObject *self, PyObject *handshake_exc)
             return -1;
         }
     }
-    PyObject *cipher = call_method0(self->sslobj, n->str_cipher);
-    PyObject *compression = cipher ? call_method0(self->sslobj, n->str_compression) : NULL;
+    PyObject *cipher = call_method0(self->sslcore, n->str_cipher);
+    PyObject *compression = cipher ? call_method0(self->sslcore, n->str_compression) : NULL;
     int rc = compression ? 0 : -1;
     if (rc == 0) {
         rc = PyDict_SetItemString(self->extra, "peercert", peercert);

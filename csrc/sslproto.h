@@ -53,9 +53,10 @@ typedef struct {
     PyObject *incoming;           /* ssl.MemoryBIO: bytes from the peer */
     PyObject *outgoing;           /* ssl.MemoryBIO: bytes for the peer */
     PyObject *sslobj;             /* what context.wrap_bio() gave (ssl.SSLObject) */
-    /* What read/write/do_handshake are called on: the _ssl object inside an
-     * ssl.SSLObject of exactly that class (its methods only forward), else
-     * sslobj itself, whose class may override them. */
+    /* What read/write/do_handshake/getpeercert/cipher/compression are
+     * called on: the _ssl object inside an ssl.SSLObject of exactly that
+     * class (its methods only forward), else sslobj itself, whose class may
+     * override them. */
     PyObject *sslcore;
     PyObject *backlog;            /* list of app data not yet given to sslobj */
     PyObject *buffer;             /* bytearray for get_buffer() called from Python */
