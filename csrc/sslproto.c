@@ -1149,29 +1149,94 @@ nothing_to_read(SSLProtocolObject *self)
     return pending == 0;
 }
 
-/* b''.join(chunks) of bytes objects. */
-static PyObject *
-join_chunks(PyObject *chunks)
+/* Records after the first, read straight into one bytes object that
+ * starts with `first`: no bytes per record and no join. Its size is an
+ * upper bound of what can still be read: the plaintext of what the BIO
+ * holds, plus one record that OpenSSL may hold in part. 1 with *data (a
+ * new reference) and *eof set, or -1 with an exception. */
+static int
+read_rest(SSLProtocolObject *self, PyObject *first, PyObject **data, int *eof)
 {
-    Py_ssize_t total = 0, n = PyList_GET_SIZE(chunks);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        total += PyBytes_GET_SIZE(PyList_GET_ITEM(chunks, i));
+    pa_ssl_names *n = proto_names(self);
+    Py_ssize_t in = bio_pending(n, self->incoming);
+    if (in < 0) {
+        return -1;
     }
-    PyObject *data = PyBytes_FromStringAndSize(NULL, total);
-    if (data == NULL) {
-        return NULL;
+    Py_ssize_t off = PyBytes_GET_SIZE(first);
+    Py_ssize_t cap = off + in + SSL_RECORD_MAX;
+    PyObject *buf = PyBytes_FromStringAndSize(NULL, cap);
+    if (buf == NULL) {
+        return -1;
     }
-    char *p = PyBytes_AS_STRING(data);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *c = PyList_GET_ITEM(chunks, i);
-        memcpy(p, PyBytes_AS_STRING(c), (size_t)PyBytes_GET_SIZE(c));
-        p += PyBytes_GET_SIZE(c);
+    memcpy(PyBytes_AS_STRING(buf), PyBytes_AS_STRING(first), (size_t)off);
+    for (;;) {
+        if (off == cap) {
+            /* not expected (see above); grow rather than trust it */
+            cap += SSL_RECORD_MAX;
+            if (_PyBytes_Resize(&buf, cap) < 0) {
+                return -1;
+            }
+        }
+        PyObject *want = PyLong_FromSsize_t(cap - off);
+        PyObject *view = want ? PyMemoryView_FromMemory(PyBytes_AS_STRING(buf) + off, cap - off,
+                                                        PyBUF_WRITE)
+                              : NULL;
+        PyObject *res = NULL;
+        if (view != NULL) {
+            PyObject *args[3] = {self->sslcore, want, view};
+            res = PyObject_VectorcallMethod(n->str_read, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                            NULL);
+            /* buf may be resized: no view of it may outlive the read (a
+             * traceback of an SSLObject subclass's read() may hold one) */
+            if (Py_REFCNT(view) > 1) {
+                PyObject *exc = pa_err_take();
+                PyObject *released = PyObject_CallMethod(view, "release", NULL);
+                if (released == NULL) {
+                    Py_XDECREF(exc);
+                    Py_CLEAR(res);
+                } else {
+                    Py_DECREF(released);
+                    pa_err_restore(exc);
+                }
+            }
+        }
+        Py_XDECREF(want);
+        Py_XDECREF(view);
+        if (res == NULL) {
+            if (again_error_raised(n)) {
+                PyErr_Clear();
+                break;
+            }
+            Py_DECREF(buf);
+            return -1;
+        }
+        Py_ssize_t count = PyLong_AsSsize_t(res);
+        Py_DECREF(res);
+        if (count < 0 || count > cap - off) {
+            if (!PyErr_Occurred()) {
+                PyErr_Format(PyExc_RuntimeError, "SSLObject.read() returned %zd", count);
+            }
+            Py_DECREF(buf);
+            return -1;
+        }
+        if (count == 0) {
+            *eof = 1;
+            break;
+        }
+        off += count;
+        if (nothing_to_read(self)) {
+            break;
+        }
     }
-    return data;
+    if (off != cap && _PyBytes_Resize(&buf, off) < 0) {
+        return -1;
+    }
+    *data = buf;
+    return 1;
 }
 
-/* sslobj.read(max_size) until it has nothing more; data_received() with
- * what was read. */
+/* sslobj.read() until it has nothing more; data_received() with what was
+ * read, in one piece. */
 static int
 do_read_copied(SSLProtocolObject *self)
 {
@@ -1184,67 +1249,30 @@ do_read_copied(SSLProtocolObject *self)
     if (size == NULL) {
         return -1;
     }
-    PyObject *first = NULL, *chunks = NULL;
-    int eof = 0, rc = 0;
-    for (;;) {
-        PyObject *chunk = call_method1(self->sslcore, n->str_read, size);
-        if (chunk == NULL) {
-            if (again_error_raised(n)) {
-                PyErr_Clear();
-                break;
-            }
-            rc = -1;
-            break;
-        }
-        if (!PyBytes_Check(chunk)) {
-            PyErr_Format(PyExc_TypeError, "SSLObject.read() returned %.200s, not bytes",
-                         Py_TYPE(chunk)->tp_name);
-            Py_DECREF(chunk);
-            rc = -1;
-            break;
-        }
-        if (PyBytes_GET_SIZE(chunk) == 0) {
-            Py_DECREF(chunk);
-            eof = 1;
-            break;
-        }
-        if (first == NULL && chunks == NULL) {
-            first = chunk;
-        } else {
-            if (chunks == NULL) {
-                chunks = PyList_New(1);
-                if (chunks == NULL) {
-                    Py_DECREF(chunk);
-                    rc = -1;
-                    break;
-                }
-                PyList_SET_ITEM(chunks, 0, first);
-                first = NULL;
-            }
-            int r = PyList_Append(chunks, chunk);
-            Py_DECREF(chunk);
-            if (r < 0) {
-                rc = -1;
-                break;
-            }
-        }
-        if (nothing_to_read(self)) {
-            break;
-        }
-    }
+    PyObject *data = call_method1(self->sslcore, n->str_read, size);
     Py_DECREF(size);
-    if (rc < 0) {
-        Py_XDECREF(first);
-        Py_XDECREF(chunks);
-        return -1;
-    }
-    PyObject *data = first;
-    if (chunks != NULL) {
-        data = join_chunks(chunks);
-        Py_DECREF(chunks);
-        if (data == NULL) {
+    int eof = 0;
+    if (data == NULL) {
+        if (!again_error_raised(n)) {
             return -1;
         }
+        PyErr_Clear();
+    } else if (!PyBytes_Check(data)) {
+        PyErr_Format(PyExc_TypeError, "SSLObject.read() returned %.200s, not bytes",
+                     Py_TYPE(data)->tp_name);
+        Py_DECREF(data);
+        return -1;
+    } else if (PyBytes_GET_SIZE(data) == 0) {
+        Py_CLEAR(data);
+        eof = 1;
+    } else if (!nothing_to_read(self)) {
+        PyObject *all;
+        int rc = read_rest(self, data, &all, &eof);
+        Py_DECREF(data);
+        if (rc < 0) {
+            return -1;
+        }
+        data = all;
     }
     if (data != NULL) {
         PyObject *res = app_call(self, st->str_data_received, data);

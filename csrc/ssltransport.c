@@ -71,7 +71,14 @@ static PyObject *
 SSLTransport_set_protocol(SSLTransportObject *self, PyObject *protocol)
 {
     SSLProtocolObject *p = protocol_of(self, "_set_app_protocol");
-    if (p == NULL || pa_sslproto_set_app_protocol(p, protocol) < 0) {
+    if (p == NULL) {
+        return NULL;
+    }
+    /* the checks of the new protocol run Python code, which may close us */
+    Py_INCREF(p);
+    int rc = pa_sslproto_set_app_protocol(p, protocol);
+    Py_DECREF(p);
+    if (rc < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -152,12 +159,15 @@ SSLTransport_set_write_buffer_limits(SSLTransportObject *self, PyObject *args, P
         return NULL;
     }
     SSLProtocolObject *p = protocol_of(self, "_set_write_buffer_limits");
-    if (p == NULL || pa_ssl_flow_limits(high, low, proto_flow_kb(p, 1), &p->outgoing_high,
-                                        &p->outgoing_low) < 0) {
+    if (p == NULL) {
         return NULL;
     }
+    /* __index__() of the limits is Python code, which may close us */
     Py_INCREF(p);
-    int rc = pa_sslproto_control_app_writing(p);
+    int rc = pa_ssl_flow_limits(high, low, proto_flow_kb(p, 1), &p->outgoing_high, &p->outgoing_low);
+    if (rc == 0) {
+        rc = pa_sslproto_control_app_writing(p);
+    }
     Py_DECREF(p);
     if (rc < 0) {
         return NULL;
@@ -190,12 +200,15 @@ SSLTransport_set_read_buffer_limits(SSLTransportObject *self, PyObject *args, Py
         return NULL;
     }
     SSLProtocolObject *p = protocol_of(self, "_set_read_buffer_limits");
-    if (p == NULL || pa_ssl_flow_limits(high, low, proto_flow_kb(p, 0), &p->incoming_high,
-                                        &p->incoming_low) < 0) {
+    if (p == NULL) {
         return NULL;
     }
+    /* __index__() of the limits is Python code, which may close us */
     Py_INCREF(p);
-    int rc = pa_sslproto_control_ssl_reading(p);
+    int rc = pa_ssl_flow_limits(high, low, proto_flow_kb(p, 0), &p->incoming_high, &p->incoming_low);
+    if (rc == 0) {
+        rc = pa_sslproto_control_ssl_reading(p);
+    }
     Py_DECREF(p);
     if (rc < 0) {
         return NULL;

@@ -318,3 +318,38 @@ def test_failed_tls_accept_closes_the_socket(loop, loop_kind, server_ctx):
         # Closed at once; asyncio leaves the accepted socket to the garbage
         # collector, which warns (docs/differences.md).
         assert [str(w.message) for w in caught if w.category is ResourceWarning] == []
+
+
+class CountingSSLObject(ssl.SSLObject):
+    """An sslobject_class of the application's: its methods must be the
+    ones called."""
+    reads = 0
+    writes = 0
+
+    def read(self, len=1024, buffer=None):
+        CountingSSLObject.reads += 1
+        return super().read(len, buffer)
+
+    def write(self, data):
+        CountingSSLObject.writes += 1
+        return super().write(data)
+
+
+def test_tls_custom_sslobject_class(loop, endpoint, server_ctx, client_ctx):
+    data = nh.payload(300 * 1024, seed=13)
+    server_ctx.sslobject_class = CountingSSLObject
+    client_ctx.sslobject_class = CountingSSLObject
+    CountingSSLObject.reads = CountingSSLObject.writes = 0
+
+    async def main():
+        server, client, sproto = await tls_pair(
+            loop, endpoint, server_ctx, client_ctx, {"echo": True})
+        assert isinstance(client.transport.get_extra_info("ssl_object"), CountingSSLObject)
+        await client.send_flow_controlled([data[i:i + 65536]
+                                           for i in range(0, len(data), 65536)])
+        got = await client.received(len(data))
+        await nh.close_all(server, client, sproto)
+        return got
+    assert run(loop, main()) == data
+    assert CountingSSLObject.writes >= -(-len(data) // 65536)  # the client's, at least
+    assert CountingSSLObject.reads >= 2 * (len(data) // 16384)
