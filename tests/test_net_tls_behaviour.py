@@ -17,6 +17,7 @@ RawTLS: an ssl.SSLObject over memory BIOs on a plain socket, moved by hand.
 import asyncio
 import logging
 import ssl
+import sys
 
 import pytest
 
@@ -923,6 +924,30 @@ def test_abort_skips_close_notify(loop, tcp, raw_server_ctx, client_ctx, closer)
     assert closing is True
     assert exc is None
     assert calls == ["made", "data", "lost"] and lost_count == 1
+    assert seen_by_peer == (b"", "eof")
+
+
+def test_force_close(loop, loop_kind, tcp, raw_server_ctx, client_ctx, closer):
+    # What an outer TLS layer calls: the connection ends at once, without
+    # close_notify. 3.13 passes the exception on to connection_lost();
+    # 3.11/3.12 abort (asyncio's own raises TypeError there, so this runs
+    # on pyasync only before 3.13: docs/differences.md).
+    if loop_kind == "asyncio" and sys.version_info < (3, 13):
+        pytest.skip("asyncio 3.11/3.12: _force_close() of the TLS transport raises TypeError")
+    err = ConnectionError("forced")
+
+    async def main():
+        tr, client, peer = await raw_server_pair(loop, tcp, raw_server_ctx, client_ctx,
+                                                 closer)
+        tr._force_close(err)
+        closing = tr.is_closing()
+        exc = await asyncio.wait_for(client.lost, 2)
+        seen_by_peer = await peer.read_until_end()
+        return closing, exc, client.calls, seen_by_peer
+    closing, exc, calls, seen_by_peer = run(loop, main())
+    assert closing is True
+    assert exc is (err if sys.version_info >= (3, 13) else None)
+    assert calls == ["made", "data", "lost"]
     assert seen_by_peer == (b"", "eof")
 
 
