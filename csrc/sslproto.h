@@ -12,8 +12,11 @@
  * entirely when both are ours (the transport receives straight into a
  * scratch buffer and hands the bytes to pa_sslproto_data_in()).
  *
- * sslproto.c has the protocol; ssltransport.c the application's transport,
- * whose methods forward to the protocol through the functions below.
+ * sslproto.c has the protocol's state machine and data paths;
+ * sslproto_type.c the Python type around it (construction, the methods a
+ * transport and Python code call, attributes) and the module state it
+ * imports; ssltransport.c the application's transport, whose methods
+ * forward to the protocol through the functions below.
  */
 #ifndef PYASYNC_SSLPROTO_H
 #define PYASYNC_SSLPROTO_H
@@ -147,9 +150,60 @@ int pa_sslproto_control_ssl_reading(SSLProtocolObject *self);
 /* -1 with an exception if a BIO's pending count cannot be read. */
 Py_ssize_t pa_sslproto_write_buffer_size(SSLProtocolObject *self);
 Py_ssize_t pa_sslproto_read_buffer_size(SSLProtocolObject *self);
-/* add_flowcontrol_defaults(high, low, kb) into *hi, *lo. */
-int pa_ssl_flow_limits(PyObject *high, PyObject *low, Py_ssize_t kb, Py_ssize_t *hi,
-                       Py_ssize_t *lo);
+
+/* ---- Between sslproto.c (the state machine) and sslproto_type.c (the
+ * Python type): asyncio's SSLProtocol methods of the same names; each
+ * returns 0 (or a borrowed object), or -1 (NULL) with an exception. */
+
+#define SSL_MAX_SIZE (256 * 1024)  /* asyncio's SSLProtocol.max_size */
+#define SSL_RECORD_MAX (16 * 1024) /* the most plaintext a TLS record carries */
+
+static inline pa_state *
+pa_ssl_state_of(SSLProtocolObject *self)
+{
+    return pa_get_state(PyType_GetModule(Py_TYPE(self)));
+}
+
+static inline pa_ssl_names *
+pa_ssl_names_of(SSLProtocolObject *self)
+{
+    return pa_ssl_state_of(self)->ssl; /* made before any instance */
+}
+
+static inline PyObject *
+pa_ssl_call0(PyObject *obj, PyObject *name)
+{
+    return PyObject_VectorcallMethod(name, &obj, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+}
+
+static inline PyObject *
+pa_ssl_call1(PyObject *obj, PyObject *name, PyObject *arg)
+{
+    PyObject *args[2] = {obj, arg};
+    return PyObject_VectorcallMethod(name, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+}
+
+/* "SSLProtocolState.WRAPPED" and so on, as asyncio's enum prints them. */
+const char *pa_ssl_state_name(pa_ssl_state state);
+int pa_ssl_start_handshake(SSLProtocolObject *self);
+int pa_ssl_do_handshake(SSLProtocolObject *self);
+int pa_ssl_on_handshake_complete(SSLProtocolObject *self, PyObject *handshake_exc);
+int pa_ssl_set_state(SSLProtocolObject *self, pa_ssl_state new_state);
+int pa_ssl_do_flush(SSLProtocolObject *self);
+int pa_ssl_do_write(SSLProtocolObject *self);
+int pa_ssl_do_shutdown(SSLProtocolObject *self);
+int pa_ssl_do_read(SSLProtocolObject *self);
+int pa_ssl_process_outgoing(SSLProtocolObject *self);
+int pa_ssl_fatal_error(SSLProtocolObject *self, PyObject *exc, const char *message);
+int pa_ssl_wakeup_waiter(SSLProtocolObject *self, PyObject *exc);
+int pa_ssl_cancel_handle(PyObject **handle);
+void pa_ssl_mark_app_transport_closed(SSLProtocolObject *self);
+PyObject *pa_ssl_get_app_transport(SSLProtocolObject *self);
+int pa_ssl_transport_force_close(SSLProtocolObject *self, PyObject *exc);
+/* logger.<level>(fmt, self[, arg]) through asyncio's logger. */
+int pa_ssl_log(SSLProtocolObject *self, const char *level, const char *fmt, PyObject *arg,
+               int exc_info);
+int pa_ssl_on_data_in(SSLProtocolObject *self);
 
 /* The application transport of `protocol` (ssltransport.c). */
 PyObject *pa_ssltransport_new(pa_state *st, PyObject *loop, PyObject *protocol);

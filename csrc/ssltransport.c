@@ -164,7 +164,8 @@ SSLTransport_set_write_buffer_limits(SSLTransportObject *self, PyObject *args, P
     }
     /* __index__() of the limits is Python code, which may close us */
     Py_INCREF(p);
-    int rc = pa_ssl_flow_limits(high, low, proto_flow_kb(p, 1), &p->outgoing_high, &p->outgoing_low);
+    int rc = pa_flow_limits(high, low, proto_flow_kb(p, 1) * 1024, &p->outgoing_high,
+                            &p->outgoing_low);
     if (rc == 0) {
         rc = pa_sslproto_control_app_writing(p);
     }
@@ -205,7 +206,8 @@ SSLTransport_set_read_buffer_limits(SSLTransportObject *self, PyObject *args, Py
     }
     /* __index__() of the limits is Python code, which may close us */
     Py_INCREF(p);
-    int rc = pa_ssl_flow_limits(high, low, proto_flow_kb(p, 0), &p->incoming_high, &p->incoming_low);
+    int rc = pa_flow_limits(high, low, proto_flow_kb(p, 0) * 1024, &p->incoming_high,
+                            &p->incoming_low);
     if (rc == 0) {
         rc = pa_sslproto_control_ssl_reading(p);
     }
@@ -386,7 +388,8 @@ SSLTransport_dealloc(SSLTransportObject *self)
 }
 
 #define NOARGS(name, func) {name, (PyCFunction)(void (*)(void))func, METH_NOARGS, NULL}
-#define KWARGS(name, func) {name, (PyCFunction)(void (*)(void))func, METH_VARARGS | METH_KEYWORDS, NULL}
+#define KWARGS(name, func)                                                                         \
+    {name, (PyCFunction)(void (*)(void))func, METH_VARARGS | METH_KEYWORDS, NULL}
 
 static PyMethodDef SSLTransport_methods[] = {
     KWARGS("get_extra_info", SSLTransport_get_extra_info),

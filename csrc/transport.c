@@ -794,13 +794,14 @@ pa_tr_m_get_write_buffer_limits(TransportObject *self, PyObject *Py_UNUSED(ignor
     return Py_BuildValue("(nn)", self->low_water, self->high_water);
 }
 
-static int
-set_limits(TransportObject *self, PyObject *high_obj, PyObject *low_obj)
+int
+pa_flow_limits(PyObject *high_obj, PyObject *low_obj, Py_ssize_t default_high, Py_ssize_t *hi,
+               Py_ssize_t *lo)
 {
     Py_ssize_t high, low;
-    if (high_obj == Py_None) {
-        if (low_obj == Py_None) {
-            high = DEFAULT_HIGH_WATER;
+    if (high_obj == NULL || high_obj == Py_None) {
+        if (low_obj == NULL || low_obj == Py_None) {
+            high = default_high;
         } else {
             low = PyNumber_AsSsize_t(low_obj, PyExc_OverflowError);
             if (low == -1 && PyErr_Occurred()) {
@@ -814,7 +815,7 @@ set_limits(TransportObject *self, PyObject *high_obj, PyObject *low_obj)
             return -1;
         }
     }
-    if (low_obj == Py_None) {
+    if (low_obj == NULL || low_obj == Py_None) {
         low = high / 4;
         /* Python's floor division, for a negative high. */
         if (high < 0 && high % 4 != 0) {
@@ -830,9 +831,16 @@ set_limits(TransportObject *self, PyObject *high_obj, PyObject *low_obj)
         PyErr_Format(PyExc_ValueError, "high (%zd) must be >= low (%zd) must be >= 0", high, low);
         return -1;
     }
-    self->high_water = high;
-    self->low_water = low;
+    *hi = high;
+    *lo = low;
     return 0;
+}
+
+static int
+set_limits(TransportObject *self, PyObject *high_obj, PyObject *low_obj)
+{
+    return pa_flow_limits(high_obj, low_obj, DEFAULT_HIGH_WATER, &self->high_water,
+                          &self->low_water);
 }
 
 PyObject *

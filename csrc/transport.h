@@ -155,6 +155,13 @@ PyObject *pa_tr_close_again(TransportObject *self);
 PyObject *pa_tr_call_protocol(TransportObject *self, PyObject *name, PyObject *const *args,
                               size_t nargs);
 
+/* add_flowcontrol_defaults() of asyncio: the high and low marks from what
+ * set_write_buffer_limits(high, low) was given (None or NULL: the default
+ * high mark, a quarter of it low), ValueError unless high >= low >= 0.
+ * Also for TLS (sslproto.c). */
+int pa_flow_limits(PyObject *high, PyObject *low, Py_ssize_t default_high, Py_ssize_t *hi,
+                   Py_ssize_t *lo);
+
 /* Shared by both kinds, in transport.c. All return 0, or -1 with an
  * exception that must propagate (SystemExit, KeyboardInterrupt, or a failure
  * of the exception handler itself). */
