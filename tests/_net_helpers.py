@@ -555,3 +555,22 @@ def server_ctx(tls_files):
 @pytest.fixture
 def client_ctx(tls_files):
     return ssl.create_default_context(cafile=tls_files[0])
+
+
+async def tls_pair(loop, endpoint, server_ctx, client_ctx, server_kw=None,
+                   client_kw=None, client_factory=None, server_factory=None,
+                   **kw):
+    """A TLS server of endpoint's kind and one TLS client connected to it.
+    Returns (server, client_protocol, server_protocol)."""
+    sf = server_factory or ServerFactory(loop, **(server_kw or {}))
+    server = await endpoint.create_server(loop, sf, ssl=server_ctx)
+    try:
+        factory = client_factory or (lambda: Recorder(loop, **(client_kw or {})))
+        _, client = await endpoint.create_connection(
+            loop, factory, endpoint.address(server),
+            ssl=client_ctx, server_hostname="localhost", **kw)
+        sproto = await sf.next()
+    except BaseException:
+        server.close()
+        raise
+    return server, client, sproto

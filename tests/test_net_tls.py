@@ -10,25 +10,9 @@ import warnings
 import pytest
 
 import _net_helpers as nh
-from _net_helpers import Recorder, ServerFactory, run
+from _net_helpers import Recorder, ServerFactory, run, tls_pair
 
 pytest_plugins = ["_net_helpers"]  # fixtures: endpoint, tcp, unix, closer, ...
-
-
-async def tls_pair(loop, endpoint, server_ctx, client_ctx, server_kw=None, **kw):
-    """A TLS server of endpoint's kind and one TLS client connected to it.
-    Returns (server, client_protocol, server_protocol)."""
-    sf = ServerFactory(loop, **(server_kw or {}))
-    server = await endpoint.create_server(loop, sf, ssl=server_ctx)
-    try:
-        _, client = await endpoint.create_connection(
-            loop, lambda: Recorder(loop), endpoint.address(server),
-            ssl=client_ctx, server_hostname="localhost", **kw)
-        sproto = await sf.next()
-    except BaseException:
-        server.close()
-        raise
-    return server, client, sproto
 
 
 def test_tls_round_trip(loop, endpoint, server_ctx, client_ctx):

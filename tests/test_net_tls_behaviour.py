@@ -22,7 +22,7 @@ import sys
 import pytest
 
 import _net_helpers as nh
-from _net_helpers import Recorder, ServerFactory, run
+from _net_helpers import Recorder, ServerFactory, run, tls_pair
 
 pytest_plugins = ["_net_helpers"]  # fixtures: endpoint, tcp, unix, closer, ...
 
@@ -49,25 +49,6 @@ async def until(predicate):
     in a paused transport's read buffer."""
     while not predicate():
         await asyncio.sleep(0)
-
-
-async def tls_pair(loop, endpoint, server_ctx, client_ctx, server_kw=None,
-                   client_kw=None, client_factory=None, server_factory=None,
-                   **kw):
-    """A TLS server of endpoint's kind and one TLS client connected to it.
-    Returns (server, client_protocol, server_protocol)."""
-    sf = server_factory or ServerFactory(loop, **(server_kw or {}))
-    server = await endpoint.create_server(loop, sf, ssl=server_ctx)
-    try:
-        factory = client_factory or (lambda: Recorder(loop, **(client_kw or {})))
-        _, client = await endpoint.create_connection(
-            loop, factory, endpoint.address(server),
-            ssl=client_ctx, server_hostname="localhost", **kw)
-        sproto = await sf.next()
-    except BaseException:
-        server.close()
-        raise
-    return server, client, sproto
 
 
 async def close_server(server):
