@@ -65,6 +65,7 @@ typedef struct {
     PyObject *buffer;             /* bytearray for get_buffer() called from Python */
     PyObject *buffer_view;        /* memoryview of it */
     PyObject *weakreflist;
+    PyObject *dict;               /* attributes set from Python, as on asyncio's class */
     Py_ssize_t write_buffer_size; /* bytes in backlog */
     Py_ssize_t conn_lost;
     Py_ssize_t incoming_high, incoming_low;
@@ -90,6 +91,8 @@ typedef struct {
     PyObject *extra;              /* asyncio.BaseTransport's `_extra` slot: keep first; unused */
     PyObject *loop;
     PyObject *ssl_protocol;       /* SSLProtocolObject; NULL after a second close() */
+    PyObject *weakreflist;
+    PyObject *dict;               /* attributes set from Python, as on asyncio's class */
     char closed;
 } SSLTransportObject;
 

@@ -685,6 +685,7 @@ SSLProtocol_traverse(SSLProtocolObject *self, visitproc visit, void *arg)
     Py_VISIT(self->backlog);
     Py_VISIT(self->buffer);
     Py_VISIT(self->buffer_view);
+    Py_VISIT(self->dict);
     return 0;
 }
 
@@ -718,6 +719,7 @@ SSLProtocol_clear(SSLProtocolObject *self)
     }
     Py_CLEAR(self->buffer_view);
     Py_CLEAR(self->buffer);
+    Py_CLEAR(self->dict);
     return 0;
 }
 
@@ -765,6 +767,7 @@ static PyGetSetDef SSLProtocol_getset[] = {
     {"_app_protocol", (getter)SSLProtocol_get_app_protocol, NULL, NULL, NULL},
     {"_transport", (getter)SSLProtocol_get_transport, NULL, NULL, NULL},
     {"_waiter", (getter)SSLProtocol_get_waiter, NULL, NULL, NULL},
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
     {NULL},
 };
 
@@ -800,6 +803,7 @@ static PyMemberDef SSLProtocol_members[] = {
      NULL},
     {"_outgoing_low_water", T_PYSSIZET, offsetof(SSLProtocolObject, outgoing_low), READONLY, NULL},
     {"__weaklistoffset__", T_PYSSIZET, offsetof(SSLProtocolObject, weakreflist), READONLY, NULL},
+    {"__dictoffset__", T_PYSSIZET, offsetof(SSLProtocolObject, dict), READONLY, NULL},
     {NULL},
 };
 

@@ -362,6 +362,7 @@ SSLTransport_traverse(SSLTransportObject *self, visitproc visit, void *arg)
     Py_VISIT(self->extra);
     Py_VISIT(self->loop);
     Py_VISIT(self->ssl_protocol);
+    Py_VISIT(self->dict);
     return 0;
 }
 
@@ -371,6 +372,7 @@ SSLTransport_clear(SSLTransportObject *self)
     Py_CLEAR(self->extra);
     Py_CLEAR(self->loop);
     Py_CLEAR(self->ssl_protocol);
+    Py_CLEAR(self->dict);
     return 0;
 }
 
@@ -382,6 +384,9 @@ SSLTransport_dealloc(SSLTransportObject *self)
         return; /* resurrected */
     }
     PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
     SSLTransport_clear(self);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
@@ -433,11 +438,14 @@ static PyGetSetDef SSLTransport_getset[] = {
     {"_ssl_protocol", (getter)SSLTransport_get_ssl_protocol, NULL, NULL, NULL},
     {"_closed", (getter)SSLTransport_get_closed, NULL, NULL, NULL},
     {"_protocol_paused", (getter)SSLTransport_get_protocol_paused, NULL, NULL, NULL},
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
     {NULL},
 };
 
 static PyMemberDef SSLTransport_members[] = {
     {"_loop", T_OBJECT, offsetof(SSLTransportObject, loop), READONLY, NULL},
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(SSLTransportObject, weakreflist), READONLY, NULL},
+    {"__dictoffset__", T_PYSSIZET, offsetof(SSLTransportObject, dict), READONLY, NULL},
     {NULL},
 };
 

@@ -6,6 +6,7 @@ import gc
 import socket
 import ssl
 import warnings
+import weakref
 
 import pytest
 
@@ -337,3 +338,17 @@ def test_tls_custom_sslobject_class(loop, endpoint, server_ctx, client_ctx):
     assert run(loop, main()) == data
     assert CountingSSLObject.writes >= -(-len(data) // 65536)  # the client's, at least
     assert CountingSSLObject.reads >= 2 * (len(data) // 16384)
+
+
+def test_tls_transport_weakref_and_attributes(loop, tcp, server_ctx, client_ctx):
+    # asyncio's TLS transport is a plain Python class: weak references and
+    # attributes of the program's own work on it.
+    async def main():
+        server, client, sproto = await tls_pair(loop, tcp, server_ctx, client_ctx)
+        tr = client.transport
+        ref = weakref.ref(tr)
+        tr.request_count = 3
+        seen = (ref() is tr, tr.request_count, tr.__dict__.get("request_count"))
+        await nh.close_all(server, client, sproto)
+        return seen
+    assert run(loop, main()) == (True, 3, 3)
