@@ -316,8 +316,8 @@ pa_ssl_get_app_transport(SSLProtocolObject *self)
             PyErr_SetString(PyExc_RuntimeError, "Creating _SSLProtocolTransport twice");
             return NULL;
         }
-        self->app_transport =
-            pa_ssltransport_new(pa_ssl_state_of(self), self->loop, (PyObject *)self);
+        self->app_transport = PyObject_CallFunctionObjArgs(
+            pa_ssl_names_of(self)->SSLProtocolTransport, self->loop, (PyObject *)self, NULL);
         if (self->app_transport == NULL) {
             return NULL;
         }
@@ -326,12 +326,14 @@ pa_ssl_get_app_transport(SSLProtocolObject *self)
     return self->app_transport; /* borrowed */
 }
 
-void
+/* app_transport._closed = True */
+int
 pa_ssl_mark_app_transport_closed(SSLProtocolObject *self)
 {
-    if (self->app_transport != NULL) {
-        ((SSLTransportObject *)self->app_transport)->closed = 1;
+    if (self->app_transport == NULL) {
+        return 0;
     }
+    return PyObject_SetAttr(self->app_transport, pa_ssl_names_of(self)->str_closed, Py_True);
 }
 
 /* ------------------------------------------------------------ errors */
@@ -564,7 +566,9 @@ pa_sslproto_start_shutdown(SSLProtocolObject *self)
     if (s == PA_SSL_FLUSHING || s == PA_SSL_SHUTDOWN || s == PA_SSL_UNWRAPPED) {
         return 0;
     }
-    pa_ssl_mark_app_transport_closed(self);
+    if (pa_ssl_mark_app_transport_closed(self) < 0) {
+        return -1;
+    }
     if (s == PA_SSL_DO_HANDSHAKE) {
         return pa_sslproto_abort(self, NULL);
     }

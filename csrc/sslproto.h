@@ -1,8 +1,11 @@
 /*
  * sslproto.h - TLS over any stream transport: the SSL protocol that sits
- * between the socket transport and the application, and the transport it
- * gives the application (asyncio.sslproto's SSLProtocol and
- * _SSLProtocolTransport, same behaviour, same state machine).
+ * between the socket transport and the application (asyncio.sslproto's
+ * SSLProtocol, same behaviour, same state machine). The application's
+ * transport is asyncio's own _SSLProtocolTransport: a thin Python class
+ * whose methods call the protocol's private methods (_write_appdata(),
+ * _start_shutdown(), ...), which ours has; so isinstance() checks, its
+ * warnings and its attributes are asyncio's.
  *
  * The cryptography is the standard library's: an ssl.SSLObject over two
  * ssl.MemoryBIOs, as asyncio and uvloop use it. What moves into C is
@@ -14,9 +17,8 @@
  *
  * sslproto.c has the protocol's state machine and data paths;
  * sslproto_type.c the Python type around it (construction, the methods a
- * transport and Python code call, attributes) and the module state it
- * imports; ssltransport.c the application's transport, whose methods
- * forward to the protocol through the functions below.
+ * transport, the application's transport and Python code call,
+ * attributes) and the module state it imports.
  */
 #ifndef PYASYNC_SSLPROTO_H
 #define PYASYNC_SSLPROTO_H
@@ -42,7 +44,8 @@ typedef struct {
     PyObject_HEAD
     PyObject *loop;
     PyObject *app_protocol;       /* NULL once connection_lost() ran */
-    PyObject *app_transport;      /* SSLTransportObject; NULL once connection_lost() ran */
+    PyObject *app_transport;      /* asyncio's _SSLProtocolTransport; NULL once
+                                   * connection_lost() ran */
     PyObject *transport;          /* the transport below us; NULL until connection_made() */
     PyObject *sslcontext;
     PyObject *server_hostname;    /* str or None */
@@ -86,16 +89,6 @@ typedef struct {
     char report_accept_errors;
 } SSLProtocolObject;
 
-typedef struct {
-    PyObject_HEAD
-    PyObject *extra;              /* asyncio.BaseTransport's `_extra` slot: keep first; unused */
-    PyObject *loop;
-    PyObject *ssl_protocol;       /* SSLProtocolObject; NULL after a second close() */
-    PyObject *weakreflist;
-    PyObject *dict;               /* attributes set from Python, as on asyncio's class */
-    char closed;
-} SSLTransportObject;
-
 /* What sslproto.c needs from Python, imported when the first SSL protocol
  * is made (a program that never uses TLS never imports ssl). */
 typedef struct pa_ssl_names {
@@ -106,6 +99,7 @@ typedef struct pa_ssl_names {
     PyObject *SSLWantReadError;
     PyObject *SSLSyscallError;
     PyObject *CertificateError;
+    PyObject *SSLProtocolTransport; /* asyncio.sslproto._SSLProtocolTransport */
     PyObject *logger;
     Py_ssize_t flow_read_kb, flow_write_kb;  /* asyncio.constants' defaults */
     Py_ssize_t log_threshold;
@@ -114,7 +108,7 @@ typedef struct pa_ssl_names {
         *str_getpeercert, *str_cipher, *str_compression, *str_force_close, *str_abort,
         *str_pause_reading, *str_resume_reading, *str_cancelled, *str_call_later,
         *str_wrap_bio, *str_sslobj_attr, *str_do_read, *str_resume, *str_check_handshake_timeout,
-        *str_check_shutdown_timeout, *str_get_extra_info, *str_close, *kwnames_wrap_bio;
+        *str_check_shutdown_timeout, *str_get_extra_info, *str_close, *str_closed, *kwnames_wrap_bio;
 } pa_ssl_names;
 
 int pa_sslproto_register_types(PyObject *module, pa_state *st);
@@ -139,8 +133,8 @@ PyObject *pa_sslproto_new_server(pa_state *st, PyObject *loop, PyObject *app_pro
  * an exception (to be reported as buffer_updated()'s failure). */
 int pa_sslproto_data_in(SSLProtocolObject *self, const char *data, Py_ssize_t n);
 
-/* The protocol's side of the application transport (ssltransport.c calls
- * these; they are asyncio's SSLProtocol methods of the same names). */
+/* The protocol's side of the application transport (asyncio's SSLProtocol
+ * methods of the same names). */
 PyObject *pa_sslproto_get_extra_info(SSLProtocolObject *self, PyObject *name, PyObject *dflt);
 int pa_sslproto_set_app_protocol(SSLProtocolObject *self, PyObject *app_protocol);
 int pa_sslproto_start_shutdown(SSLProtocolObject *self);
@@ -200,7 +194,7 @@ int pa_ssl_process_outgoing(SSLProtocolObject *self);
 int pa_ssl_fatal_error(SSLProtocolObject *self, PyObject *exc, const char *message);
 int pa_ssl_wakeup_waiter(SSLProtocolObject *self, PyObject *exc);
 int pa_ssl_cancel_handle(PyObject **handle);
-void pa_ssl_mark_app_transport_closed(SSLProtocolObject *self);
+int pa_ssl_mark_app_transport_closed(SSLProtocolObject *self);
 PyObject *pa_ssl_get_app_transport(SSLProtocolObject *self);
 int pa_ssl_transport_force_close(SSLProtocolObject *self, PyObject *exc);
 /* logger.<level>(fmt, self[, arg]) through asyncio's logger. */
@@ -208,8 +202,5 @@ int pa_ssl_log(SSLProtocolObject *self, const char *level, const char *fmt, PyOb
                int exc_info);
 int pa_ssl_on_data_in(SSLProtocolObject *self);
 
-/* The application transport of `protocol` (ssltransport.c). */
-PyObject *pa_ssltransport_new(pa_state *st, PyObject *loop, PyObject *protocol);
-int pa_ssltransport_register_type(PyObject *module, pa_state *st);
 
 #endif /* PYASYNC_SSLPROTO_H */

@@ -22,6 +22,7 @@ names_clear(pa_ssl_names *n)
     Py_CLEAR(n->SSLWantReadError);
     Py_CLEAR(n->SSLSyscallError);
     Py_CLEAR(n->CertificateError);
+    Py_CLEAR(n->SSLProtocolTransport);
     Py_CLEAR(n->logger);
     PyObject **names[] = {
         &n->str_read, &n->str_write, &n->str_pending, &n->str_do_handshake, &n->str_unwrap,
@@ -85,6 +86,13 @@ ssl_names(pa_state *st)
     GET(SSLSyscallError, "SSLSyscallError");
     GET(CertificateError, "CertificateError");
 #undef GET
+    PyObject *sslproto = PyImport_ImportModule("asyncio.sslproto");
+    n->SSLProtocolTransport =
+        sslproto ? PyObject_GetAttrString(sslproto, "_SSLProtocolTransport") : NULL;
+    Py_XDECREF(sslproto);
+    if (n->SSLProtocolTransport == NULL) {
+        goto fail;
+    }
     constants = PyImport_ImportModule("asyncio.constants");
     log = constants ? PyImport_ImportModule("asyncio.log") : NULL;
     n->logger = log ? PyObject_GetAttrString(log, "logger") : NULL;
@@ -125,6 +133,7 @@ ssl_names(pa_state *st)
     NAME(str_check_shutdown_timeout, "_check_shutdown_timeout");
     NAME(str_get_extra_info, "get_extra_info");
     NAME(str_close, "close");
+    NAME(str_closed, "_closed");
 #undef NAME
     n->kwnames_wrap_bio = Py_BuildValue("(ss)", "server_side", "server_hostname");
     if (n->kwnames_wrap_bio == NULL) {
@@ -154,10 +163,10 @@ pa_sslproto_traverse_state(pa_state *st, visitproc visit, void *arg)
         Py_VISIT(n->SSLWantReadError);
         Py_VISIT(n->SSLSyscallError);
         Py_VISIT(n->CertificateError);
+        Py_VISIT(n->SSLProtocolTransport);
         Py_VISIT(n->logger);
     }
     Py_VISIT(st->SSLProtocolType);
-    Py_VISIT(st->SSLTransportType);
     return 0;
 }
 
@@ -170,7 +179,6 @@ pa_sslproto_clear_state(pa_state *st)
         st->ssl = NULL;
     }
     Py_CLEAR(st->SSLProtocolType);
-    Py_CLEAR(st->SSLTransportType);
 }
 
 /* ------------------------------------------------------------ Python methods */
@@ -207,7 +215,10 @@ SSLProtocol_connection_lost(SSLProtocolObject *self, PyObject *exc)
     }
     Py_DECREF(drained);
     self->conn_lost++;
-    pa_ssl_mark_app_transport_closed(self);
+    /* Just marked closed, so that its __del__ does not warn. */
+    if (pa_ssl_mark_app_transport_closed(self) < 0) {
+        goto done;
+    }
     if (self->state != PA_SSL_DO_HANDSHAKE &&
         (self->app_state == PA_APP_CON_MADE || self->app_state == PA_APP_EOF)) {
         self->app_state = PA_APP_CON_LOST;
@@ -502,6 +513,137 @@ SSLProtocol_abort_method(SSLProtocolObject *self, PyObject *const *args, Py_ssiz
     Py_RETURN_NONE;
 }
 
+/* The methods asyncio's _SSLProtocolTransport calls. */
+
+static PyObject *
+SSLProtocol_write_appdata_method(SSLProtocolObject *self, PyObject *list_of_data)
+{
+    int rc;
+    if (PyTuple_CheckExact(list_of_data) && PyTuple_GET_SIZE(list_of_data) == 1) {
+        /* write(data) */
+        rc = pa_sslproto_write_appdata(self, &PyTuple_GET_ITEM(list_of_data, 0), 1, NULL);
+    } else {
+        rc = pa_sslproto_write_appdata(self, NULL, 0, list_of_data);
+    }
+    if (rc < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+SSLProtocol_pause_reading_method(SSLProtocolObject *self, PyObject *Py_UNUSED(ignored))
+{
+    self->app_reading_paused = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+SSLProtocol_resume_reading_method(SSLProtocolObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (pa_sslproto_resume_reading(self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static int
+parse_limits(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, PyObject **high,
+             PyObject **low)
+{
+    static const char *const names[] = {"high", "low"};
+    PyObject *values[2] = {Py_None, Py_None};
+    if (nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "takes at most 2 arguments (high, low)");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        values[i] = args[i];
+    }
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, k);
+        int which = -1;
+        for (int j = 0; j < 2; j++) {
+            if (PyUnicode_CompareWithASCIIString(key, names[j]) == 0) {
+                which = j;
+            }
+        }
+        if (which < 0 || which < nargs) {
+            PyErr_Format(PyExc_TypeError, "unexpected or repeated keyword argument %R", key);
+            return -1;
+        }
+        values[which] = args[nargs + k];
+    }
+    *high = values[0];
+    *low = values[1];
+    return 0;
+}
+
+static PyObject *
+SSLProtocol_set_write_buffer_limits_method(SSLProtocolObject *self, PyObject *const *args,
+                                           Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *high, *low;
+    if (parse_limits(args, nargs, kwnames, &high, &low) < 0 ||
+        pa_flow_limits(high, low, pa_ssl_names_of(self)->flow_write_kb * 1024,
+                       &self->outgoing_high, &self->outgoing_low) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+SSLProtocol_set_read_buffer_limits_method(SSLProtocolObject *self, PyObject *const *args,
+                                          Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *high, *low;
+    if (parse_limits(args, nargs, kwnames, &high, &low) < 0 ||
+        pa_flow_limits(high, low, pa_ssl_names_of(self)->flow_read_kb * 1024,
+                       &self->incoming_high, &self->incoming_low) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+SSLProtocol_control_app_writing_method(SSLProtocolObject *self, PyObject *Py_UNUSED(ignored))
+{
+    Py_INCREF(self);
+    int rc = pa_sslproto_control_app_writing(self);
+    Py_DECREF(self);
+    if (rc < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+SSLProtocol_control_ssl_reading_method(SSLProtocolObject *self, PyObject *Py_UNUSED(ignored))
+{
+    Py_INCREF(self);
+    int rc = pa_sslproto_control_ssl_reading(self);
+    Py_DECREF(self);
+    if (rc < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+SSLProtocol_get_write_buffer_size_method(SSLProtocolObject *self, PyObject *Py_UNUSED(ignored))
+{
+    Py_ssize_t n = pa_sslproto_write_buffer_size(self);
+    return n < 0 ? NULL : PyLong_FromSsize_t(n);
+}
+
+static PyObject *
+SSLProtocol_get_read_buffer_size_method(SSLProtocolObject *self, PyObject *Py_UNUSED(ignored))
+{
+    Py_ssize_t n = pa_sslproto_read_buffer_size(self);
+    return n < 0 ? NULL : PyLong_FromSsize_t(n);
+}
+
 /* ------------------------------------------------------------ type slots */
 
 static PyObject *
@@ -785,8 +927,9 @@ static PyMemberDef SSLProtocol_members[] = {
     {"_ssl_shutdown_timeout", T_OBJECT, offsetof(SSLProtocolObject, shutdown_timeout), READONLY,
      NULL},
     {"_conn_lost", T_PYSSIZET, offsetof(SSLProtocolObject, conn_lost), READONLY, NULL},
-    {"_write_buffer_size", T_PYSSIZET, offsetof(SSLProtocolObject, write_buffer_size), READONLY,
-     NULL},
+    /* written by _SSLProtocolTransport._test__append_write_backlog() */
+    {"_write_buffer_size", T_PYSSIZET, offsetof(SSLProtocolObject, write_buffer_size), 0, NULL},
+    {"_write_backlog", T_OBJECT, offsetof(SSLProtocolObject, backlog), READONLY, NULL},
     {"_app_reading_paused", T_BOOL, offsetof(SSLProtocolObject, app_reading_paused), READONLY,
      NULL},
     {"_app_writing_paused", T_BOOL, offsetof(SSLProtocolObject, app_writing_paused), READONLY,
@@ -827,6 +970,19 @@ static PyMethodDef SSLProtocol_methods[] = {
     {"_get_extra_info", (PyCFunction)(void (*)(void))SSLProtocol_get_extra_info_method,
      METH_FASTCALL, NULL},
     {"_set_app_protocol", (PyCFunction)SSLProtocol_set_app_protocol_method, METH_O, NULL},
+    {"_write_appdata", (PyCFunction)SSLProtocol_write_appdata_method, METH_O, NULL},
+    NOARGS("_pause_reading", SSLProtocol_pause_reading_method),
+    NOARGS("_resume_reading", SSLProtocol_resume_reading_method),
+    {"_set_write_buffer_limits",
+     (PyCFunction)(void (*)(void))SSLProtocol_set_write_buffer_limits_method,
+     METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"_set_read_buffer_limits",
+     (PyCFunction)(void (*)(void))SSLProtocol_set_read_buffer_limits_method,
+     METH_FASTCALL | METH_KEYWORDS, NULL},
+    NOARGS("_control_app_writing", SSLProtocol_control_app_writing_method),
+    NOARGS("_control_ssl_reading", SSLProtocol_control_ssl_reading_method),
+    NOARGS("_get_write_buffer_size", SSLProtocol_get_write_buffer_size_method),
+    NOARGS("_get_read_buffer_size", SSLProtocol_get_read_buffer_size_method),
     {NULL},
 };
 
@@ -883,5 +1039,5 @@ pa_sslproto_register_types(PyObject *module, pa_state *st)
         return -1;
     }
     PyType_Modified(st->SSLProtocolType);
-    return pa_ssltransport_register_type(module, st);
+    return 0;
 }

@@ -80,7 +80,6 @@ typedef struct {
     PyTypeObject *WritePipeTransportType;
     PyTypeObject *SendfileOperationType;
     PyTypeObject *SSLProtocolType;
-    PyTypeObject *SSLTransportType;
     struct pa_ssl_names *ssl;         /* sslproto.c: made with the first SSL protocol */
     PyObject *SendfileNotAvailableError; /* asyncio.SendfileNotAvailableError */
     char *recv_buffer;                /* scratch for transports' recv(), made when first needed */

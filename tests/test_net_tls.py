@@ -2,6 +2,7 @@
 streams with ssl=, handshake timeouts and the TLS transport's extra info.
 The certificate is self-signed, made once per session (_net_helpers)."""
 import asyncio
+import asyncio.sslproto
 import gc
 import socket
 import ssl
@@ -92,10 +93,14 @@ def test_tls_transport_type_and_no_write_eof(loop, tcp, server_ctx, client_ctx):
     async def main():
         server, client, sproto = await tls_pair(loop, tcp, server_ctx, client_ctx)
         tr = client.transport
-        result = (isinstance(tr, asyncio.Transport), tr.can_write_eof())
+        # Programs test for asyncio's TLS transport class by name.
+        result = (isinstance(tr, asyncio.Transport),
+                  isinstance(tr, asyncio.sslproto._SSLProtocolTransport),
+                  isinstance(sproto.transport, asyncio.sslproto._SSLProtocolTransport),
+                  tr.can_write_eof())
         await nh.close_all(server, client, sproto)
         return result
-    assert run(loop, main()) == (True, False)
+    assert run(loop, main()) == (True, True, True, False)
 
 
 def test_tls_close_is_seen_by_peer(loop, endpoint, server_ctx, client_ctx):
