@@ -5,6 +5,7 @@ expected behaviour. The clients are blocking TLS sockets, run in the
 executor."""
 import asyncio
 import gc
+import sys
 import weakref
 
 import pytest
@@ -135,3 +136,31 @@ def test_tls_accepted_connections_leave_no_fd_or_object(loop, endpoint, server_c
     assert n == 200
     assert after <= before
     assert alive == 0
+
+
+@pytest.mark.skipif(sys.version_info < (3, 13), reason="Server.close_clients() is new in 3.13")
+@pytest.mark.parametrize("how", ["close_clients", "abort_clients"])
+def test_tls_server_closes_accepted_clients(loop, endpoint, server_ctx, client_ctx, how):
+    """3.13's close_clients()/abort_clients() reach TLS connections set up
+    in C: the application's protocols lose their connections and the
+    server finishes closing."""
+    async def main():
+        sf = ServerFactory(loop)
+        server = await endpoint.create_server(loop, sf, ssl=server_ctx)
+        clients = []
+        for _ in range(3):
+            tr, _ = await endpoint.create_connection(
+                loop, asyncio.Protocol, endpoint.address(server), ssl=client_ctx,
+                server_hostname="localhost")
+            clients.append(tr)
+        protos = [await sf.next() for _ in clients]
+        server.close()
+        getattr(server, how)()
+        lost = [await asyncio.wait_for(p.lost, 5) for p in protos]
+        await asyncio.wait_for(server.wait_closed(), 5)
+        for tr in clients:
+            tr.abort()
+        await nh.spin()
+        return lost
+    lost = run(loop, main())
+    assert lost == [None, None, None]
