@@ -1,9 +1,10 @@
 """The accept path of a TLS server (csrc/accept.c with csrc/sslproto*.c):
 connections accepted and set up in C, the SSL protocol around the
 application's. Every test runs on asyncio's loop too, which gives the
-expected behaviour. The clients are blocking TLS sockets, run in the
-executor."""
+expected behaviour. The clients are blocking TLS sockets, each run in a
+thread of its own."""
 import asyncio
+import concurrent.futures
 import gc
 import sys
 import weakref
@@ -14,6 +15,15 @@ import _net_helpers as nh
 from _net_helpers import ServerFactory, run
 
 pytest_plugins = ["_net_helpers"]  # fixtures: endpoint, server_ctx, client_ctx, ...
+
+
+def _in_thread(loop, func, *args):
+    """func(*args) in a thread of its own, joined before this returns: no
+    thread is left running for a later test that forks."""
+    async def call():
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return await loop.run_in_executor(pool, func, *args)
+    return call()
 
 
 def _raw_client(endpoint, addr):
@@ -50,8 +60,7 @@ def test_tls_client_that_resets_before_accept(loop, endpoint, server_ctx, client
         gone = _raw_client(endpoint, addr)
         nh.linger_reset(gone)
         gone.close()
-        got = await loop.run_in_executor(None, _tls_exchange, endpoint, addr, client_ctx,
-                                         b"ping")
+        got = await _in_thread(loop, _tls_exchange, endpoint, addr, client_ctx, b"ping")
         server.close()
         await server.wait_closed()
         return got, reports
@@ -85,10 +94,9 @@ def test_tls_protocol_factory_that_fails(loop, endpoint, server_ctx, client_ctx,
         # asyncio's debug report keeps a cycle (frame, context, exception)
         # that holds the socket until collected; pyasync closes it at once.
         gc.collect()
-        eof = await loop.run_in_executor(None, first.recv, 1)
+        eof = await _in_thread(loop, first.recv, 1)
         first.close()
-        got = await loop.run_in_executor(None, _tls_exchange, endpoint, addr, client_ctx,
-                                         b"pong")
+        got = await _in_thread(loop, _tls_exchange, endpoint, addr, client_ctx, b"pong")
         server.close()
         await server.wait_closed()
         loop.set_debug(False)
@@ -119,8 +127,7 @@ def test_tls_accepted_connections_leave_no_fd_or_object(loop, endpoint, server_c
         addr = endpoint.address(server)
         before = nh.open_fd_count()
         for _ in range(100):
-            got = await loop.run_in_executor(None, _tls_exchange, endpoint, addr, client_ctx,
-                                             b"x")
+            got = await _in_thread(loop, _tls_exchange, endpoint, addr, client_ctx, b"x")
             assert got == b"x"
         for _ in range(200):
             await asyncio.sleep(0.01)
