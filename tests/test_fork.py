@@ -31,6 +31,12 @@ def make_loop(kind):
 
 
 def fork():
+    # A thread that an earlier test in this process left winding down (an
+    # executor's worker after its loop closed) could hold a lock that the
+    # child would then wait for forever: let such threads end first.
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread():
+            thread.join(timeout=5)
     with warnings.catch_warnings():
         # 3.12+ warns when forking while other threads run (none of ours do).
         warnings.simplefilter("ignore", DeprecationWarning)
