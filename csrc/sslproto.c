@@ -784,8 +784,7 @@ append_backlog(SSLProtocolObject *self, PyObject *data)
 }
 
 int
-pa_sslproto_write_appdata(SSLProtocolObject *self, PyObject *const *data, Py_ssize_t n,
-                          PyObject *iterable)
+pa_sslproto_write_appdata(SSLProtocolObject *self, PyObject *list_of_data)
 {
     pa_ssl_state s = self->state;
     if (s == PA_SSL_FLUSHING || s == PA_SSL_SHUTDOWN || s == PA_SSL_UNWRAPPED) {
@@ -798,8 +797,13 @@ pa_sslproto_write_appdata(SSLProtocolObject *self, PyObject *const *data, Py_ssi
     }
     Py_INCREF(self);
     int rc = 0;
-    if (iterable != NULL) {
-        PyObject *it = PyObject_GetIter(iterable);
+    /* write(data) passes (data,): with nothing queued it goes straight into
+     * the SSL object, and only what it did not take is queued. */
+    PyObject *data = PyTuple_CheckExact(list_of_data) && PyTuple_GET_SIZE(list_of_data) == 1
+                         ? PyTuple_GET_ITEM(list_of_data, 0)
+                         : NULL;
+    if (data == NULL || self->state != PA_SSL_WRAPPED || PyList_GET_SIZE(self->backlog) > 0) {
+        PyObject *it = PyObject_GetIter(list_of_data);
         if (it == NULL) {
             rc = -1;
         } else {
@@ -816,15 +820,13 @@ pa_sslproto_write_appdata(SSLProtocolObject *self, PyObject *const *data, Py_ssi
         if (rc < 0) {
             goto done;
         }
-    } else if (n == 1 && self->state == PA_SSL_WRAPPED && PyList_GET_SIZE(self->backlog) == 0) {
-        /* The common case: straight into the SSL object, queue what it
-         * did not take. */
-        Py_ssize_t len = PyObject_Size(data[0]);
-        Py_ssize_t count = len < 0 ? -1 : ssl_write(self, data[0]);
+    } else {
+        Py_ssize_t len = PyObject_Size(data);
+        Py_ssize_t count = len < 0 ? -1 : ssl_write(self, data);
         if (count < 0) {
             if (again_error_raised(pa_ssl_names_of(self))) {
                 PyErr_Clear();
-                if (append_backlog(self, data[0]) < 0) {
+                if (append_backlog(self, data) < 0) {
                     rc = -1;
                     goto done;
                 }
@@ -833,7 +835,7 @@ pa_sslproto_write_appdata(SSLProtocolObject *self, PyObject *const *data, Py_ssi
                 rc = -1;
             }
         } else if (count < len) {
-            PyObject *rest = PySequence_GetSlice(data[0], count, PY_SSIZE_T_MAX);
+            PyObject *rest = PySequence_GetSlice(data, count, PY_SSIZE_T_MAX);
             rc = rest ? append_backlog(self, rest) : -1;
             Py_XDECREF(rest);
             if (rc == 0) {
@@ -846,13 +848,6 @@ pa_sslproto_write_appdata(SSLProtocolObject *self, PyObject *const *data, Py_ssi
             rc = fatal_error_from_raised(self, "Fatal error on SSL protocol");
         }
         goto done;
-    } else {
-        for (Py_ssize_t i = 0; i < n; i++) {
-            if (append_backlog(self, data[i]) < 0) {
-                rc = -1;
-                goto done;
-            }
-        }
     }
     if (self->state == PA_SSL_WRAPPED && pa_ssl_do_write(self) < 0) {
         rc = fatal_error_from_raised(self, "Fatal error on SSL protocol");
@@ -928,6 +923,39 @@ nothing_to_read(SSLProtocolObject *self)
     return pending == 0;
 }
 
+/* sslobj.read(want, buffer): 1 with *count (>= 0; 0 is close_notify), 0
+ * when it raised one of SSLAgainErrors (nothing more to read now), -1 with
+ * an exception. */
+static int
+read_into(SSLProtocolObject *self, Py_ssize_t want, PyObject *buffer, Py_ssize_t *count)
+{
+    pa_ssl_names *n = pa_ssl_names_of(self);
+    PyObject *want_obj = PyLong_FromSsize_t(want);
+    if (want_obj == NULL) {
+        return -1;
+    }
+    PyObject *args[3] = {self->sslcore, want_obj, buffer};
+    PyObject *res = PyObject_VectorcallMethod(n->str_read, args,
+                                              3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    Py_DECREF(want_obj);
+    if (res == NULL) {
+        if (again_error_raised(n)) {
+            PyErr_Clear();
+            return 0;
+        }
+        return -1;
+    }
+    *count = PyLong_AsSsize_t(res);
+    Py_DECREF(res);
+    if (*count < 0 || *count > want) {
+        if (!PyErr_Occurred()) {
+            PyErr_Format(PyExc_RuntimeError, "SSLObject.read() returned %zd", *count);
+        }
+        return -1;
+    }
+    return 1;
+}
+
 /* Records after the first, read straight into one bytes object that
  * starts with `first`: no bytes per record and no join. Its size is an
  * upper bound of what can still be read: the plaintext of what the BIO
@@ -936,8 +964,7 @@ nothing_to_read(SSLProtocolObject *self)
 static int
 read_rest(SSLProtocolObject *self, PyObject *first, PyObject **data, int *eof)
 {
-    pa_ssl_names *n = pa_ssl_names_of(self);
-    Py_ssize_t in = bio_pending(n, self->incoming);
+    Py_ssize_t in = bio_pending(pa_ssl_names_of(self), self->incoming);
     if (in < 0) {
         return -1;
     }
@@ -956,47 +983,30 @@ read_rest(SSLProtocolObject *self, PyObject *first, PyObject **data, int *eof)
                 return -1;
             }
         }
-        PyObject *want = PyLong_FromSsize_t(cap - off);
-        PyObject *view = want ? PyMemoryView_FromMemory(PyBytes_AS_STRING(buf) + off, cap - off,
-                                                        PyBUF_WRITE)
-                              : NULL;
-        PyObject *res = NULL;
-        if (view != NULL) {
-            PyObject *args[3] = {self->sslcore, want, view};
-            res = PyObject_VectorcallMethod(n->str_read, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                            NULL);
-            /* buf may be resized: no view of it may outlive the read (a
-             * traceback of an SSLObject subclass's read() may hold one) */
-            if (Py_REFCNT(view) > 1) {
-                PyObject *exc = pa_err_take();
-                PyObject *released = PyObject_CallMethod(view, "release", NULL);
-                if (released == NULL) {
-                    Py_XDECREF(exc);
-                    Py_CLEAR(res);
-                } else {
-                    Py_DECREF(released);
-                    pa_err_restore(exc);
-                }
+        PyObject *view =
+            PyMemoryView_FromMemory(PyBytes_AS_STRING(buf) + off, cap - off, PyBUF_WRITE);
+        Py_ssize_t count = 0;
+        int got = view ? read_into(self, cap - off, view, &count) : -1;
+        /* buf may be resized: no view of it may outlive the read (a
+         * traceback of an SSLObject subclass's read() may hold one) */
+        if (view != NULL && Py_REFCNT(view) > 1) {
+            PyObject *exc = pa_err_take();
+            PyObject *released = PyObject_CallMethod(view, "release", NULL);
+            if (released == NULL) {
+                Py_XDECREF(exc);
+                got = -1;
+            } else {
+                Py_DECREF(released);
+                pa_err_restore(exc);
             }
         }
-        Py_XDECREF(want);
         Py_XDECREF(view);
-        if (res == NULL) {
-            if (again_error_raised(n)) {
-                PyErr_Clear();
-                break;
-            }
+        if (got < 0) {
             Py_DECREF(buf);
             return -1;
         }
-        Py_ssize_t count = PyLong_AsSsize_t(res);
-        Py_DECREF(res);
-        if (count < 0 || count > cap - off) {
-            if (!PyErr_Occurred()) {
-                PyErr_Format(PyExc_RuntimeError, "SSLObject.read() returned %zd", count);
-            }
-            Py_DECREF(buf);
-            return -1;
+        if (got == 0) {
+            break;
         }
         if (count == 0) {
             *eof = 1;
@@ -1102,26 +1112,14 @@ do_read_buffered(SSLProtocolObject *self)
     }
     Py_SETREF(buf, view);
     for (;;) {
-        PyObject *want = PyLong_FromSsize_t(wants - offset);
-        PyObject *args[3] = {self->sslcore, want, target};
-        PyObject *res = want ? PyObject_VectorcallMethod(n->str_read, args,
-                                                         3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)
-                             : NULL;
-        Py_XDECREF(want);
+        int got = read_into(self, wants - offset, target, &count);
         Py_CLEAR(target);
-        if (res == NULL) {
-            if (again_error_raised(n)) {
-                PyErr_Clear();
-                break;
-            }
+        if (got < 0) {
             Py_DECREF(buf);
             return -1;
         }
-        count = PyLong_AsSsize_t(res);
-        Py_DECREF(res);
-        if (count == -1 && PyErr_Occurred()) {
-            Py_DECREF(buf);
-            return -1;
+        if (got == 0) {
+            break;
         }
         if (count <= 0) {
             break;

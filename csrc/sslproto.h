@@ -139,8 +139,7 @@ PyObject *pa_sslproto_get_extra_info(SSLProtocolObject *self, PyObject *name, Py
 int pa_sslproto_set_app_protocol(SSLProtocolObject *self, PyObject *app_protocol);
 int pa_sslproto_start_shutdown(SSLProtocolObject *self);
 int pa_sslproto_abort(SSLProtocolObject *self, PyObject *exc);
-int pa_sslproto_write_appdata(SSLProtocolObject *self, PyObject *const *data, Py_ssize_t n,
-                              PyObject *iterable);
+int pa_sslproto_write_appdata(SSLProtocolObject *self, PyObject *list_of_data);
 int pa_sslproto_resume_reading(SSLProtocolObject *self);
 int pa_sslproto_control_app_writing(SSLProtocolObject *self);
 int pa_sslproto_control_ssl_reading(SSLProtocolObject *self);

@@ -518,14 +518,7 @@ SSLProtocol_abort_method(SSLProtocolObject *self, PyObject *const *args, Py_ssiz
 static PyObject *
 SSLProtocol_write_appdata_method(SSLProtocolObject *self, PyObject *list_of_data)
 {
-    int rc;
-    if (PyTuple_CheckExact(list_of_data) && PyTuple_GET_SIZE(list_of_data) == 1) {
-        /* write(data) */
-        rc = pa_sslproto_write_appdata(self, &PyTuple_GET_ITEM(list_of_data, 0), 1, NULL);
-    } else {
-        rc = pa_sslproto_write_appdata(self, NULL, 0, list_of_data);
-    }
-    if (rc < 0) {
+    if (pa_sslproto_write_appdata(self, list_of_data) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
