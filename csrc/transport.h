@@ -58,7 +58,7 @@
 #endif
 
 #define PA_MAX_READ (256 * 1024) /* bytes per read, as asyncio's max_size */
-#define PA_STREAM_READER_READ (64 * 1024) /* bytes per read for asyncio's streams */
+#define PA_STREAM_READER_READ (64 * 1024) /* an asyncio StreamReader's first read */
 #define PA_LOG_THRESHOLD_FOR_CONNLOST_WRITES 5
 /* A read at least this large makes the next one go straight into a bytes
  * object of read_size bytes, if read_size is at most PA_DIRECT_READ_MAX
@@ -87,7 +87,7 @@ typedef struct {
     Py_ssize_t dgram_size;
     PyObject *address;
     Py_ssize_t high_water, low_water;
-    Py_ssize_t read_size;   /* bytes asked of one recv() for a Protocol */
+    Py_ssize_t read_size;   /* bytes asked of the next recv() for a Protocol */
     Py_ssize_t conn_lost;   /* connection_lost scheduled (then: writes since) */
     Py_ssize_t dropped;     /* pipe: writes dropped after close() or the loss */
     int fd;
@@ -102,6 +102,7 @@ typedef struct {
     char buffered;          /* the protocol is an asyncio.BufferedProtocol */
     char initialised;       /* __init__ completed (see the invariants above) */
     char large_reads;       /* the last read was large: read into a new bytes */
+    char stream_reads;      /* read_size follows the flow (see pa_tr_read_bytes) */
     char finalized;         /* closed by _close_unclosed(), not by close() */
     char fd_in_sock;        /* sock is a _socket.socket whose fd field we read */
     char lazy_sock;         /* the transport holds the fd; no socket object yet */

@@ -3,6 +3,7 @@ whatever the sizes of the reads the transport makes: large and small
 writes in turn, so that the transport switches between reading into new
 objects and into its scratch buffer (csrc/transport.c, pa_tr_read_bytes)."""
 import asyncio
+import fcntl
 import hashlib
 import os
 import socket
@@ -78,3 +79,148 @@ def test_a_stream_reader_over_a_pipe_gets_every_byte(loop, read_n):
         read_transport.close()
         return got
     assert_same(run(loop, main(), timeout=30), chunks)
+
+
+class ChunkRecorder(asyncio.Protocol):
+    """Records the size of every data_received() call."""
+
+    def __init__(self):
+        self.sizes = []
+        self.received = bytearray()
+        self.lost = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data):
+        self.sizes.append(len(data))
+        self.received += data
+
+    def connection_lost(self, exc):
+        if not self.lost.done():
+            self.lost.set_result(exc)
+
+
+async def received(protocol, total):
+    while len(protocol.received) < total:
+        await asyncio.sleep(0.001)
+
+
+def test_a_protocol_gets_at_most_256_kib_per_call_and_every_byte(loop):
+    # asyncio reads a socket max_size (256 KiB) at a time; so does pyasync at
+    # most, however much is waiting.
+    data = nh.payload(3 * nh.MiB + 17)
+
+    async def main():
+        a, b = socket.socketpair()
+        transport, protocol = await loop.create_connection(ChunkRecorder, sock=a)
+        b.setblocking(False)
+        await loop.sock_sendall(b, data)
+        await received(protocol, len(data))
+        b.close()
+        await protocol.lost
+        transport.close()
+        return protocol
+    protocol = run(loop, main(), timeout=30)
+    assert bytes(protocol.received) == data
+    assert max(protocol.sizes) <= 256 * 1024
+
+
+def test_a_stream_reader_protocols_reads_follow_the_flow(pyloop):
+    # pyasync-only (asyncio always asks for 256 KiB): for an asyncio
+    # StreamReader the transport asks for 64 KiB, for 256 KiB after a read
+    # that filled what it asked for (more is waiting), and for 64 KiB again
+    # after one that did not. Each message is in the socket whole before the
+    # transport reads it.
+    KiB = 1024
+    messages = [160 * KiB, 1 * KiB, 100 * KiB, 300 * KiB, 70 * KiB]
+    expected = [[64 * KiB, 96 * KiB], [1 * KiB], [64 * KiB, 36 * KiB],
+                [64 * KiB, 236 * KiB], [64 * KiB, 6 * KiB]]
+    sizes = []
+
+    class Recording(asyncio.StreamReaderProtocol):
+        def data_received(self, data):
+            sizes.append(len(data))
+            super().data_received(data)
+
+    async def main():
+        a, b = socket.socketpair()
+        b.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        b.setblocking(False)
+        reader = asyncio.StreamReader(limit=4 << 20)
+        transport, _ = await pyloop.create_connection(lambda: Recording(reader), sock=a)
+        transport.pause_reading()
+        got = []
+        for i, size in enumerate(messages):
+            message = nh.payload(size, seed=i)
+            assert b.send(message) == size  # whole in the socket's buffer
+            before = len(sizes)
+            transport.resume_reading()
+            assert await reader.readexactly(size) == message
+            transport.pause_reading()
+            got.append(sizes[before:])
+        b.close()
+        transport.close()
+        return got
+    assert run(pyloop, main(), timeout=30) == expected
+
+
+@pytest.mark.skipif(not hasattr(fcntl, "F_SETPIPE_SZ"), reason="needs F_SETPIPE_SZ (Linux)")
+def test_a_stream_reader_protocols_reads_over_a_pipe_grow_while_full(pyloop):
+    # pyasync-only, as above, through a pipe large enough to hold a message
+    # that takes more than one 256 KiB read.
+    KiB = 1024
+    messages = [600 * KiB, 70 * KiB, 5 * KiB]
+    expected = [[64 * KiB, 256 * KiB, 256 * KiB, 24 * KiB], [64 * KiB, 6 * KiB], [5 * KiB]]
+    sizes = []
+
+    class Recording(asyncio.StreamReaderProtocol):
+        def data_received(self, data):
+            sizes.append(len(data))
+            super().data_received(data)
+
+    async def main():
+        r, w = os.pipe()
+        os.set_blocking(w, False)
+        assert fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 1 << 20) >= 1 << 20
+        reader = asyncio.StreamReader(limit=4 << 20)
+        transport, _ = await pyloop.connect_read_pipe(
+            lambda: Recording(reader), os.fdopen(r, "rb", buffering=0))
+        transport.pause_reading()
+        got = []
+        for i, size in enumerate(messages):
+            message = nh.payload(size, seed=i)
+            assert os.write(w, message) == size  # whole in the pipe
+            before = len(sizes)
+            transport.resume_reading()
+            assert await reader.readexactly(size) == message
+            transport.pause_reading()
+            got.append(sizes[before:])
+        os.close(w)
+        transport.close()
+        return got
+    assert run(pyloop, main(), timeout=30) == expected
+
+
+def test_a_plain_protocol_is_read_256_kib_at_a_time(pyloop):
+    # pyasync-only: as asyncio, whatever the earlier reads were.
+    KiB = 1024
+    messages = [1 * KiB, 100 * KiB, 300 * KiB, 70 * KiB]
+    expected = [[1 * KiB], [100 * KiB], [256 * KiB, 44 * KiB], [70 * KiB]]
+
+    async def main():
+        a, b = socket.socketpair()
+        b.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        b.setblocking(False)
+        transport, protocol = await pyloop.create_connection(ChunkRecorder, sock=a)
+        transport.pause_reading()
+        got = []
+        for i, size in enumerate(messages):
+            assert b.send(nh.payload(size, seed=i)) == size
+            before = len(protocol.sizes)
+            total = len(protocol.received) + size
+            transport.resume_reading()
+            await received(protocol, total)
+            transport.pause_reading()
+            got.append(protocol.sizes[before:])
+        b.close()
+        transport.close()
+        return got
+    assert run(pyloop, main(), timeout=30) == expected
