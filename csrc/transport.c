@@ -312,12 +312,11 @@ pa_tr_recv_buffer(pa_state *st)
  * StreamReader a feed_data(), a wake-up and a task step, which with 1 MiB
  * messages cost more than the larger blocks do; chunks of up to 64 KiB
  * keep it short for messages that fit (see set_protocol()). Measured with
- * bench/echo.py, Unix socket, 1 MiB messages, against the fixed 64 KiB:
- * `reader.read(256 KiB)` 0.57x the server's CPU per request, `readexactly()`
- * 0.82x, `reader.read(64 KiB)` 0.86x, 100 KiB messages unchanged within the
- * noise. Keeping 256 KiB until a read under 64 KiB (as a Protocol might)
- * made `read(64 KiB)` of 1 MiB messages cost 1.7x; both rules measured on
- * all protocols cost plain protocols about 8% at 1 MiB. */
+ * bench/echo.py, 1 MiB messages, against the fixed 64 KiB: the server's CPU
+ * per request 0.55-0.68x with `reader.read(256 KiB)`, 0.92x with
+ * `readexactly()`, 1.11-1.15x with `reader.read(64 KiB)` (a 256 KiB chunk
+ * pauses and resumes the transport); 100 KiB messages unchanged within the
+ * noise. See docs/design.md, "Read size", for the rules that lost. */
 static void
 after_read(TransportObject *self, size_t n, size_t want)
 {
