@@ -123,39 +123,56 @@ def test_a_protocol_gets_at_most_256_kib_per_call_and_every_byte(loop):
     assert max(protocol.sizes) <= 256 * 1024
 
 
+class RecordingStreamReaderProtocol(asyncio.StreamReaderProtocol):
+    """Records the size of every chunk the transport hands to the reader."""
+
+    def __init__(self, reader):
+        super().__init__(reader)
+        self.sizes = []
+
+    def data_received(self, data):
+        self.sizes.append(len(data))
+        super().data_received(data)
+
+
+async def chunks_per_message(transport, protocol, messages, write, consume):
+    """Writes each message whole while the transport is paused, then lets it
+    read until consume(message) returns: the sizes of the chunks that
+    protocol got, message by message."""
+    transport.pause_reading()
+    got = []
+    for i, size in enumerate(messages):
+        message = nh.payload(size, seed=i)
+        assert write(message) == size  # whole in the socket's or pipe's buffer
+        before = len(protocol.sizes)
+        transport.resume_reading()
+        await consume(message)
+        transport.pause_reading()
+        got.append(protocol.sizes[before:])
+    return got
+
+
 def test_a_stream_reader_protocols_reads_follow_the_flow(pyloop):
     # pyasync-only (asyncio always asks for 256 KiB): for an asyncio
     # StreamReader the transport asks for 64 KiB, for 256 KiB after a read
     # that filled what it asked for (more is waiting), and for 64 KiB again
-    # after one that did not. Each message is in the socket whole before the
-    # transport reads it.
+    # after one that did not.
     KiB = 1024
     messages = [160 * KiB, 1 * KiB, 100 * KiB, 300 * KiB, 70 * KiB]
     expected = [[64 * KiB, 96 * KiB], [1 * KiB], [64 * KiB, 36 * KiB],
                 [64 * KiB, 236 * KiB], [64 * KiB, 6 * KiB]]
-    sizes = []
-
-    class Recording(asyncio.StreamReaderProtocol):
-        def data_received(self, data):
-            sizes.append(len(data))
-            super().data_received(data)
 
     async def main():
         a, b = socket.socketpair()
         b.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
         b.setblocking(False)
         reader = asyncio.StreamReader(limit=4 << 20)
-        transport, _ = await pyloop.create_connection(lambda: Recording(reader), sock=a)
-        transport.pause_reading()
-        got = []
-        for i, size in enumerate(messages):
-            message = nh.payload(size, seed=i)
-            assert b.send(message) == size  # whole in the socket's buffer
-            before = len(sizes)
-            transport.resume_reading()
-            assert await reader.readexactly(size) == message
-            transport.pause_reading()
-            got.append(sizes[before:])
+        transport, protocol = await pyloop.create_connection(
+            lambda: RecordingStreamReaderProtocol(reader), sock=a)
+
+        async def consume(message):
+            assert await reader.readexactly(len(message)) == message
+        got = await chunks_per_message(transport, protocol, messages, b.send, consume)
         b.close()
         transport.close()
         return got
@@ -169,30 +186,19 @@ def test_a_stream_reader_protocols_reads_over_a_pipe_grow_while_full(pyloop):
     KiB = 1024
     messages = [600 * KiB, 70 * KiB, 5 * KiB]
     expected = [[64 * KiB, 256 * KiB, 256 * KiB, 24 * KiB], [64 * KiB, 6 * KiB], [5 * KiB]]
-    sizes = []
-
-    class Recording(asyncio.StreamReaderProtocol):
-        def data_received(self, data):
-            sizes.append(len(data))
-            super().data_received(data)
 
     async def main():
         r, w = os.pipe()
         os.set_blocking(w, False)
         assert fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 1 << 20) >= 1 << 20
         reader = asyncio.StreamReader(limit=4 << 20)
-        transport, _ = await pyloop.connect_read_pipe(
-            lambda: Recording(reader), os.fdopen(r, "rb", buffering=0))
-        transport.pause_reading()
-        got = []
-        for i, size in enumerate(messages):
-            message = nh.payload(size, seed=i)
-            assert os.write(w, message) == size  # whole in the pipe
-            before = len(sizes)
-            transport.resume_reading()
-            assert await reader.readexactly(size) == message
-            transport.pause_reading()
-            got.append(sizes[before:])
+        transport, protocol = await pyloop.connect_read_pipe(
+            lambda: RecordingStreamReaderProtocol(reader), os.fdopen(r, "rb", buffering=0))
+
+        async def consume(message):
+            assert await reader.readexactly(len(message)) == message
+        got = await chunks_per_message(
+            transport, protocol, messages, lambda data: os.write(w, data), consume)
         os.close(w)
         transport.close()
         return got
@@ -210,16 +216,10 @@ def test_a_plain_protocol_is_read_256_kib_at_a_time(pyloop):
         b.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
         b.setblocking(False)
         transport, protocol = await pyloop.create_connection(ChunkRecorder, sock=a)
-        transport.pause_reading()
-        got = []
-        for i, size in enumerate(messages):
-            assert b.send(nh.payload(size, seed=i)) == size
-            before = len(protocol.sizes)
-            total = len(protocol.received) + size
-            transport.resume_reading()
-            await received(protocol, total)
-            transport.pause_reading()
-            got.append(protocol.sizes[before:])
+
+        async def consume(message):
+            await received(protocol, len(protocol.received) + len(message))
+        got = await chunks_per_message(transport, protocol, messages, b.send, consume)
         b.close()
         transport.close()
         return got
