@@ -295,16 +295,6 @@ pa_tr_recv_buffer(pa_state *st)
     return st->recv_buffer;
 }
 
-/* A large read is likely followed by another: it goes straight into a new
- * bytes object of read_size bytes, shrunk to what came (realloc() shrinks
- * in place), which saves copying it out of the scratch buffer. A small read
- * goes into the scratch buffer and is copied out, so that a connection that
- * carries small messages does not allocate read_size bytes for each. The
- * last read decides. Only for reads of up to PA_DIRECT_READ_MAX: malloc()
- * serves larger blocks (above 128 KiB by default) with mmap(), and a
- * mapping made, faulted in, shrunk and unmapped for every read cost 1.7x
- * the time of the copy it saved (bench/echo.py, 100 KiB messages to a
- * Protocol, whose reads are 256 KiB). */
 /* What a read of n bytes, asked for `want`, says of the next. For an asyncio
  * StreamReader the size follows the flow: 64 KiB, 256 KiB once a read
  * filled what it asked for (more is waiting: a large message), 64 KiB again
@@ -326,6 +316,16 @@ after_read(TransportObject *self, size_t n, size_t want)
     }
 }
 
+/* A large read is likely followed by another: it goes straight into a new
+ * bytes object of read_size bytes, shrunk to what came (realloc() shrinks
+ * in place), which saves copying it out of the scratch buffer. A small read
+ * goes into the scratch buffer and is copied out, so that a connection that
+ * carries small messages does not allocate read_size bytes for each. The
+ * last read decides. Only for reads of up to PA_DIRECT_READ_MAX: malloc()
+ * serves larger blocks (above 128 KiB by default) with mmap(), and a
+ * mapping made, faulted in, shrunk and unmapped for every read cost 1.7x
+ * the time of the copy it saved (bench/echo.py, 100 KiB messages to a
+ * Protocol, whose reads are 256 KiB). */
 int
 pa_tr_read_bytes(TransportObject *self, pa_tr_read_call io, PyObject **data)
 {
