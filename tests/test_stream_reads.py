@@ -81,26 +81,16 @@ def test_a_stream_reader_over_a_pipe_gets_every_byte(loop, read_n):
     assert_same(run(loop, main(), timeout=30), chunks)
 
 
-class ChunkRecorder(asyncio.Protocol):
-    """Records the size of every data_received() call."""
+class ChunkRecorder(nh.Recorder):
+    """A Recorder that also records the size of every data_received() call."""
 
-    def __init__(self):
+    def __init__(self, loop):
+        super().__init__(loop)
         self.sizes = []
-        self.received = bytearray()
-        self.lost = asyncio.get_running_loop().create_future()
 
     def data_received(self, data):
         self.sizes.append(len(data))
-        self.received += data
-
-    def connection_lost(self, exc):
-        if not self.lost.done():
-            self.lost.set_result(exc)
-
-
-async def received(protocol, total):
-    while len(protocol.received) < total:
-        await asyncio.sleep(0.001)
+        super().data_received(data)
 
 
 def test_a_protocol_gets_at_most_256_kib_per_call_and_every_byte(loop):
@@ -110,16 +100,16 @@ def test_a_protocol_gets_at_most_256_kib_per_call_and_every_byte(loop):
 
     async def main():
         a, b = socket.socketpair()
-        transport, protocol = await loop.create_connection(ChunkRecorder, sock=a)
+        transport, protocol = await loop.create_connection(lambda: ChunkRecorder(loop), sock=a)
         b.setblocking(False)
         await loop.sock_sendall(b, data)
-        await received(protocol, len(data))
+        await protocol.received(len(data))
         b.close()
         await protocol.lost
         transport.close()
         return protocol
     protocol = run(loop, main(), timeout=30)
-    assert bytes(protocol.received) == data
+    assert bytes(protocol.data) == data
     assert max(protocol.sizes) <= 256 * 1024
 
 
@@ -215,10 +205,11 @@ def test_a_plain_protocol_is_read_256_kib_at_a_time(pyloop):
         a, b = socket.socketpair()
         b.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
         b.setblocking(False)
-        transport, protocol = await pyloop.create_connection(ChunkRecorder, sock=a)
+        transport, protocol = await pyloop.create_connection(
+            lambda: ChunkRecorder(pyloop), sock=a)
 
         async def consume(message):
-            await received(protocol, len(protocol.received) + len(message))
+            await protocol.received(len(protocol.data) + len(message))
         got = await chunks_per_message(transport, protocol, messages, b.send, consume)
         b.close()
         transport.close()
