@@ -24,8 +24,10 @@
 #include "transport.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <structmember.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -367,6 +369,30 @@ WritePipe_watch_peer(TransportObject *self, PyObject *Py_UNUSED(ignored))
 
 /* ---------------------------------------------------------------- types */
 
+/* No read from a pipe brings more than the pipe holds (64 KiB unless its
+ * owner set another size): asking for that much, not 256 KiB, lets a large
+ * read go straight into a bytes object of its size instead of through the
+ * scratch buffer and a copy (pa_tr_read_bytes()). The capacity is read once;
+ * if the writer grows it later, reads stay at the old size, which costs
+ * more reads, never data. */
+static void
+cap_reads_at_pipe_capacity(TransportObject *self)
+{
+    struct stat st;
+    if (fstat(self->fd, &st) < 0 || !S_ISFIFO(st.st_mode)) {
+        return;
+    }
+#ifdef F_GETPIPE_SZ
+    int capacity = fcntl(self->fd, F_GETPIPE_SZ);
+    if (capacity > 0 && capacity < self->max_read) {
+        self->max_read = capacity;
+        if (self->read_size > capacity) {
+            self->read_size = capacity;
+        }
+    }
+#endif
+}
+
 /* ReadPipeTransportBase(loop, pipe, protocol, extra=None) and the same for
  * WritePipeTransportBase. */
 static int
@@ -383,6 +409,9 @@ pipe_init(TransportObject *self, PyObject *args, PyObject *kwds, const char *nam
     self->is_read_pipe = write_ready_name == NULL;
     if (pa_tr_init(self, loop, pipe, protocol, extra, Py_None, write_ready_name) < 0) {
         return -1;
+    }
+    if (self->is_read_pipe) {
+        cap_reads_at_pipe_capacity(self);
     }
     self->initialised = 1;
     return 0;

@@ -312,7 +312,7 @@ after_read(TransportObject *self, size_t n, size_t want)
 {
     self->large_reads = n >= PA_DIRECT_READ_MIN;
     if (self->stream_reads) {
-        self->read_size = n == want ? PA_MAX_READ : PA_STREAM_READER_READ;
+        self->read_size = n == want ? self->max_read : PA_STREAM_READER_READ;
     }
 }
 
@@ -774,6 +774,9 @@ set_protocol(TransportObject *self, PyObject *protocol)
      * 256 KiB chunks, while plain protocols do better with fewer, larger
      * chunks. Larger messages grow the reads (after_read()). */
     self->read_size = streams ? PA_STREAM_READER_READ : PA_MAX_READ;
+    if (self->read_size > self->max_read) {
+        self->read_size = self->max_read;
+    }
     self->stream_reads = (char)streams;
     Py_XSETREF(self->protocol, Py_NewRef(protocol));
     self->buffered = (char)buffered;
@@ -912,6 +915,7 @@ setup(TransportObject *self, PyObject *loop, PyObject *protocol, PyObject *extra
     }
     self->high_water = DEFAULT_HIGH_WATER;
     self->low_water = DEFAULT_HIGH_WATER / 4;
+    self->max_read = PA_MAX_READ;
     return set_protocol(self, protocol);
 }
 

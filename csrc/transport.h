@@ -88,6 +88,7 @@ typedef struct {
     PyObject *address;
     Py_ssize_t high_water, low_water;
     Py_ssize_t read_size;   /* bytes asked of the next recv() for a Protocol */
+    Py_ssize_t max_read;    /* the largest read_size: PA_MAX_READ, or a pipe's capacity */
     Py_ssize_t conn_lost;   /* connection_lost scheduled (then: writes since) */
     Py_ssize_t dropped;     /* pipe: writes dropped after close() or the loss */
     int fd;

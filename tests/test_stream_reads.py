@@ -215,3 +215,59 @@ def test_a_plain_protocol_is_read_256_kib_at_a_time(pyloop):
         transport.close()
         return got
     assert run(pyloop, main(), timeout=30) == expected
+
+
+def grow_pipe(fd, size):
+    assert fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, size) >= size
+
+
+@pytest.mark.skipif(not hasattr(fcntl, "F_SETPIPE_SZ"), reason="needs F_SETPIPE_SZ (Linux)")
+def test_a_pipe_is_read_at_most_its_capacity_at_a_time(pyloop):
+    # pyasync-only (asyncio asks for 256 KiB): no read brings more than the
+    # pipe holds, so a read pipe asks for its capacity when connected, and
+    # keeps to it if the writer grows the pipe later.
+    KiB = 1024
+    messages = [1 * KiB, 100 * KiB, 300 * KiB]
+    expected = [[1 * KiB], [64 * KiB, 36 * KiB], [64 * KiB] * 4 + [44 * KiB]]
+
+    async def main():
+        r, w = os.pipe()
+        os.set_blocking(w, False)
+        grow_pipe(w, 64 * KiB)
+        transport, protocol = await pyloop.connect_read_pipe(
+            lambda: ChunkRecorder(pyloop), os.fdopen(r, "rb", buffering=0))
+        grow_pipe(w, 1 << 20)
+
+        async def consume(message):
+            await protocol.received(len(protocol.data) + len(message))
+        got = await chunks_per_message(
+            transport, protocol, messages, lambda data: os.write(w, data), consume)
+        os.close(w)
+        transport.close()
+        return got
+    assert run(pyloop, main(), timeout=30) == expected
+
+
+@pytest.mark.skipif(not hasattr(fcntl, "F_SETPIPE_SZ"), reason="needs F_SETPIPE_SZ (Linux)")
+@pytest.mark.parametrize("grown", [16 * 1024, 1 << 20])
+def test_a_pipe_resized_after_connect_loses_no_byte(loop, grown):
+    # Both loops: the pipe shrinks below or grows past the size it had when
+    # it was connected, with a plain protocol and a StreamReader reading.
+    data = nh.payload(3 * nh.MiB + 17)
+
+    async def main():
+        r, w = os.pipe()
+        transport, protocol = await loop.connect_read_pipe(
+            lambda: ChunkRecorder(loop), os.fdopen(r, "rb", buffering=0))
+        grow_pipe(w, grown)
+        wtransport, _ = await loop.connect_write_pipe(
+            lambda: nh.Recorder(loop), os.fdopen(w, "wb", buffering=0))
+        wtransport.write(data)
+        await protocol.received(len(data))
+        wtransport.close()
+        await protocol.lost
+        transport.close()
+        return protocol
+    protocol = run(loop, main(), timeout=30)
+    assert bytes(protocol.data) == data
+    assert max(protocol.sizes) <= 256 * 1024
