@@ -232,6 +232,65 @@ def test_write_pipe_flow_control_and_close_flushes(loop):
     run(loop, main())
 
 
+def test_write_pipe_bulk_writes_after_the_buffer_drained_into_a_full_pipe(loop):
+    # Each round drains the buffer into a pipe its reader has not read yet
+    # (the pipe is full when the buffer empties), then writes again at once:
+    # the write fails for want of room and must be flushed once the reader
+    # reads. Every byte arrives, in order.
+    async def main():
+        rf, wf = pipe_files()
+        proto = Recorder(loop)
+        transport, _ = await loop.connect_write_pipe(lambda: proto, wf)
+        expected = bytearray()
+        got = bytearray()
+        for i in range(8):
+            data = payload(3 * 65536 + 100 * i, seed=i)
+            expected += data
+            transport.write(data)
+            while transport.get_write_buffer_size() > 0:
+                got += await loop.run_in_executor(None, os.read, rf.fileno(), 65536)
+        transport.close()
+        got += await loop.run_in_executor(None, rf.read)
+        await asyncio.wait_for(proto.lost, 5)
+        assert bytes(got) == bytes(expected)
+        rf.close()
+
+    run(loop, main())
+
+
+def test_write_pipe_drained_then_read_leaves_the_loop_idle(pyloop):
+    # pyasync-only (pyasync.metrics): once its buffer drained, a write pipe
+    # stops being watched; the interest it left in the poller for the pipe
+    # it filled goes when the pipe next polls writable, and the loop then
+    # sleeps instead of polling the writable pipe again and again.
+    from pyasync import metrics
+
+    async def main():
+        rf, wf = pipe_files()
+        transport, _ = await pyloop.connect_write_pipe(lambda: Recorder(pyloop), wf)
+        transport.write(payload(3 * 65536))
+        while transport.get_write_buffer_size() > 0:
+            await pyloop.run_in_executor(None, os.read, rf.fileno(), 65536)
+        while await pyloop.run_in_executor(None, _read_available, rf.fileno()):
+            pass  # the pipe is empty: writable
+        before = metrics(pyloop)["iterations"]
+        await asyncio.sleep(0.1)
+        iterations = metrics(pyloop)["iterations"] - before
+        transport.close()
+        rf.close()
+        return iterations
+
+    assert run(pyloop, main()) < 10
+
+
+def _read_available(fd):
+    os.set_blocking(fd, False)
+    try:
+        return os.read(fd, 1 << 20)
+    except BlockingIOError:
+        return b""
+
+
 def test_write_pipe_abort_drops_the_buffer(loop):
     async def main():
         rf, wf = pipe_files()
