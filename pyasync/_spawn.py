@@ -6,14 +6,15 @@ extra_groups, pipesize); otherwise the child is started by
 pyasync._core.spawn() (csrc/spawn.c), which does what Popen's C helper does
 with none of Popen's Python around it, and with the GIL released while the
 child starts. A subprocess.Popen replaced by the program (mock.patch) is
-called as asyncio would call it.
+called as asyncio would call it, in the loop's thread.
 
-spawn() runs in worker threads (_Spawner): a fork and exec keeps its
+spawn() and Popen run in worker threads (_Spawner): a fork and exec keeps its
 caller waiting until the child has called execve(), about half a
 millisecond on a small VM, and the loop's thread goes on meanwhile; several
-children start at once on several cores. The arguments are worked out and
-the pipes made in the loop's thread before (raising what Popen raises, in
-its order), the results handled there after. A caller cancelled meanwhile,
+children start at once on several cores. For spawn(), the arguments are
+worked out and the pipes made in the loop's thread before (raising what
+Popen raises, in its order); Popen does all that itself, in the worker.
+Either way the results are handled in the loop's thread after. A caller cancelled meanwhile,
 or a loop closed, gets its child killed and collected and its pipes closed,
 as asyncio's transport does for a child whose start was cancelled.
 
@@ -47,10 +48,14 @@ _POPEN = subprocess.Popen
 
 async def start(loop, args, shell, stdin, stdout, stderr, bufsize, kwargs):
     """The child, started; a subprocess.Popen."""
-    if subprocess.Popen is not _POPEN or not _spawn_can_start(stdin, stdout, stderr, kwargs):
+    if subprocess.Popen is not _POPEN:
+        # A replacement (mock.patch) is called where asyncio calls Popen.
         return subprocess.Popen(args, shell=shell, stdin=stdin, stdout=stdout, stderr=stderr,
                                 universal_newlines=False, bufsize=bufsize, **kwargs)
-    request = _Request(args, shell, stdin, stdout, stderr, **kwargs)
+    if _spawn_can_start(stdin, stdout, stderr, kwargs):
+        request = _Request(args, shell, stdin, stdout, stderr, **kwargs)
+    else:
+        request = _PopenRequest(args, shell, stdin, stdout, stderr, bufsize, kwargs)
     loop._child_starts.add(request)
     return await _spawner.start(loop, request)
 
@@ -85,7 +90,93 @@ def _spawn_can_start(stdin, stdout, stderr, kwargs):
             and _std_handle_ok(stderr, may_be_stdout=True))
 
 
-class _Request:
+class _Start:
+    """One child to start in a worker thread, and the hand-over of the
+    outcome (the child, or the exception) between the worker and the
+    loop's thread, which may be closing meanwhile. Subclasses say how the
+    child is started (start_child), what the caller gets (started) and how
+    a child nobody wants is disposed of (abandon)."""
+
+    def __init__(self):
+        # What the start gave, and who deals with it: the loop's thread
+        # (_settle), or whoever learns first that the loop closed.
+        self._lock = threading.Lock()
+        self._outcome = None  # (child, exception) once the start returned
+        self._taken = False
+        self._loop_closed = False
+
+    def finish(self, child, exc):
+        """(Worker) the start returned: whether to hand the outcome to the
+        loop; if the loop closed already, the child is abandoned here."""
+        with self._lock:
+            self._outcome = (child, exc)
+            if not self._loop_closed:
+                return True
+            self._taken = True
+        self.abandon(child, reap_here=True)
+        return False
+
+    def take(self):
+        """The outcome, (child, exception), to whoever asks first once it
+        is there; None to everyone else."""
+        with self._lock:
+            if self._taken or self._outcome is None:
+                return None
+            self._taken = True
+            return self._outcome
+
+    def loop_closing(self):
+        """The loop closes: abandon the child now if the start returned and
+        nobody took it (its _settle will never run), else leave that to
+        the worker."""
+        with self._lock:
+            self._loop_closed = True
+        outcome = self.take()
+        if outcome is not None:
+            self.abandon(outcome[0])
+
+
+class _PopenRequest(_Start):
+    """A child that needs subprocess.Popen (preexec_fn, user, group,
+    extra_groups, pipesize). Popen runs in a worker too: it waits for the
+    fork and exec (and for the user and group lookups) as spawn() does, and
+    in the loop's thread it would hold up every other task meanwhile."""
+
+    def __init__(self, args, shell, stdin, stdout, stderr, bufsize, kwargs):
+        super().__init__()
+        self._call = (args, dict(shell=shell, stdin=stdin, stdout=stdout, stderr=stderr,
+                                 universal_newlines=False, bufsize=bufsize, **kwargs))
+
+    def start_child(self):
+        """(Worker) the subprocess.Popen."""
+        args, kwargs = self._call
+        return _POPEN(args, **kwargs)
+
+    def close_fds(self):
+        pass  # Popen closes what it made when it fails
+
+    def started(self, proc):
+        return proc
+
+    def abandon(self, proc, reap_here=False):
+        """Kill, collect and close the child nobody wants any more."""
+        if proc is None:
+            return
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        try:
+            proc.kill()
+        except ProcessLookupError:
+            pass
+        if reap_here:
+            proc.wait()
+        else:
+            threading.Thread(target=proc.wait, daemon=True,
+                             name=f"waitpid-{proc.pid}").start()
+
+
+class _Request(_Start):
     """One child to start: spawn()'s arguments worked out as Popen works
     them out (raising what it raises, before anything starts), and the
     pipes made for it until they are handed over or closed."""
@@ -93,6 +184,7 @@ class _Request:
     def __init__(self, args, shell, stdin, stdout, stderr, *, executable=None, close_fds=True,
                  pass_fds=(), cwd=None, env=None, restore_signals=True,
                  start_new_session=False, process_group=None, umask=-1, **_popen_defaults):
+        super().__init__()
         self.args = args
         argv, executables, exec_name = _command(args, shell, executable, env)
         env_list = _environment(env)
@@ -102,12 +194,6 @@ class _Request:
             warnings.warn("pass_fds overriding close_fds.", RuntimeWarning)
             close_fds = True
         self._ours = []  # fds made here; the child's ends are closed once it started
-        # What spawn() gave, and who deals with it: the loop's thread
-        # (_settle), or whoever learns first that the loop closed.
-        self._lock = threading.Lock()
-        self._outcome = None  # (pid, exception) once spawn() returned
-        self._taken = False
-        self._loop_closed = False
         self._parent_ends = [None, None, None]
         try:
             child_fds = self._std_handles(stdin, stdout, stderr)
@@ -155,35 +241,9 @@ class _Request:
                 os.close(fd)
         return _popen_of(self.args, pid, parent_ends)
 
-    def finish(self, pid, exc):
-        """(Worker) spawn() returned: whether to hand the outcome to the
-        loop; if the loop closed already, the child is abandoned here."""
-        with self._lock:
-            self._outcome = (pid, exc)
-            if not self._loop_closed:
-                return True
-            self._taken = True
-        self.abandon(pid, reap_here=True)
-        return False
-
-    def take(self):
-        """The outcome, (pid, exception), to whoever asks first once it
-        is there; None to everyone else."""
-        with self._lock:
-            if self._taken or self._outcome is None:
-                return None
-            self._taken = True
-            return self._outcome
-
-    def loop_closing(self):
-        """The loop closes: abandon the child now if spawn() returned and
-        nobody took it (its _settle will never run), else leave that to
-        the worker."""
-        with self._lock:
-            self._loop_closed = True
-        outcome = self.take()
-        if outcome is not None:
-            self.abandon(outcome[0])
+    def start_child(self):
+        """(Worker) the child's pid."""
+        return _core.spawn(*self.spawn_args)
 
     def abandon(self, pid, reap_here=False):
         """Nobody wants the child any more (the caller was cancelled, or the
@@ -254,19 +314,19 @@ class _Spawner:
                 except queue.Empty:
                     self._threads -= 1
                     return
-            pid = exc = None
+            child = exc = None
             try:
-                pid = _core.spawn(*request.spawn_args)
+                child = request.start_child()
             except BaseException as e:
                 exc = e
-            if request.finish(pid, exc):
+            if request.finish(child, exc):
                 try:
                     loop.call_soon_threadsafe(_settle, loop, fut, request)
                 except RuntimeError:  # the loop closed meanwhile
                     outcome = request.take()
                     if outcome is not None:
                         request.abandon(outcome[0], reap_here=True)
-            del loop, fut, request, exc
+            del loop, fut, request, child, exc
 
 
 def _settle(loop, fut, request):
@@ -274,14 +334,14 @@ def _settle(loop, fut, request):
     outcome = request.take()
     if outcome is None:
         return  # abandoned: the loop is closing
-    pid, exc = outcome
+    child, exc = outcome
     if fut.cancelled():
-        request.abandon(pid)
+        request.abandon(child)
     elif exc is not None:
         request.close_fds()
         fut.set_exception(exc)
     else:
-        fut.set_result(request.started(pid))
+        fut.set_result(request.started(child))
 
 
 _spawner = _Spawner()

@@ -156,3 +156,19 @@ def test_shutdown_default_executor(loop):
 
     run_watched(loop, main())
     assert lingered
+
+
+@pytest.mark.parametrize("keyword", ["user", "preexec_fn"])
+def test_children_started_through_popen(loop, keyword):
+    # A child that needs subprocess.Popen (here user= or preexec_fn=) waits
+    # for the fork and exec with a blocking read; asyncio makes that call in
+    # Popen under its own frames, which the detector allows, and pyasync in
+    # a worker thread, which it does not watch.
+    value = {"user": os.getuid(), "preexec_fn": os.getpid}[keyword]
+
+    async def main():
+        proc = await asyncio.create_subprocess_exec(
+            "sh", "-c", "echo started", stdout=asyncio.subprocess.PIPE, **{keyword: value})
+        out, _ = await proc.communicate()
+        return out, proc.returncode
+    assert run_watched(loop, main()) == (b"started\n", 0)

@@ -137,12 +137,19 @@ def test_the_child_inherits_what_popens_child_inherits(loop, parent_state, keywo
     assert (f"fd {private} open" if "pass_fds" in keywords else f"fd {private} closed") in got
 
 
-def test_the_child_gets_the_signal_mask_of_its_starter(loop, parent_state):
+# Keywords that make the start go through subprocess.Popen (in a worker
+# thread too), or not.
+VIA = {"spawn": {}, "popen": {"user": os.getuid()}}
+
+
+@pytest.mark.parametrize("via", VIA)
+def test_the_child_gets_the_signal_mask_of_its_starter(loop, parent_state, via):
     # (dash unblocks every signal when it starts: Python reports this one.)
     code = "import signal; print(sorted(signal.pthread_sigmask(signal.SIG_BLOCK, [])))"
 
     async def main():
-        proc = await asyncio.create_subprocess_exec(PY, "-c", code, stdout=subprocess.PIPE)
+        proc = await asyncio.create_subprocess_exec(PY, "-c", code, stdout=subprocess.PIPE,
+                                                    **VIA[via])
         out, _ = await proc.communicate()
         return out.decode().strip()
     got = run(loop, main())
@@ -166,9 +173,10 @@ def files(tmp_path_factory):
     return path
 
 
+@pytest.mark.parametrize("via", VIA)
 @pytest.mark.parametrize("case", ["missing-on-path", "missing-path", "not-executable",
                                   "a-directory", "missing-cwd", "bad-env", "bad-argument"])
-def test_a_child_that_cannot_start_raises_what_popen_raises(loop, files, case):
+def test_a_child_that_cannot_start_raises_what_popen_raises(loop, files, case, via):
     tmp_path = files
     script = tmp_path / "script"
     program, kw = {
@@ -180,6 +188,7 @@ def test_a_child_that_cannot_start_raises_what_popen_raises(loop, files, case):
         "bad-env": (PY, {"env": {"A=B": "1"}}),
         "bad-argument": (PY, {"pass_fds": (-1,)}),
     }[case]
+    kw.update(VIA[via])
     before = open_fd_count()
     got = run(loop, start_error(program, **kw))
     ref_loop = asyncio.new_event_loop()
@@ -202,13 +211,14 @@ def wait_until_gone(marker, timeout=10):
     return marked_children(marker)
 
 
+@pytest.mark.parametrize("via", VIA)
 @pytest.mark.parametrize("stdout", [None, subprocess.PIPE])
-def test_a_start_cancelled_leaves_no_child_and_no_fd(loop, stdout):
-    marker = f"pyasync-cancelled-start-{os.getpid()}-{stdout}"
+def test_a_start_cancelled_leaves_no_child_and_no_fd(loop, stdout, via):
+    marker = f"pyasync-cancelled-start-{os.getpid()}-{stdout}-{via}"
 
     async def main():
         task = asyncio.ensure_future(asyncio.create_subprocess_exec(
-            PY, "-c", "import time; time.sleep(30)", marker, stdout=stdout))
+            PY, "-c", "import time; time.sleep(30)", marker, stdout=stdout, **VIA[via]))
         await asyncio.sleep(0)  # the start is under way
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -222,18 +232,19 @@ def test_a_start_cancelled_leaves_no_child_and_no_fd(loop, stdout):
     assert open_fd_count() <= before
 
 
+@pytest.mark.parametrize("via", VIA)
 @pytest.mark.parametrize("when", ["while-starting", "started-not-yet-told"])
-def test_a_loop_closed_while_a_child_starts_leaves_no_child(when):
+def test_a_loop_closed_while_a_child_starts_leaves_no_child(when, via):
     # asyncio starts a child before its first await, so its loop cannot
     # close in between; ours starts it in a worker thread, and a loop that
     # closes meanwhile must not leave the child behind: whether the worker
     # is still starting it, or has started it and queued the news for a
     # loop that will never run again.
-    marker = f"pyasync-closed-loop-start-{os.getpid()}-{when}"
+    marker = f"pyasync-closed-loop-start-{os.getpid()}-{when}-{via}"
     loop = pyasync.new_event_loop()
     before = open_fd_count()
     coro = asyncio.create_subprocess_exec(PY, "-c", "import time; time.sleep(30)", marker,
-                                          stdout=subprocess.PIPE)
+                                          stdout=subprocess.PIPE, **VIA[via])
     loop.create_task(coro)
     loop.call_soon(loop.stop)
     loop.run_forever()  # one iteration: the start is handed to a worker
