@@ -103,12 +103,21 @@ def test_a_protocol_gets_at_most_256_kib_per_call_and_every_byte(loop):
         transport, protocol = await loop.create_connection(lambda: ChunkRecorder(loop), sock=a)
         b.setblocking(False)
         await loop.sock_sendall(b, data)
-        await protocol.received(len(data))
-        b.close()
-        await protocol.lost
-        transport.close()
-        return protocol
-    protocol = run(loop, main(), timeout=30)
+        return await receive_until_lost(transport, protocol, data, b.close)
+    assert_every_byte_in_chunks_of_at_most_256_kib(run(loop, main(), timeout=30), data)
+
+
+async def receive_until_lost(transport, protocol, data, close_sender):
+    """Waits for all of data, closes the sender, waits for the end: the
+    protocol."""
+    await protocol.received(len(data))
+    close_sender()
+    await protocol.lost
+    transport.close()
+    return protocol
+
+
+def assert_every_byte_in_chunks_of_at_most_256_kib(protocol, data):
     assert bytes(protocol.data) == data
     assert max(protocol.sizes) <= 256 * 1024
 
@@ -140,6 +149,20 @@ async def chunks_per_message(transport, protocol, messages, write, consume):
         transport.pause_reading()
         got.append(protocol.sizes[before:])
     return got
+
+
+async def pipe_chunks_per_message(transport, protocol, w, messages, consume):
+    """chunks_per_message() through a pipe whose writing end is w, which is
+    closed after, with the transport."""
+    got = await chunks_per_message(
+        transport, protocol, messages, lambda data: os.write(w, data), consume)
+    os.close(w)
+    transport.close()
+    return got
+
+
+def grow_pipe(fd, size):
+    assert fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, size) >= size
 
 
 def test_a_stream_reader_protocols_reads_follow_the_flow(pyloop):
@@ -180,18 +203,14 @@ def test_a_stream_reader_protocols_reads_over_a_pipe_grow_while_full(pyloop):
     async def main():
         r, w = os.pipe()
         os.set_blocking(w, False)
-        assert fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 1 << 20) >= 1 << 20
+        grow_pipe(w, 1 << 20)
         reader = asyncio.StreamReader(limit=4 << 20)
         transport, protocol = await pyloop.connect_read_pipe(
             lambda: RecordingStreamReaderProtocol(reader), os.fdopen(r, "rb", buffering=0))
 
         async def consume(message):
             assert await reader.readexactly(len(message)) == message
-        got = await chunks_per_message(
-            transport, protocol, messages, lambda data: os.write(w, data), consume)
-        os.close(w)
-        transport.close()
-        return got
+        return await pipe_chunks_per_message(transport, protocol, w, messages, consume)
     assert run(pyloop, main(), timeout=30) == expected
 
 
@@ -217,10 +236,6 @@ def test_a_plain_protocol_is_read_256_kib_at_a_time(pyloop):
     assert run(pyloop, main(), timeout=30) == expected
 
 
-def grow_pipe(fd, size):
-    assert fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, size) >= size
-
-
 @pytest.mark.skipif(not hasattr(fcntl, "F_SETPIPE_SZ"), reason="needs F_SETPIPE_SZ (Linux)")
 def test_a_pipe_is_read_at_most_its_capacity_at_a_time(pyloop):
     # pyasync-only (asyncio asks for 256 KiB): no read brings more than the
@@ -240,11 +255,7 @@ def test_a_pipe_is_read_at_most_its_capacity_at_a_time(pyloop):
 
         async def consume(message):
             await protocol.received(len(protocol.data) + len(message))
-        got = await chunks_per_message(
-            transport, protocol, messages, lambda data: os.write(w, data), consume)
-        os.close(w)
-        transport.close()
-        return got
+        return await pipe_chunks_per_message(transport, protocol, w, messages, consume)
     assert run(pyloop, main(), timeout=30) == expected
 
 
@@ -252,7 +263,7 @@ def test_a_pipe_is_read_at_most_its_capacity_at_a_time(pyloop):
 @pytest.mark.parametrize("grown", [16 * 1024, 1 << 20])
 def test_a_pipe_resized_after_connect_loses_no_byte(loop, grown):
     # Both loops: the pipe shrinks below or grows past the size it had when
-    # it was connected, with a plain protocol and a StreamReader reading.
+    # it was connected.
     data = nh.payload(3 * nh.MiB + 17)
 
     async def main():
@@ -263,11 +274,5 @@ def test_a_pipe_resized_after_connect_loses_no_byte(loop, grown):
         wtransport, _ = await loop.connect_write_pipe(
             lambda: nh.Recorder(loop), os.fdopen(w, "wb", buffering=0))
         wtransport.write(data)
-        await protocol.received(len(data))
-        wtransport.close()
-        await protocol.lost
-        transport.close()
-        return protocol
-    protocol = run(loop, main(), timeout=30)
-    assert bytes(protocol.data) == data
-    assert max(protocol.sizes) <= 256 * 1024
+        return await receive_until_lost(transport, protocol, data, wtransport.close)
+    assert_every_byte_in_chunks_of_at_most_256_kib(run(loop, main(), timeout=30), data)
