@@ -156,6 +156,23 @@ def test_the_child_gets_the_signal_mask_of_its_starter(loop, parent_state, via):
     assert got == f"[<Signals.SIGWINCH: {int(signal.SIGWINCH)}>]"
 
 
+def _ignore_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def test_a_preexec_fn_may_set_signal_handlers(loop):
+    # Popen runs in a worker thread on pyasync: in the child it forked, that
+    # thread is the main thread, where signal.signal() is allowed.
+    code = "import signal; print(signal.getsignal(signal.SIGINT) == signal.SIG_IGN)"
+
+    async def main():
+        proc = await asyncio.create_subprocess_exec(PY, "-c", code, stdout=subprocess.PIPE,
+                                                    preexec_fn=_ignore_sigint)
+        out, _ = await proc.communicate()
+        return out, proc.returncode
+    assert run(loop, main()) == (b"True\n", 0)
+
+
 async def start_error(program, **kw):
     try:
         proc = await asyncio.create_subprocess_exec(program, **kw)
