@@ -8,15 +8,16 @@ with none of Popen's Python around it, and with the GIL released while the
 child starts. A subprocess.Popen replaced by the program (mock.patch) is
 called as asyncio would call it, in the loop's thread.
 
-spawn() and Popen run in worker threads (_Spawner): a fork and exec keeps its
-caller waiting until the child has called execve(), about half a
+spawn() and Popen run in worker threads (_Spawner): a fork and exec keeps
+its caller waiting until the child has called execve(), about half a
 millisecond on a small VM, and the loop's thread goes on meanwhile; several
 children start at once on several cores. For spawn(), the arguments are
 worked out and the pipes made in the loop's thread before (raising what
 Popen raises, in its order); Popen does all that itself, in the worker.
-Either way the results are handled in the loop's thread after. A caller cancelled meanwhile,
-or a loop closed, gets its child killed and collected and its pipes closed,
-as asyncio's transport does for a child whose start was cancelled.
+Either way the outcome is handled in the loop's thread after. A caller
+cancelled meanwhile, or a loop closed, gets its child killed and collected
+and its pipes closed, as asyncio's transport does for a child whose start
+was cancelled.
 
 Either way the caller gets a subprocess.Popen object: the one Popen made,
 or one that describes the child spawn() started, as Popen would have made
