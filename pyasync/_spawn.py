@@ -49,14 +49,15 @@ _POPEN = subprocess.Popen
 
 async def start(loop, args, shell, stdin, stdout, stderr, bufsize, kwargs):
     """The child, started; a subprocess.Popen."""
+    popen_kwargs = dict(shell=shell, stdin=stdin, stdout=stdout, stderr=stderr,
+                        universal_newlines=False, bufsize=bufsize, **kwargs)
     if subprocess.Popen is not _POPEN:
         # A replacement (mock.patch) is called where asyncio calls Popen.
-        return subprocess.Popen(args, shell=shell, stdin=stdin, stdout=stdout, stderr=stderr,
-                                universal_newlines=False, bufsize=bufsize, **kwargs)
+        return subprocess.Popen(args, **popen_kwargs)
     if _spawn_can_start(stdin, stdout, stderr, kwargs):
         request = _Request(args, shell, stdin, stdout, stderr, **kwargs)
     else:
-        request = _PopenRequest(args, shell, stdin, stdout, stderr, bufsize, kwargs)
+        request = _PopenRequest(args, popen_kwargs)
     loop._child_starts.add(request)
     return await _spawner.start(loop, request)
 
@@ -143,15 +144,14 @@ class _PopenRequest(_Start):
     fork and exec (and for the user and group lookups) as spawn() does, and
     in the loop's thread it would hold up every other task meanwhile."""
 
-    def __init__(self, args, shell, stdin, stdout, stderr, bufsize, kwargs):
+    def __init__(self, args, popen_kwargs):
         super().__init__()
-        self._call = (args, dict(shell=shell, stdin=stdin, stdout=stdout, stderr=stderr,
-                                 universal_newlines=False, bufsize=bufsize, **kwargs))
+        self._args = args
+        self._popen_kwargs = popen_kwargs
 
     def start_child(self):
         """(Worker) the subprocess.Popen."""
-        args, kwargs = self._call
-        return _POPEN(args, **kwargs)
+        return _POPEN(self._args, **self._popen_kwargs)
 
     def close_fds(self):
         pass  # Popen closes what it made when it fails
