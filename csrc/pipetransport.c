@@ -570,6 +570,9 @@ pa_pipe_transport_register_types(PyObject *module, pa_state *st)
         0) {
         return -1;
     }
-    return pa_tr_register(module, &WritePipe_spec, "WriteTransport", NULL,
+    /* asyncio's write pipe transport derives from its _FlowControlMixin, a
+     * Transport: it is an instance of asyncio.Transport and ReadTransport
+     * too, and pause_reading() on it raises NotImplementedError. */
+    return pa_tr_register(module, &WritePipe_spec, "Transport", NULL,
                           &st->WritePipeTransportType);
 }
