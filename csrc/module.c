@@ -60,6 +60,7 @@ static const struct {
     {"TransportSocket", offsetof(pa_state, TransportSocket)},
     {"check_ssl_socket", offsetof(pa_state, check_ssl_socket)},
     {"raise_loop_closed", offsetof(pa_state, raise_loop_closed)},
+    {"base_get_extra_info", offsetof(pa_state, base_get_extra_info)},
 };
 
 #define N_HELPERS (sizeof(helper_slots) / sizeof(helper_slots[0]))
@@ -185,6 +186,7 @@ module_exec(PyObject *module)
     INTERN(str_create_future, "create_future");
     INTERN(str_debug, "debug");
     INTERN(str_peername, "peername");
+    INTERN(str_get_extra_info, "get_extra_info");
     st->send_flags = PyLong_FromLong(PA_SEND_FLAGS);
     if (st->send_flags == NULL) {
         return -1;
@@ -346,6 +348,7 @@ module_clear(PyObject *module)
     Py_CLEAR(st->str_create_future);
     Py_CLEAR(st->str_debug);
     Py_CLEAR(st->str_peername);
+    Py_CLEAR(st->str_get_extra_info);
     Py_CLEAR(st->send_flags);
     Py_CLEAR(st->loop_subtype_seen);
     Py_CLEAR(st->TransportType);

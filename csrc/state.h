@@ -49,6 +49,7 @@ typedef struct {
     PyObject *TransportSocket;        /* asyncio.trsock.TransportSocket */
     PyObject *check_ssl_socket;       /* pyasync._network._check_ssl_socket(sock) */
     PyObject *raise_loop_closed;      /* pyasync._loop._raise_loop_closed(*kept) */
+    PyObject *base_get_extra_info;    /* asyncio.BaseTransport.get_extra_info, as defined */
 
     /* The registry set and its parts, cached by taskregistry.c. */
     PyObject *registry_set;
@@ -157,6 +158,7 @@ typedef struct {
     PyObject *str_create_future;
     PyObject *str_debug;
     PyObject *str_peername;
+    PyObject *str_get_extra_info;
     PyObject *send_flags;             /* PA_SEND_FLAGS as an int, for socket.send()/sendto() */
 } pa_state;
 

@@ -22,7 +22,8 @@ import weakref
 
 from asyncio import base_events as _base_events
 from asyncio import base_futures, base_tasks, constants, coroutines, events, exceptions
-from asyncio import format_helpers, futures, protocols, streams, tasks, timeouts, trsock
+from asyncio import format_helpers, futures, protocols, streams, tasks, timeouts, transports
+from asyncio import trsock
 from asyncio.log import logger
 
 from . import _compat, _network, _taskdump
@@ -510,6 +511,7 @@ def _raise_loop_closed(*kept):
 def _install_helpers():
     from . import _core
     _core._set_helpers(
+        base_get_extra_info=transports.BaseTransport.get_extra_info,
         format_callback_source=_compat.format_callback_source,
         extract_stack=format_helpers.extract_stack,
         iscoroutinefunction=coroutines.iscoroutinefunction,
