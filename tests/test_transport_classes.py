@@ -93,7 +93,13 @@ def test_transports_are_instances_of_asyncios_classes(loop):
         finally:
             await close_all(server, made)
     got = run(loop, main())
-    assert got == reference_classes()
+    expected = reference_classes()
+    if sys.version_info < (3, 12) and not isinstance(loop, asyncio.BaseEventLoop):
+        # 3.11's UDP transport is not a DatagramTransport (3.12 made it one,
+        # as the docs say it is); ours is on every version:
+        # docs/differences.md.
+        expected["udp"] = sorted(expected["udp"] + ["DatagramTransport"])
+    assert got == expected
     # The write pipe is a Transport in asyncio (through _FlowControlMixin).
     assert "Transport" in got["write pipe"] and "ReadTransport" in got["write pipe"]
 
