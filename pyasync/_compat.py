@@ -101,6 +101,17 @@ def pop_cleanup_socket(kwargs, method):
     return _pop_new_kwarg(kwargs, method, 'cleanup_socket', PY313, PY313)
 
 
+# The warning for a child whose exit status another waitpid() took first, in
+# the words of the child watcher asyncio uses by default: since 3.12 its
+# pidfd watcher wherever pidfds work, on 3.11 its threaded watcher.
+def warn_child_status_taken(logger, pid, learnt_by_pidfd):
+    if learnt_by_pidfd and PY312:
+        logger.warning("child process pid %d exit status already read: "
+                       " will report returncode 255", pid)
+    else:
+        logger.warning("Unknown child process pid %d, will report returncode 255", pid)
+
+
 async def sleep0():
     """One loop iteration (asyncio.sleep(0), imported late: no cycle)."""
     from asyncio import tasks

@@ -62,7 +62,7 @@ class _ExitWatch:
 
     def _pidfd_readable(self):
         self._stop_watching()
-        self._callback(_spawn.reap(self._pid))
+        self._callback(_spawn.reap(self._pid), learnt_by_pidfd=True)
 
     def _stop_watching(self):
         if self._pidfd is not None:
@@ -265,13 +265,12 @@ class SubprocessTransport(transports.SubprocessTransport):
     def _pipe_data_received(self, fd, data):
         self._call(self._protocol.pipe_data_received, fd, data)
 
-    def _process_exited(self, returncode):
+    def _process_exited(self, returncode, learnt_by_pidfd=False):
         if returncode is None:
             # Reaped behind our back: Popen knows the status if it did it.
             returncode = self._proc.returncode if self._proc.returncode is not None else 255
             if self._proc.returncode is None:
-                logger.warning("Unknown child process pid %d, will report returncode 255",
-                               self._pid)
+                _compat.warn_child_status_taken(logger, self._pid, learnt_by_pidfd)
         if self._loop.get_debug():
             logger.info('%r exited with return code %r', self, returncode)
         self._returncode = returncode

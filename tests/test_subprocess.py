@@ -3,6 +3,7 @@ the same results and the same order of protocol callbacks as asyncio, with
 each of pyasync's ways of learning that a child exited (a pidfd in the
 poller, or a waiting thread), and no fd, zombie or child left behind."""
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -255,6 +256,31 @@ def test_closing_the_transport_kills_a_running_child(loop):
     pid = run(loop, main())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_status_taken_by_another_waitpid_warns_as_asyncio(loop, caplog):
+    """Another os.waitpid() takes the child's exit status first: return code
+    255 and the warning of asyncio's default child watcher (its pidfd
+    watcher's words since 3.12, its threaded watcher's on 3.11)."""
+    threaded = os.environ.get("PYASYNC_CHILD_WATCHER") == "thread"
+    if threaded or (isinstance(loop, asyncio.BaseEventLoop) and sys.version_info < (3, 12)):
+        pytest.skip("a thread waiting for the child races the test's waitpid()")
+
+    async def main():
+        proc = await asyncio.create_subprocess_exec(PY, "-c", "pass")
+        # Blocks the loop's thread until the child exits: the loop learns of
+        # the exit only afterwards, when the status is gone.
+        os.waitpid(proc.pid, 0)
+        return await asyncio.wait_for(proc.wait(), 10), proc.pid
+
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        returncode, pid = run(loop, main())
+    assert returncode == 255
+    if sys.version_info >= (3, 12):
+        expected = f"child process pid {pid} exit status already read:  will report returncode 255"
+    else:
+        expected = f"Unknown child process pid {pid}, will report returncode 255"
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == [expected]
 
 
 def test_loop_closed_with_a_child_running_leaves_no_zombie(loop):
