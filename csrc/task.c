@@ -562,7 +562,10 @@ pa_task_run_pending(pa_state *st, TaskObject *task)
 
 static PyMethodDef task_step_def = {"_step", (PyCFunction)(void (*)(void))task_step_entry,
                                     METH_FASTCALL, NULL};
-static PyMethodDef task_wakeup_def = {"_wakeup", (PyCFunction)task_wakeup_entry, METH_O, NULL};
+/* Named as CPython's C Task names its own: a future's repr shows
+ * "cb=[Task.task_wakeup()]" on both. */
+static PyMethodDef task_wakeup_def = {"task_wakeup", (PyCFunction)task_wakeup_entry, METH_O,
+                                      NULL};
 
 /* ---------------------------------------------------------------- cancellation */
 

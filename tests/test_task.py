@@ -178,6 +178,22 @@ def test_repr_and_stack(Task, loop):
         loop.run_until_complete(task)
 
 
+def test_awaited_future_shows_the_task_wakeup_as_asyncio(loop):
+    """A future a task waits on names the task's wake-up as CPython's C Task
+    does, in its repr and its callbacks (tests and logs read both)."""
+    fut = loop.create_future()
+
+    async def waiting():
+        await fut
+    task = loop.create_task(waiting())
+    loop.run_until_complete(asyncio.sleep(0))
+    assert repr(fut) == "<Future pending cb=[Task.task_wakeup()]>"
+    (callback, _), = fut._callbacks
+    assert callback.__name__ == "task_wakeup" and callback.__self__ is task
+    fut.set_result(None)
+    loop.run_until_complete(task)
+
+
 def test_destroyed_pending_task_is_reported(Task, loop):
     contexts = []
     loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
