@@ -570,7 +570,9 @@ class NetworkMixin:
 
     async def _bind_server_sockets(self, host, port, family, flags, backlog, reuse_address,
                                    reuse_port, keep_alive):
-        if isinstance(host, str) or not isinstance(host, collections.abc.Iterable):
+        if host == '':
+            hosts = [None]      # every interface, as None: asyncio's rule
+        elif isinstance(host, str) or not isinstance(host, collections.abc.Iterable):
             hosts = [host]
         else:
             hosts = host

@@ -62,6 +62,21 @@ def test_create_server_several_hosts(loop):
     assert answers == [b"hi", b"hi"]
 
 
+@pytest.mark.parametrize("host", ["", None])
+def test_create_server_empty_host_is_every_interface(loop, host):
+    """host='' listens on every interface, as host=None does (asyncio's rule;
+    aiosmtpd's Controller passes ''): not a name to look up."""
+    async def main():
+        server = await loop.create_server(ServerFactory(loop, echo=True), host, 0,
+                                          family=socket.AF_INET)
+        async with server:
+            (sock,) = server.sockets
+            addr, port = sock.getsockname()
+            answer, _ = await _tcp_round_trip(loop, "127.0.0.1", port)
+            return addr, answer
+    assert run(loop, main()) == ("0.0.0.0", b"hi")
+
+
 def test_create_server_family_inet(loop):
     async def main():
         server = await loop.create_server(P, "localhost", 0, family=socket.AF_INET)
