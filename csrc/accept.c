@@ -98,7 +98,8 @@ pa_sockaddr_object(const struct sockaddr *addr, socklen_t len)
  * (SystemExit, KeyboardInterrupt). Like asyncio outside debug mode, a
  * connection whose set-up fails is closed and not reported. */
 static int
-serve_here(AcceptorObject *self, int conn, const struct sockaddr_storage *addr, socklen_t len)
+set_up_connection(AcceptorObject *self, int conn, const struct sockaddr_storage *addr,
+                  socklen_t len)
 {
     pa_state *st = ((LoopObject *)self->loop)->state;
     PyObject *protocol = PyObject_CallNoArgs(self->protocol_factory);
@@ -164,13 +165,13 @@ serve_here(AcceptorObject *self, int conn, const struct sockaddr_storage *addr, 
     if (rc == 0) {
         PyObject *made = PyObject_GetAttr(protocol, st->str_connection_made);
         PyObject *arg = (PyObject *)tr;
-        rc = made ? pa_call_soon(st, self->loop, made, &arg, 1, st->fresh_context) : -1;
+        rc = made ? pa_call_soon(st, self->loop, made, &arg, 1, NULL) : -1;
         Py_XDECREF(made);
     }
     if (rc == 0) {
         /* Reading starts once connection_made() has run. */
         PyObject *start = PyObject_GetAttr((PyObject *)tr, st->str_start_reading);
-        rc = start ? pa_call_soon(st, self->loop, start, NULL, 0, st->fresh_context) : -1;
+        rc = start ? pa_call_soon(st, self->loop, start, NULL, 0, NULL) : -1;
         Py_XDECREF(start);
     }
     Py_DECREF(protocol);
@@ -194,6 +195,36 @@ failed:
     }
     PyErr_Clear();
     return 0;
+}
+
+/* asyncio sets each connection up in a task of its own, which runs in a
+ * copy of the context the server started serving in (the one this callback
+ * runs in): protocol_factory() runs in that copy, and connection_made() and
+ * the reads in copies of it (pa_call_soon() with no context copies the
+ * current one; an empty one costs no object). So a context variable set
+ * before the server started is seen by its protocols (uvicorn's tests check
+ * it), and one set by a protocol_factory() stays with its connection. */
+static int
+serve_here(AcceptorObject *self, int conn, const struct sockaddr_storage *addr, socklen_t len)
+{
+    PyObject *ctx = PyContext_CopyCurrent();
+    if (ctx == NULL || PyContext_Enter(ctx) < 0) {
+        Py_XDECREF(ctx);
+        (void)close(conn);
+        if (pa_tr_is_fatal_exception()) {
+            return -1;
+        }
+        PyErr_Clear(); /* as a failed set-up: not reported */
+        return 0;
+    }
+    int rc = set_up_connection(self, conn, addr, len);
+    PyObject *exc = pa_err_take();
+    if (PyContext_Exit(ctx) < 0) {
+        PyErr_Clear(); /* cannot fail: ctx is the current context */
+    }
+    pa_err_restore(exc);
+    Py_DECREF(ctx);
+    return rc;
 }
 
 /* A connection handed to Python with its socket object. */

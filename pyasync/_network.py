@@ -7,6 +7,7 @@ asyncio's selector event loop; the Server object is asyncio's own, driven
 through the two methods it expects of a loop (_start_serving, _stop_serving).
 """
 import collections
+import contextvars
 import errno
 import functools
 import io
@@ -680,7 +681,10 @@ class NetworkMixin:
                 logger.debug("%r got a new connection from %r: %r", server, addr, conn)
             extra = {'peername': addr}
             if sslcontext is None:
-                self._serve_plain(protocol_factory, conn, extra, server)
+                # In a copy of the server's context, as asyncio's task per
+                # connection (csrc/accept.c, serve_here()).
+                contextvars.copy_context().run(self._serve_plain, protocol_factory, conn,
+                                               extra, server)
             else:
                 self.create_task(self._accept_connection2(
                     protocol_factory, conn, extra, sslcontext, server,
