@@ -4,6 +4,7 @@ pyasync supports CPython 3.11, 3.12 and 3.13. Everything that depends on the
 running version is decided here once, at import; the rest of the package uses
 the names below. (The C side has the same rule: csrc/compat.h.)
 """
+import socket
 import sys
 import sysconfig
 
@@ -99,6 +100,29 @@ def pop_keep_alive(kwargs, method):
 
 def pop_cleanup_socket(kwargs, method):
     return _pop_new_kwarg(kwargs, method, 'cleanup_socket', PY313, PY313)
+
+
+# A failed bind() in create_connection(local_addr=) and create_server():
+# 3.13 words it with str(err) ("[errno 98] address already in use"), earlier
+# versions with its strerror. And 3.13 skips a server address the host
+# lacks (EADDRNOTAVAIL, bpo-30945) where earlier versions fail.
+def bind_error_detail(err):
+    if PY313 or err.strerror is None:
+        return str(err).lower()
+    return err.strerror.lower()
+
+
+SKIP_UNAVAILABLE_SERVER_ADDRESS = PY313
+
+
+# create_datagram_endpoint(sock=): 3.13 refuses stream sockets only (a
+# SOCK_SEQPACKET one is taken), earlier versions anything but SOCK_DGRAM.
+def check_datagram_socket(sock):
+    if PY313:
+        if sock.type == socket.SOCK_STREAM:
+            raise ValueError(f'A datagram socket was expected, got {sock!r}')
+    elif sock.type != socket.SOCK_DGRAM:
+        raise ValueError(f'A UDP Socket was expected, got {sock!r}')
 
 
 # The warning for a child whose exit status another waitpid() took first, in

@@ -16,7 +16,7 @@ import os
 import socket
 import sys
 
-from asyncio import base_events, constants, exceptions, staggered, trsock
+from asyncio import base_events, constants, exceptions, staggered, tasks, trsock
 from asyncio.log import logger
 
 from . import _compat, _core
@@ -61,31 +61,38 @@ def _check_ssl_arguments(ssl, server_hostname=None, ssl_handshake_timeout=None,
         raise ValueError('ssl_shutdown_timeout is only meaningful with ssl')
 
 
-def _numeric_sockaddr(host, port, family, socktype, proto):
+def _numeric_sockaddr(host, port, family, socktype, proto, flowinfo=0, scopeid=0):
     """The getaddrinfo() answer for a numeric host, without a lookup; None
-    when host is a name (or the answer is not unique)."""
-    if host is None or not (port is None or isinstance(port, int)):
+    when host must be looked up. The rules are asyncio's (_ipaddr_info):
+    the protocol follows the socket type, a port is anything int() takes,
+    and the extra items of an IPv6 address are its flow info and scope."""
+    if proto not in (0, socket.IPPROTO_TCP, socket.IPPROTO_UDP) or host is None:
         return None
-    if isinstance(host, bytes):
-        try:
-            host = host.decode('ascii')
-        except UnicodeDecodeError:
-            return None
-    if not isinstance(host, str) or '%' in host:
-        return None
-    if socktype not in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+    if socktype == socket.SOCK_STREAM:
+        proto = socket.IPPROTO_TCP
+    elif socktype == socket.SOCK_DGRAM:
+        proto = socket.IPPROTO_UDP
+    else:
         return None  # type 0 answers once per socket type
-    if proto == 0:
-        proto = socket.IPPROTO_TCP if socktype == socket.SOCK_STREAM else socket.IPPROTO_UDP
-    port = port or 0
+    if port is None or (isinstance(port, (str, bytes)) and not port):
+        port = 0
+    else:
+        try:
+            port = int(port)  # a service name ("http") is looked up
+        except (TypeError, ValueError):
+            return None
+    if isinstance(host, bytes):
+        host = host.decode('idna')
+    if '%' in host:
+        return None  # inet_pton() takes no IPv6 zone ('::1%lo')
     for fam in _INET_FAMILIES:
         if family not in (socket.AF_UNSPEC, fam):
             continue
         try:
             socket.inet_pton(fam, host)
-        except (OSError, ValueError):
+        except OSError:
             continue
-        addr = (host, port) if fam == socket.AF_INET else (host, port, 0, 0)
+        addr = (host, port) if fam == socket.AF_INET else (host, port, flowinfo, scopeid)
         return fam, socktype, proto, '', addr
     return None
 
@@ -163,7 +170,11 @@ class NetworkMixin:
     # DNS
 
     async def getaddrinfo(self, host, port, *, family=0, type=0, proto=0, flags=0):
-        if _numeric_sockaddr(host, port, family, type, proto) is not None:
+        try:
+            numeric = _numeric_sockaddr(host, port, family, type, proto) is not None
+        except (TypeError, UnicodeError):
+            numeric = False  # socket.getaddrinfo() says what is wrong, in the executor
+        if numeric:
             # A numeric host needs no lookup: answer without the executor.
             return socket.getaddrinfo(host, port, family, type, proto, flags)
         return await self.run_in_executor(
@@ -175,12 +186,9 @@ class NetworkMixin:
     async def _ensure_resolved(self, address, *, family=0, type=socket.SOCK_STREAM,
                                proto=0, flags=0):
         host, port = address[:2]
-        info = _numeric_sockaddr(host, port, family, type, proto)
+        info = _numeric_sockaddr(host, port, family, type, proto, *address[2:])
         if info is not None:
-            fam, type_, proto_, cname, sockaddr = info
-            if fam == socket.AF_INET6 and len(address) > 2:
-                sockaddr = (sockaddr[0], sockaddr[1]) + tuple(address[2:4])
-            return [(fam, type_, proto_, cname, sockaddr)]
+            return [info]
         return await self.getaddrinfo(host, port, family=family, type=type,
                                       proto=proto, flags=flags)
 
@@ -257,7 +265,10 @@ class NetworkMixin:
         await self._sock_wait(sock, True, connected)
 
     async def sock_sendfile(self, sock, file, offset=0, count=None, *, fallback=True):
-        self._check_sock(sock)
+        # asyncio checks these two the other way round here.
+        if self.get_debug() and sock.gettimeout() != 0:
+            raise ValueError("the socket must be non-blocking")
+        _check_ssl_socket(sock)
         _check_sendfile_params(sock, file, offset, count)
         try:
             return await self._sock_sendfile_native(sock, file, offset, count)
@@ -371,12 +382,12 @@ class NetworkMixin:
                         break
                     except OSError as exc:
                         msg = (f'error while attempting to bind on address {laddr!r}: '
-                               f'{str(exc).lower()}')
+                               f'{_compat.bind_error_detail(exc)}')
                         my_exceptions.append(OSError(exc.errno, msg))
                 else:
                     if my_exceptions:
                         raise my_exceptions.pop()
-                    raise OSError(f"no matching local address with family={family} found")
+                    raise OSError(f"no matching local address with family={family!r} found")
             await self.sock_connect(sock, address)
             return sock
         except OSError as exc:
@@ -470,6 +481,7 @@ class NetworkMixin:
     async def create_unix_connection(self, protocol_factory, path=None, *, ssl=None, sock=None,
                                      server_hostname=None, ssl_handshake_timeout=None,
                                      ssl_shutdown_timeout=None):
+        assert server_hostname is None or isinstance(server_hostname, str)  # as asyncio
         if ssl:
             if server_hostname is None:
                 raise ValueError('you have to pass server_hostname when using ssl')
@@ -522,7 +534,8 @@ class NetworkMixin:
         keep_alive = _compat.pop_keep_alive(kwargs, 'create_server')
         if isinstance(ssl, bool):
             raise TypeError('ssl argument must be an SSLContext or None')
-        _check_ssl_arguments(ssl, None, ssl_handshake_timeout, ssl_shutdown_timeout)
+        # Only create_server() asks whether ssl is None, not whether it is true.
+        _check_ssl_arguments(ssl is not None, None, ssl_handshake_timeout, ssl_shutdown_timeout)
         if sock is not None:
             _check_ssl_socket(sock)
         if host is not None or port is not None:
@@ -569,6 +582,13 @@ class NetworkMixin:
             raise
         return server
 
+    async def _server_addresses(self, host, port, family, flags):
+        infos = await self._ensure_resolved((host, port), family=family,
+                                            type=socket.SOCK_STREAM, flags=flags)
+        if not infos:
+            raise OSError(f'getaddrinfo({host!r}) returned empty list')
+        return infos
+
     async def _bind_server_sockets(self, host, port, family, flags, backlog, reuse_address,
                                    reuse_port, keep_alive):
         if host == '':
@@ -577,10 +597,9 @@ class NetworkMixin:
             hosts = [host]
         else:
             hosts = host
-        lookups = [self._ensure_resolved((h, port), family=family, type=socket.SOCK_STREAM,
-                                         flags=flags) for h in hosts]
-        infos = set(itertools.chain.from_iterable(
-            [await lookup for lookup in lookups]))
+        # Looked up together, as asyncio does.
+        lookups = [self._server_addresses(h, port, family, flags) for h in hosts]
+        infos = set(itertools.chain.from_iterable(await tasks.gather(*lookups)))
         sockets = []
         completed = False
         try:
@@ -606,8 +625,8 @@ class NetworkMixin:
                     sock.bind(sa)
                 except OSError as err:
                     msg = (f'error while attempting to bind on address {sa!r}: '
-                           f'{str(err).lower()}')
-                    if err.errno == errno.EADDRNOTAVAIL:
+                           f'{_compat.bind_error_detail(err)}')
+                    if err.errno == errno.EADDRNOTAVAIL and _compat.SKIP_UNAVAILABLE_SERVER_ADDRESS:
                         # An address the host lacks (e.g. ::1 without IPv6).
                         sockets.pop()
                         sock.close()
@@ -615,7 +634,8 @@ class NetworkMixin:
                             logger.warning(msg)
                         continue
                     raise OSError(err.errno, msg) from None
-            if not sockets:
+            if not sockets and _compat.SKIP_UNAVAILABLE_SERVER_ADDRESS:
+                # (came with the skipping: earlier versions serve on none)
                 raise OSError('could not bind on any address out of %r'
                               % ([info[4] for info in infos],))
             completed = True
@@ -789,8 +809,7 @@ class NetworkMixin:
                                        remote_addr=None, *, family=0, proto=0, flags=0,
                                        reuse_port=None, allow_broadcast=None, sock=None):
         if sock is not None:
-            if sock.type != socket.SOCK_DGRAM:
-                raise ValueError(f'A UDP Socket was expected, got {sock!r}')
+            _compat.check_datagram_socket(sock)
             modifiers = dict(local_addr=local_addr, remote_addr=remote_addr, family=family,
                              proto=proto, flags=flags, reuse_port=reuse_port,
                              allow_broadcast=allow_broadcast)
