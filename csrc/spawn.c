@@ -74,13 +74,19 @@ typedef struct {
 
 /* ------------------------------------------------------------ the child */
 
-static void
+/* -1 with errno when fd is not open (a pass_fds entry closed before the
+ * start): Popen's child fails then, and so does ours. */
+static int
 clear_cloexec(int fd)
 {
     int flags = fcntl(fd, F_GETFD);
-    if (flags >= 0 && (flags & FD_CLOEXEC)) {
-        (void)fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
+    if (flags < 0) {
+        return -1;
     }
+    if ((flags & FD_CLOEXEC) && fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC) < 0) {
+        return -1;
+    }
+    return 0;
 }
 
 /* fd becomes `target`; an fd already there only loses close-on-exec. */
@@ -88,8 +94,7 @@ static int
 move_fd(int fd, int target)
 {
     if (fd == target) {
-        clear_cloexec(fd);
-        return 0;
+        return clear_cloexec(fd);
     }
     if (fd < 0) {
         return 0;
@@ -218,7 +223,9 @@ child_exec(const spawn_request *r, int errpipe)
         child_fail(errpipe, STAGE_SETUP, errno);
     }
     for (Py_ssize_t i = 0; i < r->nkeep; i++) {
-        clear_cloexec(r->keep[i]);
+        if (clear_cloexec(r->keep[i]) < 0) {
+            child_fail(errpipe, STAGE_SETUP, errno);
+        }
     }
     if (r->close_fds) {
         close_other_fds(r, errpipe);

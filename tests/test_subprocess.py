@@ -3,6 +3,7 @@ the same results and the same order of protocol callbacks as asyncio, with
 each of pyasync's ways of learning that a child exited (a pidfd in the
 poller, or a waiting thread), and no fd, zombie or child left behind."""
 import asyncio
+import errno
 import logging
 import os
 import signal
@@ -256,6 +257,24 @@ def test_closing_the_transport_kills_a_running_child(loop):
     pid = run(loop, main())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_pass_fds_with_a_closed_fd_fails_to_start(loop):
+    """A pass_fds entry that is not open fails the start with EBADF, as
+    Popen's child does, and the failed child is reaped."""
+    # A high number: a closed low one would be reused by the start's own
+    # pipes before the child looks at it.
+    closed = 1000
+    with pytest.raises(OSError):
+        os.fstat(closed)
+    zombies_before = set(zombies_of_this_process())
+
+    async def main():
+        with pytest.raises(OSError) as info:
+            await asyncio.create_subprocess_exec(PY, "-c", "pass", pass_fds=[closed])
+        return info.value.errno
+    assert run(loop, main()) == errno.EBADF
+    assert set(zombies_of_this_process()) <= zombies_before
 
 
 def test_status_taken_by_another_waitpid_warns_as_asyncio(loop, caplog):
