@@ -170,6 +170,10 @@ class NetworkMixin:
     # DNS
 
     async def getaddrinfo(self, host, port, *, family=0, type=0, proto=0, flags=0):
+        if self.get_debug():
+            # Logged and timed, in the executor even for a numeric host.
+            return await self.run_in_executor(
+                None, self._getaddrinfo_logged, host, port, family, type, proto, flags)
         try:
             numeric = _numeric_sockaddr(host, port, family, type, proto) is not None
         except (TypeError, UnicodeError):
@@ -179,6 +183,25 @@ class NetworkMixin:
             return socket.getaddrinfo(host, port, family, type, proto, flags)
         return await self.run_in_executor(
             None, socket.getaddrinfo, host, port, family, type, proto, flags)
+
+    def _getaddrinfo_logged(self, host, port, family, type, proto, flags):
+        """socket.getaddrinfo() with the debug log asyncio writes for it (at
+        INFO when slower than slow_callback_duration)."""
+        what = [f'{host}:{port!r}']
+        what += [f'{name}={value!r}' for name, value in
+                 (('family', family), ('type', type), ('proto', proto), ('flags', flags))
+                 if value]
+        what = ', '.join(what)
+        logger.debug('Get address info %s', what)
+        started = self.time()
+        answer = socket.getaddrinfo(host, port, family, type, proto, flags)
+        took = self.time() - started
+        report = f'Getting address info {what} took {took * 1e3:.3f}ms: {answer!r}'
+        if took >= self.slow_callback_duration:
+            logger.info(report)
+        else:
+            logger.debug(report)
+        return answer
 
     async def getnameinfo(self, sockaddr, flags=0):
         return await self.run_in_executor(None, socket.getnameinfo, sockaddr, flags)

@@ -1,6 +1,7 @@
 """Name resolution: loop.getaddrinfo, loop.getnameinfo and connecting by name.
 Nothing here needs a DNS server: only numeric hosts and 'localhost'."""
 import asyncio
+import logging
 import socket
 
 import pytest
@@ -56,6 +57,21 @@ def test_getaddrinfo_in_debug_mode(loop):
     loop.set_debug(True)
     assert run(loop, loop.getaddrinfo("localhost", 80, type=S)) == \
         socket.getaddrinfo("localhost", 80, type=S)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_getaddrinfo_is_logged_in_debug_mode(loop, host, caplog):
+    """As asyncio: what is asked and what came back, with the time it took,
+    numeric hosts too."""
+    loop.set_debug(True)
+    with caplog.at_level(logging.DEBUG, logger="asyncio"):
+        infos = run(loop, loop.getaddrinfo(host, 80, type=socket.SOCK_STREAM))
+    what = f"{host}:80, type=<SocketKind.SOCK_STREAM: 1>"
+    logged = [r.getMessage() for r in caplog.records if "address info" in r.getMessage()]
+    assert len(logged) == 2
+    assert logged[0] == f"Get address info {what}"
+    assert logged[1].startswith(f"Getting address info {what} took ")
+    assert logged[1].endswith(f"ms: {infos!r}")
 
 
 def test_getaddrinfo_unknown_service(loop):
