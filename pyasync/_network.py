@@ -10,13 +10,13 @@ import collections
 import contextvars
 import errno
 import functools
+import inspect
 import io
 import itertools
 import os
 import socket
 import sys
-
-from asyncio import base_events, constants, exceptions, staggered, tasks, trsock
+from asyncio import base_events, constants, exceptions, staggered, tasks, trsock, unix_events
 from asyncio.log import logger
 
 from . import _compat, _core
@@ -1097,6 +1097,17 @@ class _SendfileFallbackProtocol:
         if self._resume_writing:
             self._proto.resume_writing()
 
+
+
+# These take the keywords that came with later versions (all_errors,
+# keep_alive, cleanup_socket) through **kwargs, checked by _compat against
+# the running version. Their signatures are asyncio's own, so that a library
+# that reads them (to see what the loop accepts) sees what asyncio offers.
+for _name, _owner in (('create_connection', base_events.BaseEventLoop),
+                      ('create_server', base_events.BaseEventLoop),
+                      ('create_unix_server', unix_events._UnixSelectorEventLoop)):
+    getattr(NetworkMixin, _name).__signature__ = inspect.signature(getattr(_owner, _name))
+del _name, _owner
 
 def _set_reuseport(sock):
     if not hasattr(socket, 'SO_REUSEPORT'):

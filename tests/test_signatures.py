@@ -132,3 +132,27 @@ def test_leading_parameters_by_keyword(loop):
 def test_bad_keywords_raise_type_error(loop, call):
     with pytest.raises(TypeError):
         call(loop, lambda: None)
+
+
+def public_loop_methods(loop):
+    return [name for name in dir(loop)
+            if not name.startswith("_") and callable(getattr(loop, name))]
+
+
+def test_every_public_loop_method_has_asyncios_signature():
+    """All of them, with their defaults and the keywords of the running
+    version (create_connection's all_errors since 3.12, create_server's
+    keep_alive and create_unix_server's cleanup_socket since 3.13):
+    libraries read them to see what a loop accepts."""
+    ref, ours = asyncio.new_event_loop(), pyasync.new_event_loop()
+    try:
+        assert set(public_loop_methods(ref)) <= set(public_loop_methods(ours))
+        different = {name: (str(inspect.signature(getattr(ref, name))),
+                            str(inspect.signature(getattr(ours, name))))
+                     for name in public_loop_methods(ref)
+                     if inspect.signature(getattr(ref, name)) !=
+                     inspect.signature(getattr(ours, name))}
+        assert different == {}
+    finally:
+        ref.close()
+        ours.close()
