@@ -24,6 +24,7 @@ or one that describes the child spawn() started, as Popen would have made
 it (what transport.get_extra_info('subprocess') gives).
 """
 import io
+import operator
 import os
 import queue
 import signal
@@ -32,7 +33,7 @@ import sys
 import threading
 import warnings
 
-from . import _core
+from . import _compat, _core
 
 # Keywords spawn() handles, with Popen's defaults; any other keyword, or
 # one of these with another value, goes to Popen.
@@ -41,6 +42,7 @@ _POPEN_ONLY = {"preexec_fn": None, "user": None, "group": None, "extra_groups": 
 _SPAWN_KEYWORDS = {"cwd", "env", "pass_fds", "close_fds", "start_new_session",
                    "process_group", "umask", "restore_signals", "executable"}
 _UNIX_SHELL = "/system/bin/sh" if hasattr(sys, "getandroidapilevel") else "/bin/sh"
+_INT_MAX = 2**31 - 1  # the largest fd, as a C int
 # Tests and tools replace subprocess.Popen (mock.patch) to see or fake the
 # children a program starts, and asyncio calls whatever is there: so does
 # start() whenever it is not the class it was at import.
@@ -187,24 +189,32 @@ class _Request(_Start):
                  start_new_session=False, process_group=None, umask=-1, **_popen_defaults):
         super().__init__()
         self.args = args
-        argv, executables, exec_name = _command(args, shell, executable, env)
-        env_list = _environment(env)
-        cwd_bytes = os.fsencode(cwd) if cwd is not None else None
-        keep = tuple(sorted({fd for fd in pass_fds if fd >= 3}))
+        self._cwd = cwd
         if pass_fds and not close_fds:
             warnings.warn("pass_fds overriding close_fds.", RuntimeWarning)
             close_fds = True
         self._ours = []  # fds made here; the child's ends are closed once it started
         self._parent_ends = [None, None, None]
         try:
+            # In Popen's order, so that of two bad arguments the same one is
+            # reported: the standard handles, the command, the environment,
+            # the program's paths, then what its C helper converts.
             child_fds = self._std_handles(stdin, stdout, stderr)
+            args, exec_name = _command(args, shell, executable)
+            sys.audit("subprocess.Popen", exec_name, args, cwd, env)
+            env_list = _environment(env)
+            executables = _executables(os.fsencode(exec_name), env)
+            keep = _fds_to_keep(pass_fds)
+            process_group = -1 if process_group is None else operator.index(process_group)
+            umask = operator.index(umask)
+            argv = [os.fsencode(a) for a in args]
+            cwd_bytes = os.fsencode(cwd) if cwd is not None else None
         except BaseException:
             self.close_fds()
             raise
         self.spawn_args = (argv, executables, env_list, cwd_bytes, *child_fds, keep,
                            bool(close_fds), bool(restore_signals), bool(start_new_session),
-                           -1 if process_group is None else process_group, umask,
-                           exec_name, cwd)
+                           process_group, umask, exec_name, cwd)
 
     def _std_handles(self, stdin, stdout, stderr):
         child_fds = []
@@ -244,7 +254,14 @@ class _Request(_Start):
 
     def start_child(self):
         """(Worker) the child's pid."""
-        return _core.spawn(*self.spawn_args)
+        try:
+            return _core.spawn(*self.spawn_args)
+        except OSError as exc:
+            # A failure before exec names no file (exec's name the program).
+            if exc.filename is None and self._cwd is not None and \
+                    _compat.PRE_EXEC_FAILURE_NAMES_CWD:
+                raise OSError(exc.errno, exc.strerror, self._cwd) from None
+            raise
 
     def abandon(self, pid, reap_here=False):
         """Nobody wants the child any more (the caller was cancelled, or the
@@ -350,9 +367,9 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_spawner._forget_threads)
 
 
-def _command(args, shell, executable, env):
-    """argv, the paths to try, and the name a failed exec reports (as
-    Popen's _execute_child works them out)."""
+def _command(args, shell, executable):
+    """The arguments and the program (the name a failed exec reports), as
+    Popen's _execute_child works them out."""
     if isinstance(args, (str, bytes)):
         args = [args]
     elif isinstance(args, os.PathLike):
@@ -367,9 +384,16 @@ def _command(args, shell, executable, env):
             args[0] = executable
     if executable is None:
         executable = args[0]
-    exec_name = executable
-    executables = _executables(os.fsencode(executable), env)
-    return [os.fsencode(a) for a in args], executables, exec_name
+    return args, executable
+
+
+def _fds_to_keep(pass_fds):
+    """pass_fds as spawn() takes them: sorted, unique, none below 3 (those
+    are the standard handles), refused as Popen's helper refuses them."""
+    keep = sorted({int(fd) for fd in pass_fds})
+    if any(fd < 0 or fd > _INT_MAX for fd in keep):
+        raise ValueError("bad value(s) in fds_to_keep")
+    return tuple(fd for fd in keep if fd >= 3)
 
 
 _exec_paths = {}  # (program, $PATH) -> the paths to try, for env=None
