@@ -20,7 +20,9 @@ from asyncio.log import logger
 from ._core import ReadPipeTransportBase, WritePipeTransportBase
 
 
-def _repr(transport, extra=()):
+def _repr(transport, writes=False, extra=()):
+    """asyncio's repr of a pipe transport: 'polling' while the loop waits to
+    read (a read pipe), or to write buffered data (a write pipe)."""
     info = [type(transport).__name__]
     if transport._pipe is None:
         info.append('closed')
@@ -29,7 +31,10 @@ def _repr(transport, extra=()):
     info.append(f'fd={transport._fileno}')
     loop = transport._loop
     if transport._pipe is not None and loop is not None and not loop.is_closed():
-        watching = loop._is_watching_read(transport._fileno)
+        if writes:
+            watching = loop._is_watching_write(transport._fileno)
+        else:
+            watching = loop._is_watching_read(transport._fileno)
         info.append('polling' if watching else 'idle')
         info.extend(extra)
     elif transport._pipe is not None:
@@ -93,7 +98,7 @@ class WritePipeTransport(WritePipeTransportBase):
             loop.call_soon(futures._set_result_unless_cancelled, waiter, None)
 
     def __repr__(self):
-        return _repr(self, [f'bufsize={self.get_write_buffer_size()}'])
+        return _repr(self, True, [f'bufsize={self.get_write_buffer_size()}'])
 
     def __del__(self, _warn=warnings.warn):
         _warn_unclosed(self, _warn)

@@ -496,3 +496,34 @@ def test_close_after_the_finaliser_on_a_closed_loop_fails_as_on_asyncio(loop, en
     with pytest.raises(RuntimeError, match="Event loop is closed"):
         transport.close()
     other.close()
+
+
+def test_reprs_say_what_the_loop_waits_for(loop):
+    """As asyncio's: a read pipe 'polling' while it reads; a write pipe
+    'polling' only while it has data waiting to be written."""
+    def state(transport):
+        return repr(transport).rstrip(">").split(" ")[1:]   # without the class name
+
+    async def main():
+        rf, wf = pipe_files()
+        rfd, wfd = rf.fileno(), wf.fileno()
+        rt, _ = await loop.connect_read_pipe(asyncio.Protocol, rf)
+        rt.pause_reading()
+        wt, _ = await loop.connect_write_pipe(asyncio.Protocol, wf)
+        seen = [state(rt), state(wt)]
+        wt.write(b"x" * (4 << 20))      # more than the pipe holds
+        seen.append(state(wt))
+        rt.resume_reading()
+        while wt.get_write_buffer_size():
+            await asyncio.sleep(0.01)
+        seen += [state(rt), state(wt)]
+        wt.close()
+        rt.close()
+        await asyncio.sleep(0.01)
+        return seen, rfd, wfd
+    seen, rfd, wfd = run(loop, main())
+    assert seen[0] == [f"fd={rfd}", "idle"]
+    assert seen[1] == [f"fd={wfd}", "idle", "bufsize=0"]
+    assert seen[2][:2] == [f"fd={wfd}", "polling"] and seen[2][2] != "bufsize=0"
+    assert seen[3] == [f"fd={rfd}", "polling"]
+    assert seen[4] == [f"fd={wfd}", "idle", "bufsize=0"]
