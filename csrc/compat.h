@@ -234,4 +234,8 @@ pa_type_version(PyTypeObject *type)
     } while (0)
 #endif
 
+/* Before 3.13, Popen names cwd as the file of any failure of its child
+ * before exec (it could not tell them apart); 3.13 names it for chdir only. */
+#define PA_PRE_EXEC_FAILURE_NAMES_CWD (PY_VERSION_HEX < 0x030D0000)
+
 #endif /* PYASYNC_COMPAT_H */

@@ -365,7 +365,7 @@ raise_child_failure(const child_failure *f, PyObject *exec_name, PyObject *cwd_n
     if (f->stage == STAGE_EXEC) {
         return PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, exec_name);
     }
-    if (f->stage == STAGE_CHDIR && cwd_name != Py_None) {
+    if ((f->stage == STAGE_CHDIR || PA_PRE_EXEC_FAILURE_NAMES_CWD) && cwd_name != Py_None) {
         return PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, cwd_name);
     }
     return PyErr_SetFromErrno(PyExc_OSError);

@@ -125,11 +125,6 @@ def check_datagram_socket(sock):
         raise ValueError(f'A UDP Socket was expected, got {sock!r}')
 
 
-# Before 3.13, Popen names cwd as the file of any failure of the child
-# before exec (it could not tell them apart); 3.13 names it for chdir only.
-PRE_EXEC_FAILURE_NAMES_CWD = not PY313
-
-
 # The warning for a child whose exit status another waitpid() took first, in
 # the words of the child watcher asyncio uses by default: since 3.12 its
 # pidfd watcher wherever pidfds work, on 3.11 its threaded watcher.

@@ -33,7 +33,7 @@ import sys
 import threading
 import warnings
 
-from . import _compat, _core
+from . import _core
 
 # Keywords spawn() handles, with Popen's defaults; any other keyword, or
 # one of these with another value, goes to Popen.
@@ -189,7 +189,6 @@ class _Request(_Start):
                  start_new_session=False, process_group=None, umask=-1, **_popen_defaults):
         super().__init__()
         self.args = args
-        self._cwd = cwd
         if pass_fds and not close_fds:
             warnings.warn("pass_fds overriding close_fds.", RuntimeWarning)
             close_fds = True
@@ -254,14 +253,7 @@ class _Request(_Start):
 
     def start_child(self):
         """(Worker) the child's pid."""
-        try:
-            return _core.spawn(*self.spawn_args)
-        except OSError as exc:
-            # A failure before exec names no file (exec's name the program).
-            if exc.filename is None and self._cwd is not None and \
-                    _compat.PRE_EXEC_FAILURE_NAMES_CWD:
-                raise OSError(exc.errno, exc.strerror, self._cwd) from None
-            raise
+        return _core.spawn(*self.spawn_args)
 
     def abandon(self, pid, reap_here=False):
         """Nobody wants the child any more (the caller was cancelled, or the
