@@ -1098,7 +1098,6 @@ class _SendfileFallbackProtocol:
             self._proto.resume_writing()
 
 
-
 # These take the keywords that came with later versions (all_errors,
 # keep_alive, cleanup_socket) through **kwargs, checked by _compat against
 # the running version. Their signatures are asyncio's own, so that a library
@@ -1108,6 +1107,7 @@ for _name, _owner in (('create_connection', base_events.BaseEventLoop),
                       ('create_unix_server', unix_events._UnixSelectorEventLoop)):
     getattr(NetworkMixin, _name).__signature__ = inspect.signature(getattr(_owner, _name))
 del _name, _owner
+
 
 def _set_reuseport(sock):
     if not hasattr(socket, 'SO_REUSEPORT'):

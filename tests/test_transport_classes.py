@@ -68,32 +68,25 @@ async def close_all(server, made):
     await asyncio.sleep(0.01)
 
 
-def reference_classes():
-    """What asyncio's own loop says, for each kind (computed once)."""
-    if not hasattr(reference_classes, "cached"):
-        loop = asyncio.new_event_loop()
-        try:
-            async def main():
-                server, made = await every_kind_of_transport(loop)
-                try:
-                    return {label: classes_of(tr) for label, tr in made}
-                finally:
-                    await close_all(server, made)
-            reference_classes.cached = run(loop, main())
-        finally:
-            loop.close()
-    return reference_classes.cached
-
-
-def test_transports_are_instances_of_asyncios_classes(loop):
+def classes_by_kind(loop):
+    """The asyncio classes each kind of transport the loop makes is an
+    instance of."""
     async def main():
         server, made = await every_kind_of_transport(loop)
         try:
             return {label: classes_of(tr) for label, tr in made}
         finally:
             await close_all(server, made)
-    got = run(loop, main())
-    expected = reference_classes()
+    return run(loop, main())
+
+
+def test_transports_are_instances_of_asyncios_classes(loop):
+    got = classes_by_kind(loop)
+    reference_loop = asyncio.new_event_loop()
+    try:
+        expected = classes_by_kind(reference_loop)
+    finally:
+        reference_loop.close()
     if sys.version_info < (3, 12) and not isinstance(loop, asyncio.BaseEventLoop):
         # 3.11's UDP transport is not a DatagramTransport (3.12 made it one,
         # as the docs say it is); ours is on every version:
