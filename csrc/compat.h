@@ -120,6 +120,11 @@ pa_is_finalizing(void)
  * still being cancelled. */
 #define PA_TASKGROUP_313 (PY_VERSION_HEX >= 0x030D0000)
 
+/* writelines() of a socket transport: from 3.12 asyncio's own returns at
+ * once for a false argument (None, 0, an empty list) and takes a memoryview
+ * of each piece; 3.11's joins the pieces with b"".join() and writes that. */
+#define PA_WRITELINES_PIECEWISE (PY_VERSION_HEX >= 0x030C0000)
+
 /* Datagram transports, 3.13: sendto(b"") sends an empty datagram (before,
  * it was dropped), and a queued datagram counts 8 bytes of header on top of
  * its length in the write buffer size, from when it is queued until it is

@@ -454,7 +454,7 @@ Loop_create_task(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf, PyO
     PyObject *task = PyObject_Vectorcall(factory, fargs, 2, context ? st->kwnames_context : NULL);
     Py_DECREF(factory);
     if (task != NULL && name != NULL) {
-        PyObject *res = PyObject_CallMethod(task, "set_name", "O", name);
+        PyObject *res = PyObject_CallMethod(task, "set_name", "(O)", name);
         if (res == NULL) {
             Py_CLEAR(task);
         }

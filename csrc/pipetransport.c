@@ -241,7 +241,9 @@ static PyObject *
 WritePipe_writelines(TransportObject *self, PyObject *list_of_data)
 {
     PyObject *empty = PyBytes_FromStringAndSize(NULL, 0);
-    PyObject *data = empty ? PyObject_CallMethod(empty, "join", "O", list_of_data) : NULL;
+    /* One argument as it is: a tuple given to a format would be spread
+     * into several. */
+    PyObject *data = empty ? PyObject_CallMethod(empty, "join", "(O)", list_of_data) : NULL;
     Py_XDECREF(empty);
     if (data == NULL) {
         return NULL;

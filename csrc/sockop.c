@@ -177,6 +177,34 @@ attempt(SockOpObject *op, pa_state *st)
     return res;
 }
 
+/* sock_recvfrom_into() receives `nbytes or len(buf)`, worked out after the
+ * socket's checks as asyncio's coroutine does: a bad buffer raises from the
+ * await, not from the call. */
+static int
+resolve_nbytes(SockOpObject *op)
+{
+    if (op->kind != OP_RECVFROM_INTO) {
+        return 0;
+    }
+    PyObject *nbytes = op->args[1];
+    int truthy = nbytes != NULL ? PyObject_IsTrue(nbytes) : 0;
+    if (truthy <= 0) {
+        if (truthy < 0) {
+            return -1;
+        }
+        Py_ssize_t len = PyObject_Length(op->args[0]);
+        if (len < 0) {
+            return -1;
+        }
+        PyObject *n = PyLong_FromSsize_t(len);
+        if (n == NULL) {
+            return -1;
+        }
+        Py_XSETREF(op->args[1], n);
+    }
+    return 0;
+}
+
 /* The checks asyncio makes before the first try: an SSL socket is refused
  * always; a blocking one only in debug mode, as asyncio does (outside it,
  * the socket call blocks the loop but works, and programs rely on that). */
@@ -192,7 +220,7 @@ check_socket(SockOpObject *op, pa_state *st)
         Py_DECREF(res);
     }
     if (!((LoopObject *)op->loop)->debug) {
-        return 0;
+        return resolve_nbytes(op);
     }
     PyObject *timeout = PyObject_CallMethodNoArgs(op->sock, st->str_gettimeout);
     if (timeout == NULL) {
@@ -216,7 +244,7 @@ check_socket(SockOpObject *op, pa_state *st)
         PyErr_SetString(PyExc_ValueError, "the socket must be non-blocking");
         return -1;
     }
-    return 0;
+    return resolve_nbytes(op);
 }
 
 /* Wait for the fd: a future, and a watch that retries the operation. */
@@ -684,28 +712,8 @@ pa_loop_sock_recvfrom_into(LoopObject *self, PyObject *const *args, Py_ssize_t n
     if (parse_args("sock_recvfrom_into", names, 2, args, nargsf, kwnames, out) < 0) {
         return NULL;
     }
-    /* nbytes or len(buf), as asyncio passes it. */
-    PyObject *nbytes = out[2];
-    int truthy = nbytes != NULL ? PyObject_IsTrue(nbytes) : 0;
-    if (truthy < 0) {
-        return NULL;
-    }
-    PyObject *n;
-    if (truthy) {
-        n = Py_NewRef(nbytes);
-    } else {
-        Py_ssize_t len = PyObject_Length(out[1]);
-        if (len < 0) {
-            return NULL;
-        }
-        n = PyLong_FromSsize_t(len);
-        if (n == NULL) {
-            return NULL;
-        }
-    }
-    PyObject *op = new_op(self, OP_RECVFROM_INTO, out[0], out[1], n, 2);
-    Py_DECREF(n);
-    return op;
+    /* nbytes is made `nbytes or len(buf)` when awaited (resolve_nbytes()). */
+    return new_op(self, OP_RECVFROM_INTO, out[0], out[1], out[2], 2);
 }
 
 PyObject *

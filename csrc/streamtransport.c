@@ -333,7 +333,17 @@ Transport_writelines(TransportObject *self, PyObject *list_of_data)
     if (pa_tr_check_initialised(self) < 0 || check_can_write(self, "writelines") < 0) {
         return NULL;
     }
-    PyObject *seq = PySequence_Fast(list_of_data, "writelines() argument must be iterable");
+#if PA_WRITELINES_PIECEWISE
+    int any = PyObject_IsTrue(list_of_data);
+    if (any <= 0) {
+        return any < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    PyObject *seq = PyList_Check(list_of_data) || PyTuple_Check(list_of_data)
+                        ? Py_NewRef(list_of_data)
+                        : PySequence_List(list_of_data); /* "'int' object is not iterable" */
+#else
+    PyObject *seq = PySequence_Fast(list_of_data, "can only join an iterable");
+#endif
     if (seq == NULL) {
         return NULL;
     }
@@ -346,8 +356,21 @@ Transport_writelines(TransportObject *self, PyObject *list_of_data)
     PyObject *result = NULL;
     Py_ssize_t nviews = 0, total = 0;
     for (; nviews < count; nviews++) {
-        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, nviews), &views[nviews],
-                               PyBUF_SIMPLE) < 0) {
+        PyObject *piece = PySequence_Fast_GET_ITEM(seq, nviews);
+        if (PyObject_GetBuffer(piece, &views[nviews], PyBUF_SIMPLE) < 0) {
+            if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+                /* In the words of asyncio's memoryview() or b"".join(). */
+                PyErr_Clear();
+#if PA_WRITELINES_PIECEWISE
+                PyErr_Format(PyExc_TypeError,
+                             "memoryview: a bytes-like object is required, not '%.200s'",
+                             Py_TYPE(piece)->tp_name);
+#else
+                PyErr_Format(PyExc_TypeError,
+                             "sequence item %zd: expected a bytes-like object, %.80s found",
+                             nviews, Py_TYPE(piece)->tp_name);
+#endif
+            }
             goto done;
         }
         total += views[nviews].len;

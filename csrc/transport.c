@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <structmember.h>
@@ -819,46 +820,116 @@ pa_tr_m_get_write_buffer_limits(TransportObject *self, PyObject *Py_UNUSED(ignor
     return Py_BuildValue("(nn)", self->low_water, self->high_water);
 }
 
+/* A limit asyncio accepted (any number >= 0) as the byte count the flow
+ * control compares sizes with: its floor, since sizes are whole numbers
+ * (`size > 1.5` is `size > 1`), and PY_SSIZE_T_MAX for anything larger,
+ * which no buffer reaches. */
+static int
+limit_as_ssize_t(PyObject *value, Py_ssize_t *out)
+{
+    PyObject *whole;
+    if (PyLong_Check(value)) {
+        whole = Py_NewRef(value);
+    } else {
+        PyObject *math = PyImport_ImportModule("math");
+        if (math == NULL) {
+            return -1;
+        }
+        double f = PyFloat_Check(value) ? PyFloat_AS_DOUBLE(value) : 0.0;
+        if (PyFloat_Check(value) && isinf(f)) {
+            Py_DECREF(math);
+            *out = PY_SSIZE_T_MAX;
+            return 0;
+        }
+        whole = PyObject_CallMethod(math, "floor", "(O)", value);
+        Py_DECREF(math);
+        if (whole == NULL) {
+            return -1;
+        }
+    }
+    Py_ssize_t n = PyNumber_AsSsize_t(whole, NULL); /* clamped, never raises for an int */
+    Py_DECREF(whole);
+    if (n == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+/* asyncio's arithmetic, on the objects given (ints, floats or any other
+ * numbers), with its errors: high defaults to 4 * low, low to high // 4. */
 int
 pa_flow_limits(PyObject *high_obj, PyObject *low_obj, Py_ssize_t default_high, Py_ssize_t *hi,
                Py_ssize_t *lo)
 {
-    Py_ssize_t high, low;
-    if (high_obj == NULL || high_obj == Py_None) {
-        if (low_obj == NULL || low_obj == Py_None) {
-            high = default_high;
-        } else {
-            low = PyNumber_AsSsize_t(low_obj, PyExc_OverflowError);
-            if (low == -1 && PyErr_Occurred()) {
-                return -1;
-            }
-            high = low > PY_SSIZE_T_MAX / 4 ? PY_SSIZE_T_MAX : 4 * low;
+    if (high_obj == Py_None) {
+        high_obj = NULL;
+    }
+    if (low_obj == Py_None) {
+        low_obj = NULL;
+    }
+    if (high_obj != NULL && low_obj != NULL && PyLong_CheckExact(high_obj) &&
+        PyLong_CheckExact(low_obj)) {
+        /* The usual call: two ints, checked without objects. */
+        int overflow_high, overflow_low;
+        long long high = PyLong_AsLongLongAndOverflow(high_obj, &overflow_high);
+        long long low = PyLong_AsLongLongAndOverflow(low_obj, &overflow_low);
+        if (!overflow_high && !overflow_low && high >= low && low >= 0 &&
+            high <= PY_SSIZE_T_MAX) {
+            *hi = (Py_ssize_t)high;
+            *lo = (Py_ssize_t)low;
+            return 0;
         }
+    }
+    PyObject *high = NULL, *low = NULL;
+    int rc = -1;
+    if (high_obj != NULL) {
+        high = Py_NewRef(high_obj);
+    } else if (low_obj == NULL) {
+        high = PyLong_FromSsize_t(default_high);
     } else {
-        high = PyNumber_AsSsize_t(high_obj, PyExc_OverflowError);
-        if (high == -1 && PyErr_Occurred()) {
-            return -1;
-        }
+        PyObject *four = PyLong_FromLong(4);
+        high = four ? PyNumber_Multiply(four, low_obj) : NULL;
+        Py_XDECREF(four);
     }
-    if (low_obj == NULL || low_obj == Py_None) {
-        low = high / 4;
-        /* Python's floor division, for a negative high. */
-        if (high < 0 && high % 4 != 0) {
-            low--;
-        }
+    if (high == NULL) {
+        goto done;
+    }
+    if (low_obj != NULL) {
+        low = Py_NewRef(low_obj);
     } else {
-        low = PyNumber_AsSsize_t(low_obj, PyExc_OverflowError);
-        if (low == -1 && PyErr_Occurred()) {
-            return -1;
+        PyObject *four = PyLong_FromLong(4);
+        low = four ? PyNumber_FloorDivide(high, four) : NULL;
+        Py_XDECREF(four);
+        if (low == NULL) {
+            goto done;
         }
     }
-    if (!(high >= low && low >= 0)) {
-        PyErr_Format(PyExc_ValueError, "high (%zd) must be >= low (%zd) must be >= 0", high, low);
-        return -1;
+    /* not high >= low >= 0 */
+    int ok = PyObject_RichCompareBool(high, low, Py_GE);
+    if (ok > 0) {
+        PyObject *zero = PyLong_FromLong(0);
+        ok = zero ? PyObject_RichCompareBool(low, zero, Py_GE) : -1;
+        Py_XDECREF(zero);
     }
-    *hi = high;
-    *lo = low;
-    return 0;
+    if (ok < 0) {
+        goto done;
+    }
+    if (!ok) {
+        PyErr_Format(PyExc_ValueError, "high (%R) must be >= low (%R) must be >= 0", high, low);
+        goto done;
+    }
+    Py_ssize_t h, l;
+    if (limit_as_ssize_t(high, &h) < 0 || limit_as_ssize_t(low, &l) < 0) {
+        goto done;
+    }
+    *hi = h;
+    *lo = l;
+    rc = 0;
+done:
+    Py_XDECREF(high);
+    Py_XDECREF(low);
+    return rc;
 }
 
 static int

@@ -226,6 +226,66 @@ def test_write_buffer_limits(loop, endpoint):
         (16 * 1024, 64 * 1024)]
 
 
+def test_write_buffer_limits_take_any_number(loop, endpoint):
+    """asyncio works the limits out with Python's arithmetic: floats, ints
+    too large for a C size and infinity are taken; NaN and non-numbers fail
+    its `high >= low >= 0` check or its arithmetic."""
+    async def main():
+        server, client, sproto = await nh.connect_pair(loop, endpoint)
+        tr = client.transport
+        for high, low in ((1.5, None), (None, 0.5), (2 ** 70, None), (float("inf"), 1),
+                          (2 ** 70, 2 ** 69)):
+            tr.set_write_buffer_limits(high, low)
+        tr.write(b"after")  # the limits are in force, and no pause follows
+        errors = []
+        for high, low in ((float("nan"), None), (None, float("nan")), (1.0, 2.0),
+                          ("x", None), (None, "x"), (-1, None)):
+            with pytest.raises((ValueError, TypeError)) as info:
+                tr.set_write_buffer_limits(high, low)
+            errors.append((info.type, str(info.value)))
+        got = await sproto.received(5)
+        await nh.close_all(server, client, sproto)
+        return client.pauses, errors, got
+    pauses, errors, got = run(loop, main())
+    assert pauses == [] and got == b"after"
+    assert errors[:4] == [
+        (ValueError, "high (nan) must be >= low (nan) must be >= 0"),
+        (ValueError, "high (nan) must be >= low (nan) must be >= 0"),
+        (ValueError, "high (1.0) must be >= low (2.0) must be >= 0"),
+        (TypeError, "unsupported operand type(s) for //: 'str' and 'int'")]
+    assert errors[4][0] is TypeError and "'>=' not supported" in errors[4][1]
+    assert errors[5] == (ValueError, "high (-1) must be >= low (-1) must be >= 0")
+
+
+def test_writelines_of_bad_arguments(loop, endpoint):
+    """From 3.12 asyncio's writelines() returns at once for a false argument
+    and names a bad piece in memoryview()'s words; 3.11's joins the pieces
+    with b"".join() first. Either way the data written before is intact."""
+    async def main():
+        server, client, sproto = await nh.connect_pair(loop, endpoint)
+        tr = client.transport
+        tr.writelines([b"be", b"fore"])
+        outcomes = []
+        for arg in (None, 0, 5, [b"a", "b"], iter([b"ok", b"!"])):
+            try:
+                tr.writelines(arg)
+                outcomes.append(None)
+            except TypeError as exc:
+                outcomes.append(str(exc))
+        got = await sproto.received(len(b"beforeok!"))
+        await nh.close_all(server, client, sproto)
+        return outcomes, got
+    outcomes, got = run(loop, main())
+    assert got == b"beforeok!"
+    if sys.version_info >= (3, 12):
+        assert outcomes == [None, None, "'int' object is not iterable",
+                            "memoryview: a bytes-like object is required, not 'str'", None]
+    else:
+        assert outcomes == ["can only join an iterable", "can only join an iterable",
+                            "can only join an iterable",
+                            "sequence item 1: expected a bytes-like object, str found", None]
+
+
 def test_get_write_buffer_size(loop, endpoint):
     size = 32 * nh.MiB  # more than the kernel buffers of a paused reader hold
 
@@ -245,8 +305,9 @@ def test_get_write_buffer_size(loop, endpoint):
     assert idle == 0 and 0 < full <= size and drained == 0
 
 
-def test_pause_writing_and_resume_writing(loop, endpoint):
-    high, low = 64 * 1024, 16 * 1024
+@pytest.mark.parametrize("high, low", [(64 * 1024, 16 * 1024), (65536.5, 16384.5)],
+                         ids=["ints", "floats"])
+def test_pause_writing_and_resume_writing(loop, endpoint, high, low):
     chunk = b"w" * 16 * 1024
 
     async def main():

@@ -196,11 +196,14 @@ def test_write_pipe_write_writelines_and_eof(loop):
         transport.write(bytearray(b"def"))
         transport.write(memoryview(b"xghi")[1:])
         transport.writelines([b"jk", bytearray(b"l"), memoryview(b"mn")])
+        transport.writelines((b"o", b"pq"))  # a tuple is one argument, not two
+        transport.writelines((b"r",))
+        transport.writelines(())
         transport.write(b"")
         transport.write_eof()
         assert transport.is_closing()
         await asyncio.wait_for(proto.lost, 5)
-        assert rf.read() == b"abcdefghijklmn"
+        assert rf.read() == b"abcdefghijklmnopqr"
         assert proto.events == ["made", ("lost", None)]
         assert wf.closed
         rf.close()

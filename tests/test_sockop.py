@@ -82,6 +82,30 @@ def test_bad_arguments(loop, sock_pair):
             call()
 
 
+def test_a_bad_buffer_for_sock_recvfrom_into_raises_when_awaited(loop):
+    """asyncio works out `nbytes or len(buf)` inside its coroutine: the
+    call returns an awaitable, and the TypeError comes from the await."""
+    a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    a.setblocking(False)
+    try:
+        for nbytes in (0, None):
+            op = loop.sock_recvfrom_into(a, None, nbytes)
+            with pytest.raises(TypeError, match="has no len"):
+                run(loop, op)
+
+        async def nbytes_given():
+            a.bind(("127.0.0.1", 0))
+            b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            with b:
+                b.sendto(b"hello", a.getsockname())
+                buf = bytearray(8)
+                n, _ = await loop.sock_recvfrom_into(a, buf, 3)
+            return n, bytes(buf)
+        assert run(loop, nbytes_given()) == (3, b"hel" + bytes(5))
+    finally:
+        a.close()
+
+
 def test_throw_while_waiting_leaves_the_socket_usable(loop, sock_pair):
     """An exception thrown into a waiting sock_recv() ends it, and what
     arrives afterwards goes to the next sock_recv()."""

@@ -344,6 +344,29 @@ def test_eager_factory_with_custom_constructor(loop, constructor):
         loop.set_task_factory(None)
 
 
+def test_a_task_factorys_task_is_named_with_any_object(loop):
+    """create_task(name=...) calls set_name(name) on a factory's task with
+    the name as one argument, whatever its type (a tuple included)."""
+    def factory(loop, coro, **kwargs):
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    async def nothing():
+        pass
+
+    async def main():
+        names = []
+        for name in ((1, 2), ("a",), (), 7):
+            task = loop.create_task(nothing(), name=name)
+            names.append(task.get_name())
+            await task
+        return names
+    loop.set_task_factory(factory)
+    try:
+        assert loop.run_until_complete(main()) == ["(1, 2)", "('a',)", "()", "7"]
+    finally:
+        loop.set_task_factory(None)
+
+
 @EAGER
 def test_eager_factory_bad_arguments(pyloop):
     with pytest.raises(TypeError, match="callable"):
