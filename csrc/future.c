@@ -313,7 +313,7 @@ pa_future_result(pa_state *st, FutureObject *fut)
         return NULL;
     }
     if (fut->state != PA_FUT_FINISHED) {
-        return raise_invalid_state(st, "Result is not ready.");
+        return raise_invalid_state(st, "Result is not set.");
     }
     fut->log_tb = 0;
     if (fut->exception != NULL) {

@@ -958,14 +958,14 @@ Task_repr_info(TaskObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 Task_set_result(TaskObject *self, PyObject *Py_UNUSED(result))
 {
-    PyErr_SetString(PyExc_RuntimeError, "Task does not support set_result() operation");
+    PyErr_SetString(PyExc_RuntimeError, "Task does not support set_result operation");
     return NULL;
 }
 
 static PyObject *
 Task_set_exception(TaskObject *self, PyObject *Py_UNUSED(exc))
 {
-    PyErr_SetString(PyExc_RuntimeError, "Task does not support set_exception() operation");
+    PyErr_SetString(PyExc_RuntimeError, "Task does not support set_exception operation");
     return NULL;
 }
 

@@ -31,9 +31,9 @@ def test_isfuture_and_generic_alias(Future, loop):
 def test_result_lifecycle(Future, loop):
     fut = Future(loop=loop)
     assert not fut.done() and not fut.cancelled()
-    with pytest.raises(asyncio.InvalidStateError):
+    with pytest.raises(asyncio.InvalidStateError, match=r"^Result is not set\.$"):
         fut.result()
-    with pytest.raises(asyncio.InvalidStateError):
+    with pytest.raises(asyncio.InvalidStateError, match=r"^Exception is not set\.$"):
         fut.exception()
     fut.set_result((1, 2))
     assert fut.done() and fut.result() == (1, 2) and fut.exception() is None
