@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <string.h>
 #include <structmember.h>
 
 
@@ -350,6 +351,12 @@ parse_time_arg(PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames, cons
     }
     *value = PyFloat_AsDouble(args[0]);
     if (*value == -1.0 && PyErr_Occurred()) {
+        if (strcmp(argname, "delay") == 0 && PyErr_ExceptionMatches(PyExc_TypeError)) {
+            /* asyncio's call_later() fails in `self.time() + delay`. */
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "unsupported operand type(s) for +: 'float' and '%.100s'",
+                         Py_TYPE(args[0])->tp_name);
+        }
         return -1;
     }
     if (isnan(*value)) {

@@ -151,8 +151,10 @@ def test_call_later_does_not_fire_early(loop):
 def test_call_later_bad_delay(loop):
     with pytest.raises(TypeError, match="delay must not be None"):
         loop.call_later(None, print)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"^unsupported operand type\(s\) for \+: 'float' and 'str'$"):
         loop.call_later("1", print)
+    with pytest.raises(TypeError, match=r"and 'list'$"):
+        loop.call_later([], print)
 
 
 def test_call_at_bad_when(loop):
