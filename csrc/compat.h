@@ -243,4 +243,9 @@ pa_type_version(PyTypeObject *type)
  * before exec (it could not tell them apart); 3.13 names it for chdir only. */
 #define PA_PRE_EXEC_FAILURE_NAMES_CWD (PY_VERSION_HEX < 0x030D0000)
 
+/* From 3.12 Popen's C helper reads its int arguments (the child's stdio
+ * fds, umask, process group) with PyLong_AsInt()'s words for one too large
+ * or too small; 3.11's with PyArg_ParseTuple()'s, as spawn() does. */
+#define PA_SPAWN_OVERFLOW_WORDS_OF_ASINT (PY_VERSION_HEX >= 0x030C0000)
+
 #endif /* PYASYNC_COMPAT_H */

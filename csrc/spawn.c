@@ -391,6 +391,12 @@ spawn(PyObject *Py_UNUSED(module), PyObject *args)
                           &cwd_obj, &r.stdio[0], &r.stdio[1], &r.stdio[2], &keep_obj,
                           &r.close_fds, &r.restore_signals, &r.setsid, &r.pgid, &r.umask,
                           &exec_name, &cwd_name)) {
+#if PA_SPAWN_OVERFLOW_WORDS_OF_ASINT
+        if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_OverflowError, "Python int too large to convert to C int");
+        }
+#endif
         return NULL;
     }
     if (cwd_obj != Py_None && !PyBytes_Check(cwd_obj)) {

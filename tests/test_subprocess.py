@@ -324,6 +324,24 @@ def test_bad_arguments_are_reported_as_popen_reports_them(loop, case):
     assert start_outcome(loop, program=program, args=args, **kw) == expected
 
 
+INTS_TOO_LARGE = [dict(stdin=2**40), dict(stdout=2**31), dict(stderr=-2**40),
+                  dict(umask=2**40), dict(umask=-2**40)]
+if sys.version_info[:2] != (3, 12):  # 3.12 keeps the low bits: docs/differences.md
+    INTS_TOO_LARGE.append(dict(process_group=2**40))
+
+
+@pytest.mark.parametrize("case", INTS_TOO_LARGE, ids=repr)
+def test_ints_too_large_for_c_are_reported_as_popen_reports_them(loop, case):
+    # A program looked up on PATH keeps 3.13's Popen off posix_spawn().
+    reference_loop = asyncio.new_event_loop()
+    try:
+        expected = start_outcome(reference_loop, "true", (), **case)
+    finally:
+        reference_loop.close()
+    assert expected[0] == "OverflowError"
+    assert start_outcome(loop, "true", (), **case) == expected
+
+
 def test_pass_fds_with_a_closed_fd_fails_to_start(loop):
     """A pass_fds entry that is not open fails the start with EBADF, as
     Popen's child does, and the failed child is reaped."""
