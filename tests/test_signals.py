@@ -106,6 +106,21 @@ def test_close_removes_signal_handlers(loop):
     assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
 
 
+def test_close_at_interpreter_shutdown_removes_signal_handlers(pyloop):
+    """asyncio skips the removal while the interpreter finalises (it warns
+    and leaves the wakeup fd on its closed self-pipe); pyasync restores the
+    handlers and the wakeup fd as at any other time (docs/differences.md)."""
+    import warnings
+    from unittest import mock
+    pyloop.add_signal_handler(signal.SIGUSR1, print)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with mock.patch("sys.is_finalizing", return_value=True):
+            pyloop.close()
+    assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
+    assert signal.set_wakeup_fd(-1) == -1
+
+
 def test_keyboard_interrupt_while_blocked(loop, default_sigint):
     # The default SIGINT handler raises KeyboardInterrupt out of the poll.
     timer = threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT))
