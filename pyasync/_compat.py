@@ -136,6 +136,12 @@ def warn_child_status_taken(logger, pid, learnt_by_pidfd):
         logger.warning("Unknown child process pid %d, will report returncode 255", pid)
 
 
+# A child still running when its loop closes, reaped when it exits: 3.11's
+# threaded watcher (asyncio's default there) warns then; from 3.12 the pidfd
+# watcher drops the child without a word.
+WARN_CHILD_EXIT_AFTER_LOOP_CLOSED = not PY312
+
+
 async def sleep0():
     """One loop iteration (asyncio.sleep(0), imported late: no cycle)."""
     from asyncio import tasks

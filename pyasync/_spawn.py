@@ -282,10 +282,14 @@ def reap(pid):
     return os.waitstatus_to_exitcode(status)
 
 
-def reap_in_a_thread(pid):
+def reap_in_a_thread(pid, then=None):
     """Reap pid from a thread of its own: nothing here waits for it, and
-    it must not stay a zombie."""
-    threading.Thread(target=reap, args=(pid,), daemon=True, name=f"waitpid-{pid}").start()
+    it must not stay a zombie. `then()` is called in that thread after."""
+    def reap_then():
+        reap(pid)
+        if then is not None:
+            then()
+    threading.Thread(target=reap_then, daemon=True, name=f"waitpid-{pid}").start()
 
 
 class _Spawner:

@@ -77,7 +77,7 @@ class _ExitWatch:
             self._loop.call_soon_threadsafe(self._callback, returncode)
         except RuntimeError:
             if self._loop.is_closed():
-                logger.warning("Loop %r that handles pid %r is closed", self._loop, self._pid)
+                self._warn_loop_closed()
             else:
                 raise
 
@@ -86,7 +86,12 @@ class _ExitWatch:
         thread, so that it does not stay a zombie."""
         if self._pidfd is not None:
             self._stop_watching()
-            _spawn.reap_in_a_thread(self._pid)
+            _spawn.reap_in_a_thread(
+                self._pid, self._warn_loop_closed if _compat.WARN_CHILD_EXIT_AFTER_LOOP_CLOSED
+                else None)
+
+    def _warn_loop_closed(self):
+        logger.warning("Loop %r that handles pid %r is closed", self._loop, self._pid)
 
 
 class _PipeProtocol(protocols.Protocol):
