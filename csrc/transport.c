@@ -883,27 +883,23 @@ pa_flow_limits(PyObject *high_obj, PyObject *low_obj, Py_ssize_t default_high, P
     }
     PyObject *high = NULL, *low = NULL;
     int rc = -1;
+    PyObject *four = PyLong_FromLong(4);
+    if (four == NULL) {
+        return -1;
+    }
     if (high_obj != NULL) {
         high = Py_NewRef(high_obj);
     } else if (low_obj == NULL) {
         high = PyLong_FromSsize_t(default_high);
     } else {
-        PyObject *four = PyLong_FromLong(4);
-        high = four ? PyNumber_Multiply(four, low_obj) : NULL;
-        Py_XDECREF(four);
+        high = PyNumber_Multiply(four, low_obj);
     }
     if (high == NULL) {
         goto done;
     }
-    if (low_obj != NULL) {
-        low = Py_NewRef(low_obj);
-    } else {
-        PyObject *four = PyLong_FromLong(4);
-        low = four ? PyNumber_FloorDivide(high, four) : NULL;
-        Py_XDECREF(four);
-        if (low == NULL) {
-            goto done;
-        }
+    low = low_obj != NULL ? Py_NewRef(low_obj) : PyNumber_FloorDivide(high, four);
+    if (low == NULL) {
+        goto done;
     }
     /* not high >= low >= 0 */
     int ok = PyObject_RichCompareBool(high, low, Py_GE);
@@ -927,6 +923,7 @@ pa_flow_limits(PyObject *high_obj, PyObject *low_obj, Py_ssize_t default_high, P
     *lo = l;
     rc = 0;
 done:
+    Py_DECREF(four);
     Py_XDECREF(high);
     Py_XDECREF(low);
     return rc;
