@@ -17,13 +17,14 @@ import socket
 import sys
 import threading
 import traceback
+import types
 import warnings
 import weakref
 
 from asyncio import base_events as _base_events
 from asyncio import base_futures, base_tasks, constants, coroutines, events, exceptions
 from asyncio import format_helpers, futures, protocols, streams, tasks, timeouts, transports
-from asyncio import trsock
+from asyncio import trsock, unix_events
 from asyncio.log import logger
 
 from . import _compat, _network, _taskdump
@@ -494,6 +495,26 @@ class Loop(LoopBase, NetworkMixin, PipesMixin, SubprocessMixin, events.AbstractE
             except (ValueError, OSError) as exc:
                 logger.info('set_wakeup_fd(-1) failed: %s', exc)
         return True
+
+
+def _take_asyncio_qualnames():
+    """The loop's methods written in Python carry the qualified names of
+    asyncio's (`BaseEventLoop.shutdown_asyncgens`): those names are in the
+    messages and warnings that name a function (an unexpected keyword, a
+    coroutine never awaited), and libraries match them; pytest-asyncio, for
+    one, silences the never-awaited shutdown_asyncgens() of a loop closed
+    early by its name."""
+    reference = unix_events._UnixSelectorEventLoop
+    for name in dir(Loop):
+        if name.startswith('_'):
+            continue
+        ours, theirs = getattr(Loop, name), getattr(reference, name, None)
+        if (isinstance(ours, types.FunctionType) and isinstance(theirs, types.FunctionType)
+                and ours.__module__.startswith('pyasync.')):
+            ours.__qualname__ = theirs.__qualname__
+
+
+_take_asyncio_qualnames()
 
 
 def _raise_loop_closed(*kept):

@@ -430,7 +430,7 @@ class NetworkMixin:
                                 server_hostname=None, ssl_handshake_timeout=None,
                                 ssl_shutdown_timeout=None, happy_eyeballs_delay=None,
                                 interleave=None, **kwargs):
-        all_errors = _compat.pop_all_errors(kwargs, 'create_connection')
+        all_errors = _compat.pop_all_errors(kwargs, NetworkMixin.create_connection.__qualname__)
         if server_hostname is None and ssl:
             if not host:
                 raise ValueError('You must set server_hostname when using ssl without a host')
@@ -554,7 +554,7 @@ class NetworkMixin:
                             backlog=100, ssl=None, reuse_address=None, reuse_port=None,
                             ssl_handshake_timeout=None, ssl_shutdown_timeout=None,
                             start_serving=True, **kwargs):
-        keep_alive = _compat.pop_keep_alive(kwargs, 'create_server')
+        keep_alive = _compat.pop_keep_alive(kwargs, NetworkMixin.create_server.__qualname__)
         if isinstance(ssl, bool):
             raise TypeError('ssl argument must be an SSLContext or None')
         # Only create_server() asks whether ssl is None, not whether it is true.
@@ -671,7 +671,8 @@ class NetworkMixin:
     async def create_unix_server(self, protocol_factory, path=None, *, sock=None, backlog=100,
                                  ssl=None, ssl_handshake_timeout=None, ssl_shutdown_timeout=None,
                                  start_serving=True, **kwargs):
-        cleanup_socket = _compat.pop_cleanup_socket(kwargs, 'create_unix_server')
+        cleanup_socket = _compat.pop_cleanup_socket(
+            kwargs, NetworkMixin.create_unix_server.__qualname__)
         if isinstance(ssl, bool):
             raise TypeError('ssl argument must be an SSLContext or None')
         _check_ssl_arguments(ssl, None, ssl_handshake_timeout, ssl_shutdown_timeout)

@@ -2,7 +2,10 @@
 (tools such as pytest-asyncio, mock's autospec and IDEs call it), and the
 parameters are named as asyncio names them."""
 import asyncio
+import gc
 import inspect
+import types
+import warnings
 
 import pytest
 
@@ -156,3 +159,50 @@ def test_every_public_loop_method_has_asyncios_signature():
     finally:
         ref.close()
         ours.close()
+
+
+def python_methods(cls):
+    return {name: getattr(cls, name) for name in dir(cls)
+            if not name.startswith("_") and isinstance(getattr(cls, name), types.FunctionType)}
+
+
+def test_python_methods_are_named_as_asyncios():
+    """Messages and warnings name a function by its qualified name, and
+    libraries match them: the loop's Python methods carry asyncio's."""
+    ours = python_methods(type(pyasync.new_event_loop()))
+    theirs = python_methods(asyncio.SelectorEventLoop)
+    assert ours  # the shim's methods are there to compare
+    for name, func in ours.items():
+        if name in theirs:
+            assert func.__qualname__ == theirs[name].__qualname__, name
+
+
+def test_a_shutdown_asyncgens_never_awaited_is_named_as_asyncios(loop):
+    """pytest-asyncio silences this warning of a loop closed before its
+    runner by the name `BaseEventLoop.shutdown_asyncgens`."""
+    coro = loop.shutdown_asyncgens()
+    loop.close()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(RuntimeError, match="Event loop is closed"):
+            loop.run_until_complete(coro)
+        del coro
+        gc.collect()
+    assert [str(w.message) for w in caught if w.category is RuntimeWarning] == [
+        "coroutine 'BaseEventLoop.shutdown_asyncgens' was never awaited"]
+
+
+def test_an_unexpected_keyword_is_reported_in_asyncios_words(loop):
+    P = asyncio.Protocol
+    calls = [(lambda: loop.create_datagram_endpoint(P, bogus=1),
+              "BaseEventLoop.create_datagram_endpoint"),
+             (lambda: loop.create_connection(P, bogus=1), "BaseEventLoop.create_connection"),
+             (lambda: loop.create_server(P, bogus=1), "BaseEventLoop.create_server"),
+             (lambda: loop.create_unix_server(P, bogus=1),
+              "_UnixSelectorEventLoop.create_unix_server"),
+             (lambda: loop.getaddrinfo("localhost", 80, bogus=1), "BaseEventLoop.getaddrinfo"),
+             (lambda: loop.shutdown_asyncgens(bogus=1), "BaseEventLoop.shutdown_asyncgens")]
+    for call, qualname in calls:
+        with pytest.raises(TypeError) as info:
+            loop.run_until_complete(call())
+        assert str(info.value) == f"{qualname}() got an unexpected keyword argument 'bogus'"
