@@ -7,6 +7,8 @@ pyasync's, with async fixtures on the same loop.
 """
 import asyncio
 import gc
+import subprocess
+import sys
 
 import pytest
 
@@ -85,18 +87,45 @@ async def test_tasks_and_timeouts(expected_loop):
     assert [t.result() for t in tasks] == [0, 1, 2]
 
 
-class TestOneLoopForTheClass:
-    """loop_scope="class": the tests of a class share one loop."""
+ONE_LOOP_FOR_THE_CLASS = """
+import asyncio
+import pytest
+import pyasync
 
-    loops = []
+def pytest_asyncio_loop_factories(config, item):
+    return {{"only": {factory}}}
+"""
+
+ONE_LOOP_FOR_THE_CLASS_TESTS = """
+import asyncio
+import pytest
+
+loops = []
+
+class TestShared:
+    @pytest.mark.asyncio(loop_scope="class")
+    async def test_first(self):
+        loops.append(asyncio.get_running_loop())
 
     @pytest.mark.asyncio(loop_scope="class")
-    async def test_first(self, expected_loop):
-        self.loops.append(asyncio.get_running_loop())
-        assert kind_of(self.loops[-1]) == expected_loop
+    async def test_second(self):
+        loops.append(asyncio.get_running_loop())
+        assert loops[0] is loops[1]
+        assert type(loops[0]).__module__.split(".")[0] == {kind!r}
+"""
 
-    @pytest.mark.asyncio(loop_scope="class")
-    async def test_second(self, expected_loop):
-        loop = asyncio.get_running_loop()
-        assert kind_of(loop) == expected_loop
-        assert any(loop is earlier for earlier in self.loops)
+
+def test_one_loop_for_the_class(loop_kind, tmp_path):
+    """loop_scope="class": the tests of a class share one loop. They run in a
+    pytest of their own, serially: pytest-xdist may hand two tests of a
+    class to different workers."""
+    factory = {"asyncio": "asyncio.new_event_loop", "pyasync": "pyasync.new_event_loop"}
+    (tmp_path / "conftest.py").write_text(
+        ONE_LOOP_FOR_THE_CLASS.format(factory=factory[loop_kind]))
+    (tmp_path / "test_shared.py").write_text(ONE_LOOP_FOR_THE_CLASS_TESTS.format(kind=loop_kind))
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider",
+         "-o", "asyncio_default_fixture_loop_scope=function", str(tmp_path)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "2 passed" in out.stdout
