@@ -448,7 +448,9 @@ pa_tr_maybe_resume_protocol(TransportObject *self)
 PyObject *
 pa_tr_close_again(TransportObject *self)
 {
-    if (self->finalized && pa_tr_loop(self)->closed) {
+    int first_close = self->finalized;
+    self->finalized = 0; /* closed now: is_closing() says so */
+    if (first_close && pa_tr_loop(self)->closed) {
         (void)pa_loop_raise_closed(pa_tr_loop(self), NULL, 0);
         return NULL;
     }
@@ -685,16 +687,26 @@ pa_tr_m_close_unclosed(TransportObject *self, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
+/* What the program sees: a transport its finaliser closed is not closing
+ * until close() is called, as asyncio's __del__ leaves it. StreamWriter's
+ * finaliser, for one, asks: it warns about an unclosed writer (or a closed
+ * loop) only when its transport is not closing. */
+static int
+closing_as_seen(TransportObject *self)
+{
+    return self->closing && !self->finalized;
+}
+
 PyObject *
 pa_tr_m_is_closing(TransportObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyBool_FromLong(self->closing);
+    return PyBool_FromLong(closing_as_seen(self));
 }
 
 PyObject *
 pa_tr_m_is_reading(TransportObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyBool_FromLong(!self->closing && !self->paused);
+    return PyBool_FromLong(!closing_as_seen(self) && !self->paused);
 }
 
 int
