@@ -330,7 +330,9 @@ Transport_write(TransportObject *self, PyObject *data)
 static PyObject *
 Transport_writelines(TransportObject *self, PyObject *list_of_data)
 {
-    if (pa_tr_check_initialised(self) < 0 || check_can_write(self, "writelines") < 0) {
+    /* (3.11's writelines() is a write() of the joined pieces, and says so.) */
+    const char *what = PA_WRITELINES_PIECEWISE ? "writelines" : "write";
+    if (pa_tr_check_initialised(self) < 0 || check_can_write(self, what) < 0) {
         return NULL;
     }
 #if PA_WRITELINES_PIECEWISE

@@ -273,10 +273,17 @@ def test_writelines_of_bad_arguments(loop, endpoint):
             except TypeError as exc:
                 outcomes.append(str(exc))
         got = await sproto.received(len(b"beforeok!"))
+        tr.write_eof()
+        with pytest.raises(RuntimeError) as after_eof:
+            tr.writelines([b"late"])
+        outcomes.append(str(after_eof.value))
         await nh.close_all(server, client, sproto)
         return outcomes, got
     outcomes, got = run(loop, main())
     assert got == b"beforeok!"
+    late = outcomes.pop()
+    assert late == ("Cannot call writelines() after write_eof()" if sys.version_info >= (3, 12)
+                    else "Cannot call write() after write_eof()")
     if sys.version_info >= (3, 12):
         assert outcomes == [None, None, "'int' object is not iterable",
                             "memoryview: a bytes-like object is required, not 'str'", None]
