@@ -839,22 +839,17 @@ pa_tr_m_get_write_buffer_limits(TransportObject *self, PyObject *Py_UNUSED(ignor
 static int
 limit_as_ssize_t(PyObject *value, Py_ssize_t *out)
 {
+    if (PyFloat_Check(value) && isinf(PyFloat_AS_DOUBLE(value))) {
+        *out = PY_SSIZE_T_MAX; /* (-inf failed the check for >= 0) */
+        return 0;
+    }
     PyObject *whole;
     if (PyLong_Check(value)) {
         whole = Py_NewRef(value);
     } else {
         PyObject *math = PyImport_ImportModule("math");
-        if (math == NULL) {
-            return -1;
-        }
-        double f = PyFloat_Check(value) ? PyFloat_AS_DOUBLE(value) : 0.0;
-        if (PyFloat_Check(value) && isinf(f)) {
-            Py_DECREF(math);
-            *out = PY_SSIZE_T_MAX;
-            return 0;
-        }
-        whole = PyObject_CallMethod(math, "floor", "(O)", value);
-        Py_DECREF(math);
+        whole = math ? PyObject_CallMethod(math, "floor", "(O)", value) : NULL;
+        Py_XDECREF(math);
         if (whole == NULL) {
             return -1;
         }
