@@ -444,7 +444,8 @@ pa_tr_maybe_resume_protocol(TransportObject *self)
  * fails with "Event loop is closed" if the loop is. Code depends on that
  * failure: asyncio's subprocess transport, collected with the loop closed,
  * stops at it before killing its child. Ours mark themselves closing when
- * collected (nothing may reach their fd again), and fail the same way. */
+ * collected (nothing may reach their fd again) but say they are not
+ * (closing_as_seen()) until this first close(), which fails the same way. */
 PyObject *
 pa_tr_close_again(TransportObject *self)
 {
