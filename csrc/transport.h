@@ -12,8 +12,9 @@
  * pyasync/_transports.py subclasses them in Python for what runs once per
  * connection (set-up, repr, the unclosed-transport warning).
  *
- * transport.c has what they share (the transport core); streamtransport.c
- * the stream data path; dgramtransport.c the datagram data path.
+ * transport.c has what they share (the transport core), flowcontrol.c the
+ * write side's flow control; streamtransport.c the stream data path,
+ * dgramtransport.c the datagram data path, pipetransport.c the pipes'.
  *
  * Ownership: the loop's watcher table owns the handles that call
  * _read_ready/_write_ready (bound methods that the transport keeps too; it
@@ -157,7 +158,14 @@ PyObject *pa_tr_close_again(TransportObject *self);
 PyObject *pa_tr_call_protocol(TransportObject *self, PyObject *name, PyObject *const *args,
                               size_t nargs);
 
-/* add_flowcontrol_defaults() of asyncio: the high and low marks from what
+/* asyncio's default high-water mark of a transport's write buffer. */
+#define PA_DEFAULT_HIGH_WATER (64 * 1024)
+
+/* call_exception_handler({message, exception, transport, protocol}): 0, or
+ * -1 if the handler itself failed. */
+int pa_tr_report(TransportObject *self, const char *message, PyObject *exc);
+
+/* Flow control, in flowcontrol.c. add_flowcontrol_defaults() of asyncio: the high and low marks from what
  * set_write_buffer_limits(high, low) was given (None or NULL: the default
  * high mark, a quarter of it low), ValueError unless high >= low >= 0.
  * Also for TLS (sslproto.c). */
@@ -182,6 +190,8 @@ char *pa_tr_recv_buffer(pa_state *st);
  * exception. */
 typedef ssize_t (*pa_tr_read_call)(TransportObject *self, void *buf, size_t len);
 int pa_tr_read_bytes(TransportObject *self, pa_tr_read_call io, PyObject **data);
+/* pause_writing() once the write buffer is above the high mark,
+ * resume_writing() once it is back at the low mark (flowcontrol.c). */
 int pa_tr_maybe_pause_protocol(TransportObject *self);
 int pa_tr_maybe_resume_protocol(TransportObject *self);
 int pa_tr_call_connection_lost_now(TransportObject *self, PyObject *exc);
