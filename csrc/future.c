@@ -1,5 +1,5 @@
 /*
- * future.c - pyasync.Future and its await iterator.
+ * future.c - pyasync.Future (its await iterator is in futureiter.c).
  *
  * Semantics are asyncio.Future's (the C one CPython ships as
  * _asyncio.Future): states PENDING -> CANCELLED | FINISHED, done-callbacks
@@ -27,8 +27,8 @@ is_alive(FutureObject *fut)
     return fut->loop != NULL;
 }
 
-static int
-ensure_alive(FutureObject *fut)
+int
+pa_future_ensure_alive(FutureObject *fut)
 {
     if (!is_alive(fut)) {
         PyErr_SetString(PyExc_RuntimeError, "Future object is not initialized.");
@@ -144,7 +144,7 @@ pa_future_init(pa_state *st, FutureObject *fut, PyObject *loop)
 int
 pa_future_set_result(pa_state *st, FutureObject *fut, PyObject *result)
 {
-    if (ensure_alive(fut) < 0) {
+    if (pa_future_ensure_alive(fut) < 0) {
         return -1;
     }
     if (fut->state != PA_FUT_PENDING) {
@@ -159,7 +159,7 @@ pa_future_set_result(pa_state *st, FutureObject *fut, PyObject *result)
 int
 pa_future_set_exception(pa_state *st, FutureObject *fut, PyObject *exc)
 {
-    if (ensure_alive(fut) < 0) {
+    if (pa_future_ensure_alive(fut) < 0) {
         return -1;
     }
     if (fut->state != PA_FUT_PENDING) {
@@ -217,7 +217,7 @@ pa_future_set_exception(pa_state *st, FutureObject *fut, PyObject *exc)
 int
 pa_future_cancel(pa_state *st, FutureObject *fut, PyObject *msg)
 {
-    if (ensure_alive(fut) < 0) {
+    if (pa_future_ensure_alive(fut) < 0) {
         return -1;
     }
     fut->log_tb = 0;
@@ -440,7 +440,7 @@ Future_add_done_callback(FutureObject *self, PyObject *const *args, Py_ssize_t n
 static PyObject *
 Future_remove_done_callback(FutureObject *self, PyObject *fn)
 {
-    if (ensure_alive(self) < 0) {
+    if (pa_future_ensure_alive(self) < 0) {
         return NULL;
     }
     Py_ssize_t removed = 0;
@@ -538,7 +538,7 @@ Future_done(FutureObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 Future_get_loop(FutureObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (ensure_alive(self) < 0) {
+    if (pa_future_ensure_alive(self) < 0) {
         return NULL;
     }
     return Py_NewRef(self->loop);
@@ -591,7 +591,7 @@ Future_get_blocking(FutureObject *self, void *closure)
 static int
 Future_set_blocking(FutureObject *self, PyObject *value, void *closure)
 {
-    if (ensure_alive(self) < 0) {
+    if (pa_future_ensure_alive(self) < 0) {
         return -1;
     }
     if (value == NULL) {
@@ -609,7 +609,7 @@ Future_set_blocking(FutureObject *self, PyObject *value, void *closure)
 static PyObject *
 Future_get_log_traceback(FutureObject *self, void *closure)
 {
-    if (ensure_alive(self) < 0) {
+    if (pa_future_ensure_alive(self) < 0) {
         return NULL;
     }
     return PyBool_FromLong(self->log_tb);
@@ -821,263 +821,12 @@ Future_dealloc(FutureObject *self)
     Py_DECREF(tp);
 }
 
-/* ---------------------------------------------------------------- await iterator */
-
-typedef struct {
-    PyObject_HEAD
-    FutureObject *future; /* NULL once exhausted */
-} FutureIterObject;
-
-static PyObject *
-new_future_iter(FutureObject *fut)
-{
-    pa_state *st = pa_state_of((PyObject *)fut);
-    if (st == NULL) {
-        return NULL;
-    }
-    if (ensure_alive(fut) < 0) {
-        return NULL;
-    }
-    FutureIterObject *it = st->futureiter_freelist;
-    if (it != NULL) {
-        /* Free-list entries are linked through `future`. */
-        st->futureiter_freelist = (void *)it->future;
-        st->futureiter_freelist_len--;
-        (void)PyObject_Init((PyObject *)it, st->FutureIterType);
-    } else {
-        it = PyObject_GC_New(FutureIterObject, st->FutureIterType);
-        if (it == NULL) {
-            return NULL;
-        }
-    }
-    it->future = (FutureObject *)Py_NewRef(fut);
-    PyObject_GC_Track(it);
-    return (PyObject *)it;
-}
-
-/* One step of `await future`: yield the future itself while it is pending
- * (the Task sees _asyncio_future_blocking and waits on it), then return its
- * result or raise its exception. */
-static PySendResult
-FutureIter_am_send(FutureIterObject *it, PyObject *Py_UNUSED(arg), PyObject **result)
-{
-    *result = NULL;
-    FutureObject *fut = it->future;
-    if (fut == NULL) {
-        *result = Py_NewRef(Py_None);
-        return PYGEN_RETURN;
-    }
-    if (fut->state == PA_FUT_PENDING) {
-        if (!fut->blocking) {
-            fut->blocking = 1;
-            *result = Py_NewRef(fut);
-            return PYGEN_NEXT;
-        }
-        PyErr_SetString(PyExc_RuntimeError, "await wasn't used with future");
-        return PYGEN_ERROR;
-    }
-    it->future = NULL;
-    PyObject *res = pa_future_result(pa_state_of((PyObject *)fut), fut);
-    Py_DECREF(fut);
-    if (res == NULL) {
-        return PYGEN_ERROR;
-    }
-    *result = res;
-    return PYGEN_RETURN;
-}
-
-static PyObject *
-FutureIter_iternext(FutureIterObject *it)
-{
-    PyObject *res;
-    switch (FutureIter_am_send(it, Py_None, &res)) {
-    case PYGEN_NEXT:
-        return res;
-    case PYGEN_RETURN:
-        pa_raise_stop_iteration(res);
-        Py_DECREF(res);
-        return NULL;
-    default:
-        return NULL;
-    }
-}
-
-static PyObject *
-FutureIter_send(FutureIterObject *it, PyObject *Py_UNUSED(value))
-{
-    /* Future.__await__ ignores what is sent to it. */
-    return FutureIter_iternext(it);
-}
-
-PyObject *
-pa_throw_args_to_exception(PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs < 1 || nargs > 3) {
-        PyErr_Format(PyExc_TypeError, "throw expected 1 to 3 arguments, got %zd", nargs);
-        return NULL;
-    }
-#if PA_THROW_3ARGS_DEPRECATED
-    if (nargs > 1 &&
-        PyErr_WarnEx(PyExc_DeprecationWarning,
-                     "the (type, exc, tb) signature of throw() is deprecated, "
-                     "use the single-arg signature instead.",
-                     1) < 0) {
-        return NULL;
-    }
-#endif
-    PyObject *type = args[0];
-    PyObject *val = nargs > 1 ? args[1] : NULL;
-    PyObject *tb = nargs > 2 ? args[2] : NULL;
-    if (val == Py_None) {
-        val = NULL;
-    }
-    if (tb == Py_None) {
-        tb = NULL;
-    } else if (tb != NULL && !PyTraceBack_Check(tb)) {
-        PyErr_SetString(PyExc_TypeError, "throw() third argument must be a traceback");
-        return NULL;
-    }
-    PyObject *exc;
-    if (PyExceptionClass_Check(type)) {
-        if (val != NULL && PyObject_TypeCheck(val, (PyTypeObject *)type)) {
-            exc = Py_NewRef(val);
-        } else if (val == NULL) {
-            exc = PyObject_CallNoArgs(type);
-        } else if (PyTuple_Check(val)) {
-            exc = PyObject_Call(type, val, NULL);
-        } else {
-            exc = PyObject_CallOneArg(type, val);
-        }
-        if (exc == NULL) {
-            return NULL;
-        }
-        if (!PyExceptionInstance_Check(exc)) {
-            PyErr_Format(PyExc_TypeError,
-                         "calling %R should have returned an instance of BaseException, not %s",
-                         type, Py_TYPE(exc)->tp_name);
-            Py_DECREF(exc);
-            return NULL;
-        }
-    } else if (PyExceptionInstance_Check(type)) {
-        if (val != NULL) {
-            PyErr_SetString(PyExc_TypeError, "instance exception may not have a separate value");
-            return NULL;
-        }
-        exc = Py_NewRef(type);
-    } else {
-        PyErr_SetString(PyExc_TypeError,
-                        "exceptions must be classes deriving BaseException or "
-                        "instances of such a class");
-        return NULL;
-    }
-    if (tb != NULL && PyException_SetTraceback(exc, tb) < 0) {
-        Py_DECREF(exc);
-        return NULL;
-    }
-    return exc;
-}
-
-static PyObject *
-FutureIter_throw(FutureIterObject *it, PyObject *const *args, Py_ssize_t nargs)
-{
-    PyObject *exc = pa_throw_args_to_exception(args, nargs);
-    if (exc == NULL) {
-        return NULL;
-    }
-    Py_CLEAR(it->future);
-    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
-    Py_DECREF(exc);
-    return NULL;
-}
-
-static PyObject *
-FutureIter_close(FutureIterObject *it, PyObject *Py_UNUSED(ignored))
-{
-    Py_CLEAR(it->future);
-    Py_RETURN_NONE;
-}
-
-static int
-FutureIter_traverse(FutureIterObject *it, visitproc visit, void *arg)
-{
-    Py_VISIT(Py_TYPE(it));
-    Py_VISIT(it->future);
-    return 0;
-}
-
-static int
-FutureIter_clear(FutureIterObject *it)
-{
-    Py_CLEAR(it->future);
-    return 0;
-}
-
-/* One await iterator is made per `await future`: dead ones are kept for
- * reuse (the type cannot be subclassed, so all have the same size). */
-#define FUTUREITER_FREELIST_MAX 256
-
-static void
-FutureIter_dealloc(FutureIterObject *it)
-{
-    PyTypeObject *tp = Py_TYPE(it);
-    PyObject_GC_UnTrack(it);
-    Py_CLEAR(it->future);
-    pa_state *st = pa_state_of_quiet((PyObject *)it);
-    if (st != NULL && tp == st->FutureIterType &&
-        st->futureiter_freelist_len < FUTUREITER_FREELIST_MAX) {
-        it->future = st->futureiter_freelist;
-        st->futureiter_freelist = it;
-        st->futureiter_freelist_len++;
-    } else {
-        tp->tp_free(it);
-    }
-    Py_DECREF(tp);
-}
-
-void
-pa_futureiter_freelist_clear(pa_state *st)
-{
-    FutureIterObject *it = st->futureiter_freelist;
-    while (it != NULL) {
-        FutureIterObject *next = (FutureIterObject *)(void *)it->future;
-        PyObject_GC_Del(it);
-        it = next;
-    }
-    st->futureiter_freelist = NULL;
-    st->futureiter_freelist_len = 0;
-}
-
-static PyMethodDef FutureIter_methods[] = {
-    {"send", (PyCFunction)FutureIter_send, METH_O, NULL},
-    {"throw", (PyCFunction)(void (*)(void))FutureIter_throw, METH_FASTCALL, NULL},
-    {"close", (PyCFunction)FutureIter_close, METH_NOARGS, NULL},
-    {NULL, NULL, 0, NULL},
-};
-
-static PyType_Slot FutureIter_slots[] = {
-    {Py_tp_dealloc, FutureIter_dealloc},
-    {Py_tp_traverse, FutureIter_traverse},
-    {Py_tp_clear, FutureIter_clear},
-    {Py_tp_iter, PyObject_SelfIter},
-    {Py_tp_iternext, FutureIter_iternext},
-    {Py_tp_methods, FutureIter_methods},
-    {Py_am_send, FutureIter_am_send},
-    {0, NULL},
-};
-
-static PyType_Spec FutureIter_spec = {
-    .name = "pyasync.FutureIter",
-    .basicsize = sizeof(FutureIterObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
-    .slots = FutureIter_slots,
-};
-
 /* ---------------------------------------------------------------- Future type */
 
 static PyObject *
 Future_iter(FutureObject *self)
 {
-    return new_future_iter(self);
+    return pa_future_iter_new(self);
 }
 
 static PyMethodDef Future_methods[] = {
@@ -1181,8 +930,7 @@ check_asyncio_layout(PyTypeObject *future, PyTypeObject *task)
 int
 pa_future_register_types(PyObject *module, pa_state *st)
 {
-    st->FutureIterType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &FutureIter_spec, NULL);
-    if (st->FutureIterType == NULL) {
+    if (pa_futureiter_register_type(module, st) < 0) {
         return -1;
     }
     /* The bases: asyncio.Future and asyncio.Task, CPython's C types. They

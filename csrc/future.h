@@ -84,6 +84,14 @@ void pa_future_finalize(FutureObject *fut);
 int pa_future_traverse(FutureObject *fut, visitproc visit, void *arg);
 int pa_future_clear(FutureObject *fut);
 
+/* RuntimeError("Future object is not initialized.") for a future whose
+ * __init__ never ran: -1, else 0. */
+int pa_future_ensure_alive(FutureObject *fut);
+
+/* The await iterator (futureiter.c): a new one for `await fut`, the type's
+ * creation at import, and the free list's teardown. */
+PyObject *pa_future_iter_new(FutureObject *fut);
+int pa_futureiter_register_type(PyObject *module, pa_state *st);
 /* Free the await iterators parked in the free list (module teardown). */
 void pa_futureiter_freelist_clear(pa_state *st);
 
