@@ -200,6 +200,17 @@ int pa_ssl_transport_force_close(SSLProtocolObject *self, PyObject *exc);
 int pa_ssl_log(SSLProtocolObject *self, const char *level, const char *fmt, PyObject *arg,
                int exc_info);
 int pa_ssl_on_data_in(SSLProtocolObject *self);
+/* Shared by the state machine (sslproto.c) and the data paths
+ * (sslproto_data.c). */
+int pa_ssl_again_error_raised(pa_ssl_names *n);
+Py_ssize_t pa_ssl_bio_pending(pa_ssl_names *n, PyObject *bio);
+int pa_ssl_call_soon_method(SSLProtocolObject *self, PyObject *method_name);
+int pa_ssl_fatal_error_from_raised(SSLProtocolObject *self, const char *message);
+int pa_ssl_call_eof_received(SSLProtocolObject *self);
+/* transport.<name>(arg) (no argument for NULL), the result dropped. */
+int pa_ssl_transport_call_void(SSLProtocolObject *self, PyObject *name, PyObject *arg);
+/* app_protocol.<name>(arg): a new reference, or NULL with an exception. */
+PyObject *pa_ssl_app_call(SSLProtocolObject *self, PyObject *name, PyObject *arg);
 
 
 #endif /* PYASYNC_SSLPROTO_H */
