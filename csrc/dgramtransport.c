@@ -4,8 +4,9 @@
  * Same state machine as the stream transport (transport.c: close, abort,
  * connection_lost, flow control); what differs is the data path. A datagram
  * is read with sock.recvfrom() and handed to datagram_received(data, addr);
- * sendto() tries sock.send()/sendto() at once (with PA_SEND_FLAGS) and
- * queues (bytes, addr) pairs only when the socket would block. OSErrors of a
+ * sendto() tries sock.send(data)/sock.sendto(data, addr) at once (asyncio's
+ * calls; no MSG_NOSIGNAL, since Linux raises SIGPIPE for stream sockets
+ * only) and queues (bytes, addr) pairs only when the socket would block. OSErrors of a
  * single datagram go to the protocol's error_received() and the transport
  * stays open, as in asyncio. The socket methods do the address conversions,
  * which are the socket module's business.
@@ -125,9 +126,11 @@ send_now(TransportObject *self, PyObject *data, PyObject *addr)
             return -1;
         }
         Py_INCREF(sock);
-        res = connected ? PyObject_CallMethodObjArgs(sock, st->str_send, data, st->send_flags, NULL)
-                        : PyObject_CallMethodObjArgs(sock, st->str_sendto, data, st->send_flags,
-                                                     addr, NULL);
+        /* asyncio's calls, argument for argument: programs wrap or patch
+         * these socket methods (to drop or count datagrams) with the
+         * signatures asyncio uses. */
+        res = connected ? PyObject_CallMethodObjArgs(sock, st->str_send, data, NULL)
+                        : PyObject_CallMethodObjArgs(sock, st->str_sendto, data, addr, NULL);
         Py_DECREF(sock);
     }
     if (res != NULL) {

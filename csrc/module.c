@@ -187,10 +187,6 @@ module_exec(PyObject *module)
     INTERN(str_debug, "debug");
     INTERN(str_peername, "peername");
     INTERN(str_get_extra_info, "get_extra_info");
-    st->send_flags = PyLong_FromLong(PA_SEND_FLAGS);
-    if (st->send_flags == NULL) {
-        return -1;
-    }
     st->kwnames_context = PyTuple_Pack(1, st->str_context);
     if (st->kwnames_context == NULL) {
         return -1;
@@ -349,7 +345,6 @@ module_clear(PyObject *module)
     Py_CLEAR(st->str_debug);
     Py_CLEAR(st->str_peername);
     Py_CLEAR(st->str_get_extra_info);
-    Py_CLEAR(st->send_flags);
     Py_CLEAR(st->loop_subtype_seen);
     Py_CLEAR(st->TransportType);
     pa_sslproto_clear_state(st);

@@ -159,7 +159,6 @@ typedef struct {
     PyObject *str_debug;
     PyObject *str_peername;
     PyObject *str_get_extra_info;
-    PyObject *send_flags;             /* PA_SEND_FLAGS as an int, for socket.send()/sendto() */
 } pa_state;
 
 extern struct PyModuleDef pa_module_def;

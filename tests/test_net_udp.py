@@ -235,6 +235,50 @@ def test_sock_argument(loop, closer):
     assert sock.fileno() == -1
 
 
+class SignatureOfAsyncioSocket(socket.socket):
+    """send()/sendto() as a program that wraps them (to drop or count
+    datagrams) writes them: with the arguments asyncio passes, no flags."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.calls = []
+
+    def sendto(self, data, addr):
+        self.calls.append(("sendto", bytes(data), addr))
+        return super().sendto(data, addr)
+
+    def send(self, data):
+        self.calls.append(("send", bytes(data)))
+        return super().send(data)
+
+
+@pytest.mark.parametrize("connected", [False, True])
+def test_sends_call_the_sockets_methods_with_asyncios_arguments(loop, closer, connected):
+    # aioquic's tests patch socket.socket.sendto with asyncio's two
+    # arguments; the transport passed a third (MSG_NOSIGNAL) and closed with
+    # a TypeError instead of sending.
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    closer(rx)
+    rx.bind(LOCAL)
+    rx.settimeout(5)
+    sock = SignatureOfAsyncioSocket(socket.AF_INET, socket.SOCK_DGRAM)
+    closer(sock)
+    sock.bind(LOCAL)
+    if connected:
+        sock.connect(rx.getsockname())
+
+    async def main():
+        tr, p = await loop.create_datagram_endpoint(lambda: Dgram(loop), sock=sock)
+        tr.sendto(b"one") if connected else tr.sendto(b"one", rx.getsockname())
+        got = rx.recv(100)
+        closing = tr.is_closing()
+        await p.close()
+        return got, closing, p.errors.qsize(), p.lost.result()
+    assert run(loop, main()) == (b"one", False, 0, None)
+    want = ("send", b"one") if connected else ("sendto", b"one", rx.getsockname())
+    assert sock.calls == [want]
+
+
 @pytest.mark.parametrize("kw", [{"local_addr": LOCAL}, {"family": socket.AF_INET},
                                 {"reuse_port": True}, {"allow_broadcast": True}])
 def test_sock_with_other_arguments(loop, closer, kw):
