@@ -66,8 +66,9 @@ log = lambda *a, **k: print(*a, file=sys.stderr, flush=True, **k)  # noqa: E731
 # Building the C programs
 # --------------------------------------------------------------------------
 
-def build_c(build_dir):
-    """Compile echo_c_server and echo_client into build_dir if missing or stale.
+def build_c(build_dir, names=C_SOURCES):
+    """Compile the C programs `names` (bench/NAME.c; by default echo_c_server
+    and echo_client) into build_dir if missing or stale.
 
     Returns {name: executable path}. A binary is stale when its source is
     newer. Compiler warnings are shown: the sources are meant to be
@@ -76,7 +77,7 @@ def build_c(build_dir):
     cc = os.environ.get("CC", "gcc")
     os.makedirs(build_dir, exist_ok=True)
     exes = {}
-    for name in C_SOURCES:
+    for name in names:
         src = os.path.join(BENCH_DIR, name + ".c")
         exe = os.path.join(build_dir, name)
         if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
