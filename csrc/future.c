@@ -345,6 +345,19 @@ pa_raise_stop_iteration(PyObject *value)
 }
 
 PyObject *
+pa_iternext_from_send(PySendResult r, PyObject *res)
+{
+    if (r == PYGEN_NEXT) {
+        return res;
+    }
+    if (r == PYGEN_RETURN) {
+        pa_raise_stop_iteration(res);
+        Py_DECREF(res);
+    }
+    return NULL;
+}
+
+PyObject *
 pa_future_new(pa_state *st, PyObject *loop)
 {
     FutureObject *fut = (FutureObject *)st->FutureType->tp_alloc(st->FutureType, 0);

@@ -69,6 +69,11 @@ PyObject *pa_throw_args_to_exception(PyObject *const *args, Py_ssize_t nargs);
  * for None); the caller then returns NULL. */
 void pa_raise_stop_iteration(PyObject *value);
 
+/* What __next__ returns for an am_send() outcome `r` with its result `res`
+ * (a new reference): res for PYGEN_NEXT; NULL with StopIteration(res)
+ * raised for PYGEN_RETURN (res released); NULL for PYGEN_ERROR. */
+PyObject *pa_iternext_from_send(PySendResult r, PyObject *res);
+
 /* Parse cancel(msg=None) (Future's and Task's). */
 int pa_parse_cancel_args(PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames,
                          PyObject **msg);

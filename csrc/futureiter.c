@@ -77,16 +77,8 @@ static PyObject *
 FutureIter_iternext(FutureIterObject *it)
 {
     PyObject *res;
-    switch (FutureIter_am_send(it, Py_None, &res)) {
-    case PYGEN_NEXT:
-        return res;
-    case PYGEN_RETURN:
-        pa_raise_stop_iteration(res);
-        Py_DECREF(res);
-        return NULL;
-    default:
-        return NULL;
-    }
+    PySendResult r = FutureIter_am_send(it, Py_None, &res);
+    return pa_iternext_from_send(r, res);
 }
 
 static PyObject *

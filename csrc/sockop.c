@@ -423,16 +423,8 @@ static PyObject *
 SockOp_iternext(SockOpObject *op)
 {
     PyObject *res;
-    switch (SockOp_am_send(op, Py_None, &res)) {
-    case PYGEN_NEXT:
-        return res;
-    case PYGEN_RETURN:
-        pa_raise_stop_iteration(res);
-        Py_DECREF(res);
-        return NULL;
-    default:
-        return NULL;
-    }
+    PySendResult r = SockOp_am_send(op, Py_None, &res);
+    return pa_iternext_from_send(r, res);
 }
 
 static PyObject *

@@ -701,24 +701,11 @@ Exit_am_send(ExitObject *ex, PyObject *Py_UNUSED(arg), PyObject **result)
 }
 
 static PyObject *
-finish_iter(PySendResult r, PyObject *res)
-{
-    if (r == PYGEN_NEXT) {
-        return res;
-    }
-    if (r == PYGEN_RETURN) {
-        pa_raise_stop_iteration(res);
-        Py_DECREF(res);
-    }
-    return NULL;
-}
-
-static PyObject *
 Exit_iternext(ExitObject *ex)
 {
     PyObject *res;
     PySendResult r = exit_step(ex, NULL, &res);
-    return finish_iter(r, res);
+    return pa_iternext_from_send(r, res);
 }
 
 /* send() and throw() are methods: the end is a StopIteration raised even
@@ -731,7 +718,7 @@ finish_method(PySendResult r, PyObject *res)
         PyErr_SetNone(PyExc_StopIteration);
         return NULL;
     }
-    return finish_iter(r, res);
+    return pa_iternext_from_send(r, res);
 }
 
 static PyObject *
