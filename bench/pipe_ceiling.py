@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 
+import workloads
 from echo import DEFAULT_BUILD_DIR, build_c  # bench/ is sys.path[0] when run as a script
 from run import child_env
 
@@ -35,8 +36,7 @@ def sample(kind, size_mib, exe, env):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     if proc.returncode != 0:
         raise SystemExit("%s failed:\n%s" % (" ".join(cmd), proc.stderr[-2000:]))
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result["seconds"] if "seconds" in result else result["value"]
+    return json.loads(proc.stdout.strip().splitlines()[-1])["value"]
 
 
 def label(kind):
@@ -50,17 +50,20 @@ def main():
                         help="microseconds per chunk of the C reader, comma-separated")
     parser.add_argument("--loops", default="asyncio,uvloop,pyasync")
     args = parser.parse_args()
+    loops = args.loops.split(",")
+    if "asyncio" not in loops:
+        parser.error("--loops must include asyncio, the reference of the ratios")
     exe = build_c(DEFAULT_BUILD_DIR, ("pipe_reader",))["pipe_reader"]
     env = child_env()
-    kinds = [("c", float(c)) for c in args.costs.split(",")] + args.loops.split(",")
-    size_mib = 256  # pipe_read's size in bench/workloads.py
+    kinds = [("c", float(c)) for c in args.costs.split(",")] + loops
+    size_mib = workloads.BENCHMARKS["pipe_read"].n
     times = {label(k): [] for k in kinds}
     for r in range(args.rounds):
         for kind in kinds:
             times[label(kind)].append(sample(kind, size_mib, exe, env))
         print("round %d/%d done" % (r + 1, args.rounds), file=sys.stderr, flush=True)
     med = {name: statistics.median(ts) for name, ts in times.items()}
-    base = med.get("asyncio")
+    base = med["asyncio"]
     faster = min(v for k, v in med.items() if k in ("asyncio", "uvloop"))
     print("%-20s %9s %9s %9s %12s" % ("reader", "median ms", "min ms", "max ms",
                                       "vs asyncio / vs faster"))

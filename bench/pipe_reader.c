@@ -10,7 +10,7 @@
  * chunk on this machine.
  *
  * Usage: pipe_reader COST_US [BYTES]
- * Prints: {"seconds": S, "reads": N}
+ * Prints: {"value": SECONDS, "reads": N} (bench/workloads.py's key)
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -87,6 +87,6 @@ main(int argc, char **argv)
         fprintf(stderr, "read %lld bytes, expected %s\n", total, bytes);
         return 1;
     }
-    printf("{\"seconds\": %.6f, \"reads\": %lld}\n", elapsed, reads);
+    printf("{\"value\": %.6f, \"reads\": %lld}\n", elapsed, reads);
     return 0;
 }

@@ -6,10 +6,10 @@
  * is read with sock.recvfrom() and handed to datagram_received(data, addr);
  * sendto() tries sock.send(data)/sock.sendto(data, addr) at once (asyncio's
  * calls; no MSG_NOSIGNAL, since Linux raises SIGPIPE for stream sockets
- * only) and queues (bytes, addr) pairs only when the socket would block. OSErrors of a
- * single datagram go to the protocol's error_received() and the transport
- * stays open, as in asyncio. The socket methods do the address conversions,
- * which are the socket module's business.
+ * only) and queues (bytes, addr) pairs only when the socket would block.
+ * OSErrors of a single datagram go to the protocol's error_received() and
+ * the transport stays open, as in asyncio. The socket methods do the
+ * address conversions, which are the socket module's business.
  *
  * The write buffer size counts each queued datagram as its length plus
  * PA_DGRAM_HEADER_SIZE (compat.h), added when it is queued and taken away,
