@@ -165,10 +165,10 @@ PyObject *pa_tr_call_protocol(TransportObject *self, PyObject *name, PyObject *c
  * -1 if the handler itself failed. */
 int pa_tr_report(TransportObject *self, const char *message, PyObject *exc);
 
-/* Flow control, in flowcontrol.c. add_flowcontrol_defaults() of asyncio: the high and low marks from what
- * set_write_buffer_limits(high, low) was given (None or NULL: the default
- * high mark, a quarter of it low), ValueError unless high >= low >= 0.
- * Also for TLS (sslproto.c). */
+/* Flow control, in flowcontrol.c. add_flowcontrol_defaults() of asyncio:
+ * the high and low marks from what set_write_buffer_limits(high, low) was
+ * given (None or NULL: the default high mark, a quarter of it low),
+ * ValueError unless high >= low >= 0. Also for TLS (sslproto_type.c). */
 int pa_flow_limits(PyObject *high, PyObject *low, Py_ssize_t default_high, Py_ssize_t *hi,
                    Py_ssize_t *lo);
 
