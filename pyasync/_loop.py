@@ -31,6 +31,7 @@ from . import _compat, _network, _taskdump
 from ._core import Handle, LoopBase
 from ._network import NetworkMixin
 from ._pipes import PipesMixin
+from ._sendfile import SendfileMixin
 from ._subprocess import SubprocessMixin
 
 
@@ -80,7 +81,8 @@ if hasattr(os, 'register_at_fork'):
     os.register_at_fork(after_in_child=_signal_wakeup_after_fork)
 
 
-class Loop(LoopBase, NetworkMixin, PipesMixin, SubprocessMixin, events.AbstractEventLoop):
+class Loop(LoopBase, NetworkMixin, SendfileMixin, PipesMixin, SubprocessMixin,
+           events.AbstractEventLoop):
     """An asyncio event loop implemented in C."""
 
     def __init__(self):
