@@ -235,6 +235,17 @@ int pa_loop_push_ready(LoopObject *loop, PyObject *handle, int threadsafe);
 int pa_call_soon(pa_state *st, PyObject *loop, PyObject *callback, PyObject *const *args,
                  Py_ssize_t nargs, PyObject *context);
 
+/* The Loop type's call_soon(), call_soon_threadsafe(), call_later() and
+ * call_at() methods (schedule.c), for its method table in loop.c. */
+PyObject *pa_loop_m_call_soon(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf,
+                              PyObject *kwnames);
+PyObject *pa_loop_m_call_soon_threadsafe(LoopObject *self, PyObject *const *args,
+                                         Py_ssize_t nargsf, PyObject *kwnames);
+PyObject *pa_loop_m_call_later(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf,
+                               PyObject *kwnames);
+PyObject *pa_loop_m_call_at(LoopObject *self, PyObject *const *args, Py_ssize_t nargsf,
+                            PyObject *kwnames);
+
 /* The debug flag of any loop: read directly from ours, asked through
  * get_debug() from any other (0 for NULL/None). -1 on error. */
 int pa_loop_get_debug(pa_state *st, PyObject *loop);

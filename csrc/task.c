@@ -42,10 +42,10 @@ task_context(TaskObject *task)
     return task->context; /* borrowed; NULL with an exception on failure */
 }
 
-/* The context, for a caller that keeps it: from now on it is the task's
- * context for good. */
-static PyObject *
-task_context_shared(TaskObject *task)
+/* The context, for a caller that keeps it (task.h): from now on it is the
+ * task's context for good. */
+PyObject *
+pa_task_context_shared(TaskObject *task)
 {
     task->context_shared = 1;
     return task_context(task);
@@ -133,7 +133,7 @@ queue_task(pa_state *st, TaskObject *task, int kind, PyObject *arg)
 static int
 call_soon_bound(pa_state *st, TaskObject *task, PyMethodDef *def, PyObject *arg)
 {
-    PyObject *ctx = task_context_shared(task);
+    PyObject *ctx = pa_task_context_shared(task);
     PyObject *callable = ctx ? PyCFunction_New(def, (PyObject *)task) : NULL;
     if (callable == NULL) {
         return -1;
@@ -193,7 +193,6 @@ schedule_error(pa_state *st, TaskObject *task, PyObject *message)
 
 /* future.cancel(msg=msg) for the future a task waits on: direct for our
  * exact types, the method otherwise. 1 if it was cancelled, 0 if not. */
-static int task_cancel(pa_state *st, TaskObject *task, PyObject *msg);
 
 static int
 cancel_waiter(pa_state *st, PyObject *waiter, PyObject *msg)
@@ -202,7 +201,7 @@ cancel_waiter(pa_state *st, PyObject *waiter, PyObject *msg)
         return pa_future_cancel(st, (FutureObject *)waiter, msg);
     }
     if (Py_IS_TYPE(waiter, st->TaskType)) {
-        return task_cancel(st, (TaskObject *)waiter, msg);
+        return pa_task_cancel(st, (TaskObject *)waiter, msg);
     }
     PyObject *meth = PyObject_GetAttr(waiter, st->str_cancel);
     if (meth == NULL) {
@@ -263,7 +262,7 @@ wait_on(pa_state *st, TaskObject *task, PyObject *fut)
         if (PyObject_SetAttr(fut, st->str_asyncio_future_blocking, Py_False) < 0) {
             return -1;
         }
-        PyObject *ctx = task_context_shared(task);
+        PyObject *ctx = pa_task_context_shared(task);
         PyObject *meth = ctx ? PyObject_GetAttr(fut, st->str_add_done_callback) : NULL;
         PyObject *wakeup = meth ? pa_task_wakeup_callable(task) : NULL;
         if (wakeup == NULL) {
@@ -541,7 +540,7 @@ pa_task_run_pending(pa_state *st, TaskObject *task)
                                 (PyObject *)task);
             HandleObject *h = callable ? pa_handle_new(st, st->HandleType, task->loop, callable,
                                                        arg ? &arg : NULL, arg ? 1 : 0,
-                                                       task_context_shared(task), 0)
+                                                       pa_task_context_shared(task), 0)
                                        : NULL;
             Py_XDECREF(callable);
             if (h == NULL) {
@@ -569,8 +568,8 @@ static PyMethodDef task_wakeup_def = {"task_wakeup", (PyCFunction)task_wakeup_en
 
 /* ---------------------------------------------------------------- cancellation */
 
-static int
-task_cancel(pa_state *st, TaskObject *task, PyObject *msg)
+int
+pa_task_cancel(pa_state *st, TaskObject *task, PyObject *msg)
 {
     task->log_tb = 0;
     if (task->state != PA_FUT_PENDING) {
@@ -852,218 +851,6 @@ Task_repr(TaskObject *self)
     return pa_future_repr((PyObject *)self, pa_state_of((PyObject *)self)->task_repr_info);
 }
 
-/* ---------------------------------------------------------------- methods */
-
-static PyObject *
-Task_cancel(TaskObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    PyObject *msg;
-    if (pa_parse_cancel_args(args, nargs, kwnames, &msg) < 0) {
-        return NULL;
-    }
-    int r = task_cancel(pa_state_of((PyObject *)self), self, msg);
-    return r < 0 ? NULL : PyBool_FromLong(r);
-}
-
-static PyObject *
-Task_cancelling(TaskObject *self, PyObject *Py_UNUSED(ignored))
-{
-    return PyLong_FromSsize_t(self->num_cancels_requested);
-}
-
-static PyObject *
-Task_uncancel(TaskObject *self, PyObject *Py_UNUSED(ignored))
-{
-    if (self->num_cancels_requested > 0) {
-        self->num_cancels_requested--;
-#if PA_UNCANCEL_CLEARS_MUST_CANCEL
-        if (self->num_cancels_requested == 0) {
-            self->must_cancel = 0;
-        }
-#endif
-    }
-    return PyLong_FromSsize_t(self->num_cancels_requested);
-}
-
-static PyObject *
-Task_get_coro(TaskObject *self, PyObject *Py_UNUSED(ignored))
-{
-    return Py_NewRef(self->coro ? self->coro : Py_None);
-}
-
-static PyObject *
-Task_get_context(TaskObject *self, PyObject *Py_UNUSED(ignored))
-{
-    if (self->loop == NULL) {
-        Py_RETURN_NONE;
-    }
-    return Py_XNewRef(task_context_shared(self));
-}
-
-static PyObject *
-Task_get_name(TaskObject *self, PyObject *Py_UNUSED(ignored))
-{
-    if (self->name == NULL) {
-        self->name = PyUnicode_FromFormat("Task-%llu", self->name_number);
-        if (self->name == NULL) {
-            return NULL;
-        }
-    }
-    return Py_NewRef(self->name);
-}
-
-static PyObject *
-Task_set_name(TaskObject *self, PyObject *value)
-{
-    PyObject *name = PyUnicode_Check(value) ? Py_NewRef(value) : PyObject_Str(value);
-    if (name == NULL) {
-        return NULL;
-    }
-    Py_XSETREF(self->name, name);
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-Task_get_stack(TaskObject *self, PyObject *args, PyObject *kwds)
-{
-    static char *kwlist[] = {"limit", NULL};
-    PyObject *limit = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$O:get_stack", kwlist, &limit)) {
-        return NULL;
-    }
-    pa_state *st = pa_state_of((PyObject *)self);
-    PyObject *res;
-    return call_helper2(st->task_get_stack, (PyObject *)self, limit, &res) < 0 ? NULL : res;
-}
-
-static PyObject *
-Task_print_stack(TaskObject *self, PyObject *args, PyObject *kwds)
-{
-    static char *kwlist[] = {"limit", "file", NULL};
-    PyObject *limit = Py_None, *file = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OO:print_stack", kwlist, &limit, &file)) {
-        return NULL;
-    }
-    pa_state *st = pa_state_of((PyObject *)self);
-    PyObject *argv[3] = {(PyObject *)self, limit, file};
-    return PyObject_Vectorcall(st->task_print_stack, argv, 3, NULL);
-}
-
-static PyObject *
-Task_repr_info(TaskObject *self, PyObject *Py_UNUSED(ignored))
-{
-    return PyObject_CallOneArg(pa_state_of((PyObject *)self)->task_repr_info, (PyObject *)self);
-}
-
-static PyObject *
-Task_set_result(TaskObject *self, PyObject *Py_UNUSED(result))
-{
-    PyErr_SetString(PyExc_RuntimeError, "Task does not support set_result operation");
-    return NULL;
-}
-
-static PyObject *
-Task_set_exception(TaskObject *self, PyObject *Py_UNUSED(exc))
-{
-    PyErr_SetString(PyExc_RuntimeError, "Task does not support set_exception operation");
-    return NULL;
-}
-
-static PyObject *
-Task_get_coro_attr(TaskObject *self, void *closure)
-{
-    return Py_NewRef(self->coro ? self->coro : Py_None);
-}
-
-static PyObject *
-Task_get_fut_waiter(TaskObject *self, void *closure)
-{
-    return Py_NewRef(self->fut_waiter ? self->fut_waiter : Py_None);
-}
-
-static PyObject *
-Task_get_must_cancel(TaskObject *self, void *closure)
-{
-    return PyBool_FromLong(self->must_cancel);
-}
-
-/* The flags are bitfields on 3.13 (compat.h): no pointer to them. */
-static int
-parse_flag(PyObject *value)
-{
-    if (value == NULL) {
-        PyErr_SetString(PyExc_AttributeError, "cannot delete attribute");
-        return -1;
-    }
-    return PyObject_IsTrue(value);
-}
-
-static int
-Task_set_must_cancel(TaskObject *self, PyObject *value, void *closure)
-{
-    int r = parse_flag(value);
-    if (r < 0) {
-        return -1;
-    }
-    self->must_cancel = r != 0;
-    return 0;
-}
-
-static PyObject *
-Task_get_log_destroy_pending(TaskObject *self, void *closure)
-{
-    return PyBool_FromLong(self->log_destroy_pending);
-}
-
-static int
-Task_set_log_destroy_pending(TaskObject *self, PyObject *value, void *closure)
-{
-    int r = parse_flag(value);
-    if (r < 0) {
-        return -1;
-    }
-    self->log_destroy_pending = r != 0;
-    return 0;
-}
-
-static PyObject *
-Task_get_num_cancels(TaskObject *self, void *closure)
-{
-    return PyLong_FromSsize_t(self->num_cancels_requested);
-}
-
-static PyMethodDef Task_methods[] = {
-    {"cancel", (PyCFunction)(void (*)(void))Task_cancel, METH_FASTCALL | METH_KEYWORDS,
-     "cancel($self, /, msg=None)\n--\n\nRequest that the task cancel itself."},
-    {"cancelling", (PyCFunction)Task_cancelling, METH_NOARGS,
-     "cancelling($self, /)\n--\n\nThe number of pending cancellation requests."},
-    {"uncancel", (PyCFunction)Task_uncancel, METH_NOARGS,
-     "uncancel($self, /)\n--\n\nDecrement the cancellation requests; return what remains."},
-    {"get_coro", (PyCFunction)Task_get_coro, METH_NOARGS, "get_coro($self, /)\n--\n\n"},
-    {"get_context", (PyCFunction)Task_get_context, METH_NOARGS, "get_context($self, /)\n--\n\n"},
-    {"get_name", (PyCFunction)Task_get_name, METH_NOARGS, "get_name($self, /)\n--\n\n"},
-    {"set_name", (PyCFunction)Task_set_name, METH_O, "set_name($self, value, /)\n--\n\n"},
-    {"get_stack", (PyCFunction)(void (*)(void))Task_get_stack, METH_VARARGS | METH_KEYWORDS,
-     "get_stack($self, /, *, limit=None)\n--\n\n"},
-    {"print_stack", (PyCFunction)(void (*)(void))Task_print_stack, METH_VARARGS | METH_KEYWORDS,
-     "print_stack($self, /, *, limit=None, file=None)\n--\n\n"},
-    {"set_result", (PyCFunction)Task_set_result, METH_O, "set_result($self, result, /)\n--\n\n"},
-    {"set_exception", (PyCFunction)Task_set_exception, METH_O,
-     "set_exception($self, exception, /)\n--\n\n"},
-    {"_repr_info", (PyCFunction)Task_repr_info, METH_NOARGS, "_repr_info($self, /)\n--\n\n"},
-    {NULL, NULL, 0, NULL},
-};
-
-static PyGetSetDef Task_getset[] = {
-    {"_coro", (getter)Task_get_coro_attr, NULL, NULL, NULL},
-    {"_fut_waiter", (getter)Task_get_fut_waiter, NULL, NULL, NULL},
-    {"_must_cancel", (getter)Task_get_must_cancel, (setter)Task_set_must_cancel, NULL, NULL},
-    {"_log_destroy_pending", (getter)Task_get_log_destroy_pending,
-     (setter)Task_set_log_destroy_pending, NULL, NULL},
-    {"_num_cancels_requested", (getter)Task_get_num_cancels, NULL, NULL, NULL},
-    {NULL, NULL, NULL, NULL, NULL},
-};
-
 static PyType_Slot Task_slots[] = {
     {Py_tp_init, Task_tp_init},
     {Py_tp_dealloc, Task_dealloc},
@@ -1071,8 +858,8 @@ static PyType_Slot Task_slots[] = {
     {Py_tp_clear, Task_tp_clear},
     {Py_tp_finalize, Task_finalize},
     {Py_tp_repr, Task_repr},
-    {Py_tp_methods, Task_methods},
-    {Py_tp_getset, Task_getset},
+    {Py_tp_methods, pa_task_methods},
+    {Py_tp_getset, pa_task_getset},
     {Py_tp_doc, "A coroutine wrapped in a Future, in C."},
     {0, NULL},
 };

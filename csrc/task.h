@@ -66,4 +66,16 @@ int pa_task_schedule_wakeup(pa_state *st, TaskObject *task, PyObject *fut);
  * without the fast path. */
 PyObject *pa_task_wakeup_callable(TaskObject *task);
 
+/* task.cancel(msg): ask the task to cancel itself, and the future it waits
+ * on. 1 if the request was made, 0 if the task is done, -1 on error. */
+int pa_task_cancel(pa_state *st, TaskObject *task, PyObject *msg);
+
+/* The task's context, for a caller that keeps it (made now if the task has
+ * none yet): borrowed, NULL with an exception on failure. */
+PyObject *pa_task_context_shared(TaskObject *task);
+
+/* The Task type's methods and attributes (taskapi.c), for its slots. */
+extern PyMethodDef pa_task_methods[];
+extern PyGetSetDef pa_task_getset[];
+
 #endif /* PYASYNC_TASK_H */
