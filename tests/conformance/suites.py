@@ -620,6 +620,9 @@ MODULES = {
     "test_sendfile": (_on_impl_loop("test_sendfile", [
         ("PyasyncSendfileTests", ("SendfileTestsBase",), "create_event_loop")]), (3, 11),
         "loop.sendfile() and sock_sendfile(), native and fallback"),
+    "test_buffered_proto": (_on_impl_loop("test_buffered_proto", [
+        ("PyasyncBufferedProtocolTests", ("BaseTestBufferedProtocol",), "new_loop")]),
+        (3, 11), "BufferedProtocol (get_buffer/buffer_updated) over create_connection"),
     "test_ssl": (_on_impl_loop("test_ssl", [
         ("PyasyncTestSSL", ("TestSSL",), "new_loop")]), (3, 11),
         "TLS connections, servers and start_tls over the loop's transports"),
