@@ -572,6 +572,27 @@ def _on_impl_loop(name, variants):
     return build
 
 
+def _build_test_unix_events():
+    """TestFunctional and TestFork as they are (their loops come from the
+    policy); SelectorEventLoopUnixSocketTests (create_unix_server and
+    create_unix_connection argument checks) with a pyasync loop in place of
+    the asyncio.SelectorEventLoop() its setUp() makes. The other classes test
+    the standard library's pipe transports, signal handling and child
+    watchers through their internals (mocked selectors, _sock_sendfile_native_impl)."""
+    mod = _import("test_unix_events")
+    base = mod.SelectorEventLoopUnixSocketTests
+
+    def setUp(self):
+        super(base, self).setUp()  # test_utils.TestCase's, skipping base's own
+        self.loop = harness.new_loop()
+        self.set_event_loop(self.loop)
+
+    unix_sockets = _named("test_unix_events", "PyasyncUnixSocketTests", (base,),
+                          {"setUp": setUp})
+    return [mod.TestFunctional, unix_sockets] + ([mod.TestFork] if hasattr(mod, "TestFork")
+                                                 else [])
+
+
 # ---------------------------------------------------------------- registry
 
 # name -> (builder, minimum Python version, why it is run)
@@ -623,6 +644,9 @@ MODULES = {
     "test_buffered_proto": (_on_impl_loop("test_buffered_proto", [
         ("PyasyncBufferedProtocolTests", ("BaseTestBufferedProtocol",), "new_loop")]),
         (3, 11), "BufferedProtocol (get_buffer/buffer_updated) over create_connection"),
+    "test_unix_events": (_build_test_unix_events, (3, 11),
+                         "create_unix_server/create_unix_connection and add_reader "
+                         "argument checks; asyncio.run(), subprocesses, signals after fork"),
     "test_ssl": (_on_impl_loop("test_ssl", [
         ("PyasyncTestSSL", ("TestSSL",), "new_loop")]), (3, 11),
         "TLS connections, servers and start_tls over the loop's transports"),
