@@ -593,6 +593,27 @@ def _build_test_unix_events():
                                                  else [])
 
 
+def _build_test_base_events():
+    """BaseEventLoopWithSelectorTests (create_connection, create_server,
+    create_datagram_endpoint and getnameinfo, their argument checks and
+    error paths, mostly with the socket module or the loop's own methods
+    mocked) with a pyasync loop in place of the asyncio.SelectorEventLoop()
+    of its setUp(); RunningLoopTests as it is. The other classes test
+    BaseEventLoop itself (BaseEventLoop() instances, _run_once, _ready) or
+    BaseSelectorEventLoop's sendfile fallback through its internals."""
+    mod = _import("test_base_events")
+    base = mod.BaseEventLoopWithSelectorTests
+
+    def setUp(self):
+        super(base, self).setUp()  # test_utils.TestCase's, skipping base's own
+        self.loop = harness.new_loop()
+        self.set_event_loop(self.loop)
+
+    with_loop = _named("test_base_events", "PyasyncEventLoopWithSocketsTests", (base,),
+                       {"setUp": setUp})
+    return [with_loop, mod.RunningLoopTests]
+
+
 # ---------------------------------------------------------------- registry
 
 # name -> (builder, minimum Python version, why it is run)
@@ -644,6 +665,9 @@ MODULES = {
     "test_buffered_proto": (_on_impl_loop("test_buffered_proto", [
         ("PyasyncBufferedProtocolTests", ("BaseTestBufferedProtocol",), "new_loop")]),
         (3, 11), "BufferedProtocol (get_buffer/buffer_updated) over create_connection"),
+    "test_base_events": (_build_test_base_events, (3, 11),
+                         "create_connection/create_server/create_datagram_endpoint "
+                         "argument checks and error paths"),
     "test_unix_events": (_build_test_unix_events, (3, 11),
                          "create_unix_server/create_unix_connection and add_reader "
                          "argument checks; asyncio.run(), subprocesses, signals after fork"),
