@@ -614,6 +614,22 @@ def _build_test_base_events():
     return [with_loop, mod.RunningLoopTests]
 
 
+def _outside(module, class_names=None):
+    """Classes (None: all) of a test module outside test.test_asyncio that
+    run asyncio programs on loops from the policy."""
+    def build():
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            # 3.11 keeps unittest's tests in unittest.test.
+            mod = importlib.import_module(module.replace("test.test_unittest.",
+                                                         "unittest.test."))
+        if class_names is None:
+            return _classes_of(mod)
+        return [getattr(mod, c) for c in class_names if hasattr(mod, c)]
+    return build
+
+
 # ---------------------------------------------------------------- registry
 
 # name -> (builder, minimum Python version, why it is run)
@@ -671,6 +687,18 @@ MODULES = {
     "test_unix_events": (_build_test_unix_events, (3, 11),
                          "create_unix_server/create_unix_connection and add_reader "
                          "argument checks; asyncio.run(), subprocesses, signals after fork"),
+    "test_asyncgen": (_outside("test.test_asyncgen", ["AsyncGenAsyncioTest"]), (3, 11),
+                      "async generators on the loop: aclose()/athrow(), the "
+                      "firstiter/finalizer hooks, shutdown_asyncgens()"),
+    "test_contextlib_async": (_outside("test.test_contextlib_async"), (3, 11),
+                              "asynccontextmanager, AsyncExitStack, aclosing "
+                              "under asyncio.run()"),
+    "test_async_case": (_outside("test.test_unittest.test_async_case", ["TestAsyncCase"]),
+                        (3, 11), "unittest.IsolatedAsyncioTestCase: its runner, "
+                        "cleanups, cancellation, debug mode"),
+    "test_coroutines": (_outside("test.test_coroutines", ["CoroAsyncIOCompatTest"]),
+                        (3, 11), "a coroutine-based context manager under "
+                        "run_until_complete()"),
     "test_ssl": (_on_impl_loop("test_ssl", [
         ("PyasyncTestSSL", ("TestSSL",), "new_loop")]), (3, 11),
         "TLS connections, servers and start_tls over the loop's transports"),
