@@ -616,7 +616,11 @@ pa_tr_m_call_connection_lost(TransportObject *self, PyObject *exc)
  * wait for a connection that is gone. connection_lost() is not called. The
  * transport is finished afterwards, as after _call_connection_lost(), in
  * case the finaliser resurrected it. A transport set up half-way has its
- * socket closed too: its loop was checked before the socket was kept. */
+ * socket closed too: its loop was checked before the socket was kept.
+ * Once the loop is closed the server is let go without _detach(): that
+ * would wake wait_closed()'s waiters, whose callbacks a closed loop refuses
+ * to schedule (RuntimeError, reported from the finaliser), and nothing can
+ * run on that loop any more anyway. */
 PyObject *
 pa_tr_m_close_unclosed(TransportObject *self, PyObject *Py_UNUSED(ignored))
 {
@@ -633,6 +637,9 @@ pa_tr_m_close_unclosed(TransportObject *self, PyObject *Py_UNUSED(ignored))
         keep_first_error(&err);
     }
     close_socket(self, &err);
+    if (pa_tr_loop(self)->closed) {
+        Py_CLEAR(self->server);
+    }
     detach_from_server(self, &err);
     drop_watch_callbacks(self);
     if (err != NULL) {

@@ -8,6 +8,8 @@ import gc
 import os
 import socket
 import stat
+import sys
+import warnings
 
 import pytest
 
@@ -273,6 +275,45 @@ def test_wait_closed_after_a_connection_is_collected(loop, loop_kind):
         finally:
             client.close()
     run(loop, main())
+
+
+def test_a_connection_collected_after_its_loop_closed_is_let_go_quietly(
+        loop, loop_kind, monkeypatch):
+    # The server is closed and wait_closed() still waits for a connection
+    # when the loop is closed; the connection is collected afterwards.
+    # asyncio before 3.13 does not detach it (nothing is reported); 3.13's
+    # detaches it and wakes the waiter on the closed loop: RuntimeError,
+    # reported as unraisable from the finaliser. pyasync lets the server go
+    # without waking anything: a closed loop cannot run the waiter.
+    if sys.version_info < (3, 12):
+        pytest.skip("before 3.12, Server.wait_closed() does not wait for connections")
+    reported = []
+    monkeypatch.setattr(sys, "unraisablehook", reported.append)
+
+    async def main():
+        server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+        client = socket.create_connection(server.sockets[0].getsockname())
+        await nh.spin()  # accepted: the server has one connection
+        server.close()
+        waiting = asyncio.ensure_future(server.wait_closed())
+        await nh.spin()
+        return server, waiting, client
+    server, waiting, client = run(loop, main())
+    assert not waiting.done()
+    loop.close()  # the server side's transport is now held by nothing
+    waiting._log_destroy_pending = False
+    del waiting
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+        gc.collect()
+    errors = [f"{type(r.exc_value).__name__}: {r.exc_value}" for r in reported]
+    if loop_kind == "asyncio" and nh.COLLECTED_TRANSPORT_DETACHES:
+        assert errors == ["RuntimeError: Event loop is closed"]
+    else:
+        assert errors == []
+    client.close()
+    del server
 
 
 # -- Unix socket files ---------------------------------------------------------
