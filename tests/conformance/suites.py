@@ -572,6 +572,17 @@ def _on_impl_loop(name, variants):
     return build
 
 
+def _set_up_on_impl_loop(module, new_name, base):
+    """A subclass of `base` (a test_utils.TestCase whose setUp() makes an
+    asyncio.SelectorEventLoop() and sets it) whose setUp() makes the loop
+    under test instead."""
+    def setUp(self):
+        super(base, self).setUp()  # test_utils.TestCase's, skipping base's own
+        self.loop = harness.new_loop()
+        self.set_event_loop(self.loop)
+    return _named(module, new_name, (base,), {"setUp": setUp})
+
+
 def _build_test_unix_events():
     """TestFunctional and TestFork as they are (their loops come from the
     policy); SelectorEventLoopUnixSocketTests (create_unix_server and
@@ -580,15 +591,8 @@ def _build_test_unix_events():
     the standard library's pipe transports, signal handling and child
     watchers through their internals (mocked selectors, _sock_sendfile_native_impl)."""
     mod = _import("test_unix_events")
-    base = mod.SelectorEventLoopUnixSocketTests
-
-    def setUp(self):
-        super(base, self).setUp()  # test_utils.TestCase's, skipping base's own
-        self.loop = harness.new_loop()
-        self.set_event_loop(self.loop)
-
-    unix_sockets = _named("test_unix_events", "PyasyncUnixSocketTests", (base,),
-                          {"setUp": setUp})
+    unix_sockets = _set_up_on_impl_loop("test_unix_events", "PyasyncUnixSocketTests",
+                                        mod.SelectorEventLoopUnixSocketTests)
     return [mod.TestFunctional, unix_sockets] + ([mod.TestFork] if hasattr(mod, "TestFork")
                                                  else [])
 
@@ -602,15 +606,8 @@ def _build_test_base_events():
     BaseEventLoop itself (BaseEventLoop() instances, _run_once, _ready) or
     BaseSelectorEventLoop's sendfile fallback through its internals."""
     mod = _import("test_base_events")
-    base = mod.BaseEventLoopWithSelectorTests
-
-    def setUp(self):
-        super(base, self).setUp()  # test_utils.TestCase's, skipping base's own
-        self.loop = harness.new_loop()
-        self.set_event_loop(self.loop)
-
-    with_loop = _named("test_base_events", "PyasyncEventLoopWithSocketsTests", (base,),
-                       {"setUp": setUp})
+    with_loop = _set_up_on_impl_loop("test_base_events", "PyasyncEventLoopWithSocketsTests",
+                                     mod.BaseEventLoopWithSelectorTests)
     return [with_loop, mod.RunningLoopTests]
 
 
