@@ -19,7 +19,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <string.h>
 #include <structmember.h>
 
 

@@ -23,8 +23,6 @@
 #include "loop.h"
 #include "taskregistry.h"
 
-#include <structmember.h>
-
 static PyObject *task_step(pa_state *st, TaskObject *task, PyObject *exc);
 
 /* ---------------------------------------------------------------- helpers */
