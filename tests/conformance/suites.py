@@ -623,7 +623,7 @@ def _outside(module, class_names=None):
                                                          "unittest.test."))
         if class_names is None:
             return _classes_of(mod)
-        return [getattr(mod, c) for c in class_names if hasattr(mod, c)]
+        return [getattr(mod, c) for c in class_names]
     return build
 
 
