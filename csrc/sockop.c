@@ -161,8 +161,23 @@ attempt(SockOpObject *op, pa_state *st)
     PyObject *args[3] = {op->sock, op->args[0], op->args[1]};
     PyObject *res = PyObject_VectorcallMethod(
         name, args, (size_t)(1 + op->nargs) | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-    if (res == NULL || op->kind != OP_ACCEPT) {
+    if (op->kind != OP_ACCEPT) {
         return res;
+    }
+    if (res == NULL) {
+        /* asyncio asks for sock.fileno() before sock.accept(): an object
+         * with neither is reported as missing fileno, as there. */
+        if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            PyObject *exc = pa_err_take();
+            PyObject *fileno = PyObject_GetAttr(op->sock, st->str_fileno);
+            if (fileno != NULL) {
+                Py_DECREF(fileno);
+                pa_err_restore(exc);
+            } else {
+                Py_DECREF(exc);
+            }
+        }
+        return NULL;
     }
     /* (conn, address): asyncio hands conn over non-blocking. */
     if (!PyTuple_Check(res) || PyTuple_GET_SIZE(res) != 2) {

@@ -82,6 +82,24 @@ def test_bad_arguments(loop, sock_pair):
             call()
 
 
+@pytest.mark.parametrize("op,args,missing", [
+    ("sock_accept", (), "fileno"),
+    ("sock_recv", (10,), "recv"),
+    ("sock_recv_into", (bytearray(4),), "recv_into"),
+    ("sock_sendall", (b"x",), "send"),
+    ("sock_connect", (("127.0.0.1", 1),), "family"),
+    ("sock_recvfrom", (10,), "recvfrom"),
+    ("sock_recvfrom_into", (bytearray(4),), "recvfrom_into"),
+    ("sock_sendto", (b"x", ("127.0.0.1", 1)), "sendto"),
+])
+@pytest.mark.parametrize("bad", [None, 5])
+def test_something_not_a_socket_names_the_attribute_asyncio_names(loop, op, args, missing, bad):
+    """The AttributeError from the await names the first thing asyncio asks
+    of the socket: for sock_accept() that is fileno(), before accept()."""
+    with pytest.raises(AttributeError, match=f"has no attribute '{missing}'"):
+        run(loop, getattr(loop, op)(bad, *args))
+
+
 def test_a_bad_buffer_for_sock_recvfrom_into_raises_when_awaited(loop):
     """asyncio works out `nbytes or len(buf)` inside its coroutine: the
     call returns an awaitable, and the TypeError comes from the await."""
