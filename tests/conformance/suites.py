@@ -696,6 +696,9 @@ MODULES = {
     "test_coroutines": (_outside("test.test_coroutines", ["CoroAsyncIOCompatTest"]),
                         (3, 11), "a coroutine-based context manager under "
                         "run_until_complete()"),
+    "test_logging": (_outside("test.test_logging", ["LogRecordTest", "BasicConfigTest"]),
+                     (3, 12), "logging's taskName: the running task's name under "
+                     "asyncio.Runner (LogRecord.taskName, %(taskName)s)"),
     "test_ssl": (_on_impl_loop("test_ssl", [
         ("PyasyncTestSSL", ("TestSSL",), "new_loop")]), (3, 11),
         "TLS connections, servers and start_tls over the loop's transports"),
