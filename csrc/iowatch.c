@@ -26,6 +26,7 @@
  */
 #include "handle.h"
 #include "loop.h"
+#include "transport.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -367,11 +368,16 @@ pa_loop_private_add_writer(LoopObject *self, PyObject *const *args, Py_ssize_t n
 int
 pa_loop_watch_fd(LoopObject *self, int fd, uint32_t dir, PyObject *callback)
 {
+    /* A closed loop first: a transport let go of its callbacks when the
+     * loop closed (pa_tr_release_watch_callbacks_of). */
+    if (pa_loop_check_closed_keeping(self, &callback, callback != NULL) < 0) {
+        return -1;
+    }
     if (callback == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "the transport is closed");
         return -1;
     }
-    if (pa_loop_check_closed_keeping(self, &callback, 1) < 0 || ensure_capacity(self, fd) < 0) {
+    if (ensure_capacity(self, fd) < 0) {
         return -1;
     }
     pa_state *st = self->state;
@@ -535,6 +541,15 @@ pa_loop_clear_io(LoopObject *self)
         PyObject *reader = w->reader, *writer = w->writer;
         PyObject *reader_file = w->reader_file, *writer_file = w->writer_file;
         w->reader = w->writer = w->reader_file = w->writer_file = NULL;
+        if (self->closed) {
+            /* Holds no reference: each handle still holds its callback. */
+            if (reader != NULL) {
+                pa_tr_release_watch_callbacks_of(self->state, ((HandleObject *)reader)->callback);
+            }
+            if (writer != NULL) {
+                pa_tr_release_watch_callbacks_of(self->state, ((HandleObject *)writer)->callback);
+            }
+        }
         Py_XDECREF(reader);
         Py_XDECREF(writer);
         Py_XDECREF(reader_file);

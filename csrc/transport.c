@@ -545,6 +545,33 @@ drop_watch_callbacks(TransportObject *self)
     Py_CLEAR(self->write_ready);
 }
 
+/* The loop is closed and lets go of its watchers: if `callback` is the bound
+ * _read_ready/_write_ready of one of our transports, that transport drops
+ * its own references to both (nothing can watch again on a closed loop: a
+ * later watch raises "Event loop is closed" first). That ends the cycle
+ * transport -> bound method -> transport for a transport left open, so that
+ * it is freed when its user lets go, its finaliser warning and closing the
+ * socket or file first, as asyncio's datagram and pipe transports (which
+ * are in no such cycle) are; in a garbage-collected cycle the socket or
+ * file object could be finalised first and warn on its own. */
+void
+pa_tr_release_watch_callbacks_of(pa_state *st, PyObject *callback)
+{
+    if (callback == NULL || !PyCFunction_Check(callback)) {
+        return;
+    }
+    PyObject *owner = PyCFunction_GET_SELF(callback);
+    if (owner == NULL) {
+        return;
+    }
+    PyTypeObject *tp = Py_TYPE(owner);
+    if (PyType_IsSubtype(tp, st->TransportType) || PyType_IsSubtype(tp, st->DgramTransportType) ||
+        PyType_IsSubtype(tp, st->ReadPipeTransportType) ||
+        PyType_IsSubtype(tp, st->WritePipeTransportType)) {
+        drop_watch_callbacks((TransportObject *)owner);
+    }
+}
+
 /* Tell the server (if any) that this connection is gone, once. */
 static void
 detach_from_server(TransportObject *self, PyObject **first)

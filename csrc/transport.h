@@ -18,9 +18,9 @@
  *
  * Ownership: the loop's watcher table owns the handles that call
  * _read_ready/_write_ready (bound methods that the transport keeps too; it
- * drops them once its fd is closed, which ends the cycle transport ->
- * bound method -> transport, so a finished transport is freed without the
- * garbage collector). The socket is closed
+ * drops them once its fd is closed, or once the loop is closed, which ends
+ * the cycle transport -> bound method -> transport, so a finished transport
+ * is freed without the garbage collector). The socket is closed
  * by _call_connection_lost(), which runs exactly once, or for a transport
  * collected without close() by its finaliser (_close_unclosed()), both
  * through the loop.
@@ -176,6 +176,8 @@ int pa_flow_limits(PyObject *high, PyObject *low, Py_ssize_t default_high, Py_ss
  * exception that must propagate (SystemExit, KeyboardInterrupt, or a failure
  * of the exception handler itself). */
 int pa_tr_unwatch(TransportObject *self, uint32_t dir);
+/* For the loop's close: see transport.c. */
+void pa_tr_release_watch_callbacks_of(pa_state *st, PyObject *callback);
 int pa_tr_fatal_error(TransportObject *self, PyObject *exc, const char *message);
 int pa_tr_fatal_error_from_raised(TransportObject *self, const char *message);
 int pa_tr_fatal_errno(TransportObject *self, int err, const char *message);
