@@ -112,6 +112,9 @@ typedef struct pa_ssl_names {
 } pa_ssl_names;
 
 int pa_sslproto_register_types(PyObject *module, pa_state *st);
+/* The names TLS imports (sslnames.c): made on first use; NULL with an
+ * exception if the import fails. */
+pa_ssl_names *pa_ssl_names_get(pa_state *st);
 int pa_sslproto_traverse_state(pa_state *st, visitproc visit, void *arg);
 void pa_sslproto_clear_state(pa_state *st);
 
