@@ -12,8 +12,8 @@
  * pyasync/_transports.py subclasses them in Python for what runs once per
  * connection (set-up, repr, the unclosed-transport warning).
  *
- * transport.c has what they share (the transport core), flowcontrol.c the
- * write side's flow control; streamtransport.c the stream data path,
+ * transport.c has what they share (the transport core), transportclose.c
+ * how they end, flowcontrol.c the write side's flow control; streamtransport.c the stream data path,
  * dgramtransport.c the datagram data path, pipetransport.c the pipes'.
  *
  * Ownership: the loop's watcher table owns the handles that call
