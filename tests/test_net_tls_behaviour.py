@@ -2,12 +2,12 @@
 through public loop APIs, pinned down so that a reimplementation can be
 checked against it: how a connection ends (with and without close_notify,
 shutdown timeouts, abort), start_tls() in the middle of a conversation,
-BufferedProtocol applications, read and write flow control, misuse of the
-TLS transport, errors raised by the application protocol, set_protocol()
-and failed server-side handshakes.
+misuse of the TLS transport, errors raised by the application protocol,
+set_protocol() and failed server-side handshakes.
 
 tests/test_net_tls.py covers the basics (round trip, large transfer, extra
-info, handshake timeouts, start_tls(), streams); this file does not repeat
+info, handshake timeouts, start_tls(), streams), tests/test_net_tls_flow.py
+flow control and BufferedProtocol applications; this file does not repeat
 them. Every test runs on stdlib asyncio (the reference) and on pyasync.
 
 Where a test needs a peer that misbehaves (closes TCP without close_notify,
@@ -23,271 +23,12 @@ import pytest
 
 import _net_helpers as nh
 from _net_helpers import Recorder, ServerFactory, run, tls_pair
+from _tls_helpers import (
+    KiB, SILENT_WRITES, EOF_WARNING, CLOSED_WARNING, close_server, asyncio_records, RawTLS,
+    raw_server_pair, BufRecorder)
 
-pytest_plugins = ["_net_helpers"]  # fixtures: endpoint, tcp, unix, closer, ...
-
-KiB = 1024
-
-# asyncio's defaults (asyncio.constants), as (low, high).
-DEFAULT_WRITE_LIMITS = (128 * KiB, 512 * KiB)  # FLOW_CONTROL_HIGH_WATER_SSL_WRITE
-DEFAULT_READ_LIMITS = (64 * KiB, 256 * KiB)    # FLOW_CONTROL_HIGH_WATER_SSL_READ
-# Writes after close() that are dropped silently before the warning
-# (LOG_THRESHOLD_FOR_CONNLOST_WRITES).
-SILENT_WRITES = 5
-
-EOF_WARNING = "returning true from eof_received() has no effect when using ssl"
-CLOSED_WARNING = "SSL connection is closed"
-
-
-# ---------------------------------------------------------------------------
-# Helpers
-# ---------------------------------------------------------------------------
-
-async def until(predicate):
-    """Let the loop run until predicate() is true (the caller's run() bounds
-    the wait). For states that no callback announces, such as bytes piling up
-    in a paused transport's read buffer."""
-    while not predicate():
-        await asyncio.sleep(0)
-
-
-async def close_server(server):
-    server.close()
-    await server.wait_closed()
-
-
-def asyncio_records(caplog, message):
-    return [r for r in caplog.records
-            if r.name == "asyncio" and r.getMessage() == message]
-
-
-def _strict_eof(ctx):
-    # Tell a TCP EOF without close_notify from a clean close whatever the
-    # interpreter's default (some 3.10/3.11 builds set
-    # OP_IGNORE_UNEXPECTED_EOF, under which both read as a clean close).
-    ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
-    return ctx
-
-
-@pytest.fixture
-def raw_server_ctx(tls_files):
-    """The server context of a RawTLS peer (its own, not the loop's)."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(*tls_files)
-    return _strict_eof(ctx)
-
-
-@pytest.fixture
-def raw_client_ctx(tls_files):
-    """The client context of a RawTLS peer (its own, not the loop's)."""
-    return _strict_eof(ssl.create_default_context(cafile=tls_files[0]))
-
-
-class RawTLS:
-    """One end of a TLS connection driven by hand: an ssl.SSLObject over
-    memory BIOs, on a plain non-blocking socket moved with the loop's
-    sock_recv()/sock_sendall(). It does only what the test tells it to: it
-    reads nothing unless asked, and closes TCP without close_notify unless
-    told to unwrap."""
-
-    def __init__(self, loop, sock, ctx, *, server_side, server_hostname=None):
-        self.loop = loop
-        self.sock = sock
-        self.incoming = ssl.MemoryBIO()
-        self.outgoing = ssl.MemoryBIO()
-        self.obj = ctx.wrap_bio(self.incoming, self.outgoing,
-                                server_side=server_side,
-                                server_hostname=server_hostname)
-
-    @classmethod
-    async def connect(cls, loop, endpoint, addr, ctx):
-        sock = endpoint.socket()
-        try:
-            await loop.sock_connect(sock, addr)
-            peer = cls(loop, sock, ctx, server_side=False, server_hostname="localhost")
-            await peer.handshake()
-        except BaseException:
-            sock.close()
-            raise
-        return peer
-
-    async def _flush(self):
-        data = self.outgoing.read()
-        if data:
-            await self.loop.sock_sendall(self.sock, data)
-
-    async def _fill(self):
-        data = await self.loop.sock_recv(self.sock, 65536)
-        if data:
-            self.incoming.write(data)
-        else:
-            self.incoming.write_eof()
-
-    async def handshake(self):
-        while True:
-            try:
-                self.obj.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                await self._flush()
-                await self._fill()
-        await self._flush()
-
-    async def send(self, data):
-        self.obj.write(data)
-        await self._flush()
-
-    async def recv(self, n):
-        """Read exactly n bytes of application data."""
-        buf = bytearray()
-        while len(buf) < n:
-            try:
-                buf += self.obj.read(n - len(buf))
-            except ssl.SSLWantReadError:
-                await self._fill()
-        return bytes(buf)
-
-    async def read_until_end(self):
-        """Read until the stream ends. Returns (data, end): end is
-        'close_notify' (a clean TLS close), 'eof' (TCP closed without
-        close_notify) or 'reset'."""
-        buf = bytearray()
-        while True:
-            try:
-                chunk = self.obj.read(65536)
-            except ssl.SSLWantReadError:
-                try:
-                    await self._fill()
-                except ConnectionResetError:
-                    return bytes(buf), "reset"
-                continue
-            except ssl.SSLEOFError:
-                return bytes(buf), "eof"
-            except ssl.SSLError as exc:
-                # Some 3.11 builds report OpenSSL 3's unexpected EOF as a
-                # plain SSLError.
-                if exc.reason != "UNEXPECTED_EOF_WHILE_READING":
-                    raise
-                return bytes(buf), "eof"
-            if not chunk:
-                return bytes(buf), "close_notify"
-            buf += chunk
-
-    def close(self):
-        self.sock.close()
-
-
-async def raw_server_pair(loop, tcp, raw_server_ctx, client_ctx, closer, **kw):
-    """A TLS client connection (create_connection(ssl=..., **kw)) to a
-    RawTLS server. The server sends b'hi' once the handshake is done and the
-    client waits for it, so that the client has read everything the server
-    sent (TLS 1.3 session tickets come after the handshake): when the client
-    closes its socket, the server sees a FIN, not a RST.
-    Returns (client_transport, client_protocol, raw_server)."""
-    lsock, addr = tcp.listener()
-    closer(lsock)
-
-    async def raw_server():
-        conn, _ = await loop.sock_accept(lsock)
-        closer(conn)
-        peer = RawTLS(loop, conn, raw_server_ctx, server_side=True)
-        await peer.handshake()
-        await peer.send(b"hi")
-        return peer
-
-    (tr, client), peer = await asyncio.gather(
-        loop.create_connection(lambda: Recorder(loop), *addr, ssl=client_ctx,
-                               server_hostname="localhost", **kw),
-        raw_server())
-    closer(tr)
-    assert await client.received(2) == b"hi"
-    return tr, client, peer
-
-
-class FlowRecorder(Recorder):
-    """A Recorder whose first pause_writing() resolves a future."""
-
-    def __init__(self, loop, **kw):
-        super().__init__(loop, **kw)
-        self.paused = loop.create_future()
-
-    def pause_writing(self):
-        super().pause_writing()
-        if not self.paused.done():
-            self.paused.set_result(self.pauses[-1])
-
-
-class BufRecorder(asyncio.BufferedProtocol):
-    """A BufferedProtocol that always lends the same buffer of bufsize
-    bytes and records every call."""
-
-    def __init__(self, loop, bufsize, on_made=None):
-        self.loop = loop
-        self.buf = bytearray(bufsize)
-        self.view = memoryview(self.buf)
-        self.on_made = on_made
-        self.transport = None
-        self.data = bytearray()
-        self.calls = []
-        self.hints = []
-        self.updates = []
-        self.lost = loop.create_future()
-        self._wanted = []
-
-    def connection_made(self, transport):
-        self.calls.append("made")
-        self.transport = transport
-        if self.on_made is not None:
-            self.on_made(self)
-
-    def get_buffer(self, sizehint):
-        self.hints.append(sizehint)
-        # A memoryview: asyncio's TLS layer loses data when a record fills
-        # a bytearray only in part (it reads the rest into buf[offset:],
-        # which is a copy for a bytearray; pyasync does not, see
-        # test_buffered_protocol_bytearray_buffer).
-        return self.view
-
-    def buffer_updated(self, nbytes):
-        if not self.calls or self.calls[-1] != "data":
-            self.calls.append("data")
-        self.updates.append(nbytes)
-        self.data += self.buf[:nbytes]
-        self._check()
-
-    def eof_received(self):
-        self.calls.append("eof")
-
-    def connection_lost(self, exc):
-        self.calls.append("lost")
-        self.lost.set_result(exc)
-        self._check()
-
-    def _check(self):
-        for item in list(self._wanted):
-            n, fut = item
-            if len(self.data) >= n or self.lost.done():
-                self._wanted.remove(item)
-                if not fut.done():
-                    fut.set_result(bytes(self.data))
-
-    async def received(self, n):
-        if len(self.data) >= n or self.lost.done():
-            return bytes(self.data)
-        fut = self.loop.create_future()
-        self._wanted.append((n, fut))
-        return await fut
-
-
-class BufServerFactory(ServerFactory):
-    def __init__(self, loop, bufsize):
-        super().__init__(loop)
-        self.bufsize = bufsize
-
-    def __call__(self):
-        proto = BufRecorder(self.loop, self.bufsize, on_made=self._queue.put_nowait)
-        self.protocols.append(proto)
-        return proto
+# fixtures: endpoint, tcp, unix, closer, ...; raw_server_ctx, raw_client_ctx
+pytest_plugins = ["_net_helpers", "_tls_helpers"]
 
 
 # ---------------------------------------------------------------------------
@@ -531,246 +272,7 @@ def test_start_tls_mid_conversation(loop, endpoint, server_ctx, client_ctx):
 
 
 # ---------------------------------------------------------------------------
-# 4. A BufferedProtocol application over TLS
-# ---------------------------------------------------------------------------
-
-@pytest.mark.parametrize("bufsize", [100, 64 * KiB])
-@pytest.mark.parametrize("size", [10, nh.MiB], ids=["small", "1MiB"])
-def test_buffered_protocol_over_tls(loop, endpoint, server_ctx, client_ctx, bufsize, size):
-    data = nh.payload(size, seed=4)
-
-    async def main():
-        server, client, sproto = await tls_pair(
-            loop, endpoint, server_ctx, client_ctx,
-            server_factory=BufServerFactory(loop, bufsize))
-        await client.send_flow_controlled(
-            [data[i:i + 64 * KiB] for i in range(0, len(data), 64 * KiB)])
-        got = await sproto.received(size)
-        client.transport.close()
-        results = await asyncio.gather(client.lost, sproto.lost)
-        await close_server(server)
-        return got, results, sproto
-    got, results, proto = run(loop, main())
-    assert got == data
-    assert results == [None, None]
-    assert proto.calls == ["made", "data", "eof", "lost"]
-    assert all(0 < n <= bufsize for n in proto.updates)
-    assert sum(proto.updates) == size
-    assert len(proto.hints) >= len(proto.updates)
-    if size > bufsize:
-        assert len(proto.updates) >= size // bufsize
-
-
-def test_client_buffered_protocol_receives_close(loop, tcp, server_ctx, client_ctx):
-    # The client side too; the server sends and closes.
-    data = nh.payload(300 * KiB, seed=5)
-
-    async def main():
-        server, client, sproto = await tls_pair(
-            loop, tcp, server_ctx, client_ctx,
-            client_factory=lambda: BufRecorder(loop, 1000))
-        sproto.transport.write(data)
-        sproto.transport.close()
-        results = await asyncio.gather(client.lost, sproto.lost)
-        await close_server(server)
-        return results, client
-    results, proto = run(loop, main())
-    assert results == [None, None]
-    assert bytes(proto.data) == data
-    assert proto.calls == ["made", "data", "eof", "lost"]
-    assert max(proto.updates) <= 1000
-
-
-# ---------------------------------------------------------------------------
-# 5. Write flow control
-# ---------------------------------------------------------------------------
-
-def test_write_flow_control_with_default_limits(loop, tcp, server_ctx, client_ctx):
-    chunk = nh.payload(64 * KiB, seed=6)
-    low, high = DEFAULT_WRITE_LIMITS
-
-    async def main():
-        server, client, sproto = await tls_pair(
-            loop, tcp, server_ctx, client_ctx,
-            server_kw={"pause_on_made": True}, client_factory=lambda: FlowRecorder(loop))
-        for p in (client, sproto):
-            nh.set_small_buffers(p.transport.get_extra_info("socket"))
-        tr = client.transport
-        limits = tr.get_write_buffer_limits()
-        sent = 0
-        while not client.pauses:   # pause_writing() is called from write()
-            tr.write(chunk)
-            sent += len(chunk)
-            assert sent < 64 * nh.MiB, "pause_writing() never called"
-        size_at_pause = tr.get_write_buffer_size()
-        resumes_while_paused = list(client.resumes)
-        sproto.transport.resume_reading()
-        await client.writable.wait()
-        got = await sproto.received(sent)
-        drained = tr.get_write_buffer_size()
-        await nh.close_all(server, client, sproto)
-        return (limits, client.pauses, size_at_pause, resumes_while_paused,
-                client.resumes, got, sent, drained)
-    (limits, pauses, size_at_pause, resumes_while_paused, resumes, got, sent,
-     drained) = run(loop, main())
-    assert limits == (low, high)
-    assert len(pauses) == 1 and pauses[0] >= high
-    assert size_at_pause >= high
-    assert resumes_while_paused == []
-    assert len(resumes) == 1 and resumes[0] <= low
-    assert got == chunk * (sent // len(chunk))
-    assert drained == 0
-
-
-def test_write_buffer_limits(loop, tcp, server_ctx, client_ctx):
-    async def main():
-        server, client, sproto = await tls_pair(loop, tcp, server_ctx, client_ctx)
-        tr = client.transport
-        seen = [tr.get_write_buffer_limits()]
-        tr.set_write_buffer_limits(high=1000, low=100)
-        seen.append(tr.get_write_buffer_limits())
-        tr.set_write_buffer_limits(high=4000)       # low = high // 4
-        seen.append(tr.get_write_buffer_limits())
-        tr.set_write_buffer_limits(low=300)         # high = 4 * low
-        seen.append(tr.get_write_buffer_limits())
-        errors = []
-        for kw in ({"high": 10, "low": 20}, {"high": -1}, {"low": -4}):
-            with pytest.raises(ValueError) as info:
-                tr.set_write_buffer_limits(**kw)
-            errors.append(str(info.value))
-        seen.append(tr.get_write_buffer_limits())   # unchanged by the errors
-        tr.set_write_buffer_limits()
-        seen.append(tr.get_write_buffer_limits())
-        await nh.close_all(server, client, sproto)
-        return seen, errors, client.pauses, client.resumes
-    seen, errors, pauses, resumes = run(loop, main())
-    assert seen == [DEFAULT_WRITE_LIMITS, (100, 1000), (1000, 4000), (300, 1200),
-                    (300, 1200), DEFAULT_WRITE_LIMITS]
-    assert errors == ["high (10) must be >= low (20) must be >= 0",
-                      "high (-1) must be >= low (-1) must be >= 0",
-                      "high (-16) must be >= low (-4) must be >= 0"]
-    assert pauses == [] and resumes == []
-
-
-def test_zero_high_water_pauses_at_once(loop, tcp, server_ctx, client_ctx):
-    # Unlike a plain transport, asyncio's TLS transport pauses when the
-    # buffer size reaches (>=) the high-water mark, and set_write_buffer_limits()
-    # applies the new limits at once: high=0 pauses an idle transport, and
-    # restoring the defaults resumes it, both from inside the call.
-    async def main():
-        server, client, sproto = await tls_pair(loop, tcp, server_ctx, client_ctx)
-        tr = client.transport
-        tr.set_write_buffer_limits(high=0)
-        after_zero = (list(client.pauses), list(client.resumes), tr.get_write_buffer_limits())
-        tr.set_write_buffer_limits()
-        after_reset = (list(client.pauses), list(client.resumes))
-        await nh.close_all(server, client, sproto)
-        return after_zero, after_reset
-    after_zero, after_reset = run(loop, main())
-    assert after_zero == ([0], [], (0, 0))
-    assert after_reset == ([0], [0])
-
-
-# ---------------------------------------------------------------------------
-# 6. Read flow control
-# ---------------------------------------------------------------------------
-
-def test_pause_reading_holds_data_and_close(loop, endpoint, server_ctx, client_ctx):
-    # While the client's TLS transport is paused, the server's data and its
-    # close_notify wait in the transport's read buffer: no data_received(),
-    # no eof_received(), the close is not answered. resume_reading()
-    # delivers everything, then the close.
-    data = nh.payload(100_000, seed=7)
-
-    async def main():
-        server, client, sproto = await tls_pair(loop, endpoint, server_ctx, client_ctx)
-        tr = client.transport
-        tr.pause_reading()
-        tr.pause_reading()  # idempotent
-        paused = tr.is_reading()
-        sproto.transport.write(data)
-        sproto.transport.close()
-        await until(lambda: tr.get_read_buffer_size() >= len(data))
-        await nh.spin()
-        while_paused = (list(client.calls), bytes(client.data), sproto.lost.done())
-        tr.resume_reading()
-        tr.resume_reading()  # idempotent
-        resumed = tr.is_reading()
-        results = await asyncio.gather(client.lost, sproto.lost)
-        await close_server(server)
-        return paused, while_paused, resumed, results, client
-    paused, while_paused, resumed, results, client = run(loop, main())
-    assert paused is False and resumed is True
-    assert while_paused == (["made"], b"", False)
-    assert results == [None, None]
-    assert bytes(client.data) == data
-    assert client.calls == ["made", "data", "eof", "lost"]
-
-
-def test_paused_reader_with_small_read_limits_loses_nothing(loop, tcp, server_ctx, client_ctx):
-    # The client's application reads nothing and its TLS read buffer is
-    # small: the TLS layer stops reading the socket, the server's writes
-    # pause, and after resume_reading() every byte arrives.
-    data = nh.payload(4 * nh.MiB, seed=8)
-    high, low = 16 * KiB, 4 * KiB
-
-    async def main():
-        server, client, sproto = await tls_pair(
-            loop, tcp, server_ctx, client_ctx, server_kw={"cls": FlowRecorder})
-        for p in (client, sproto):
-            nh.set_small_buffers(p.transport.get_extra_info("socket"))
-        tr = client.transport
-        tr.pause_reading()
-        tr.set_read_buffer_limits(high=high, low=low)
-        limits = tr.get_read_buffer_limits()
-        sender = loop.create_task(sproto.send_flow_controlled(
-            [data[i:i + 64 * KiB] for i in range(0, len(data), 64 * KiB)]))
-        await sproto.paused
-        await nh.spin()
-        while_paused = (bytes(client.data), tr.get_read_buffer_size())
-        tr.resume_reading()
-        got = await client.received(len(data))
-        await sender
-        await nh.close_all(server, client, sproto)
-        return limits, while_paused, got
-    limits, (data_while_paused, buffered), got = run(loop, main())
-    assert limits == (low, high)
-    assert data_while_paused == b""
-    # At most one read of the socket (256 KiB at most) beyond the high-water mark.
-    assert buffered < high + 256 * KiB
-    assert got == data
-
-
-def test_read_buffer_limits(loop, tcp, server_ctx, client_ctx):
-    async def main():
-        server, client, sproto = await tls_pair(loop, tcp, server_ctx, client_ctx)
-        tr = client.transport
-        seen = [tr.get_read_buffer_limits(), tr.get_read_buffer_size()]
-        tr.set_read_buffer_limits(high=1000, low=100)
-        seen.append(tr.get_read_buffer_limits())
-        tr.set_read_buffer_limits(high=4000)
-        seen.append(tr.get_read_buffer_limits())
-        tr.set_read_buffer_limits(low=300)
-        seen.append(tr.get_read_buffer_limits())
-        with pytest.raises(ValueError) as info:
-            tr.set_read_buffer_limits(high=10, low=20)
-        seen.append(str(info.value))
-        seen.append(tr.get_read_buffer_limits())
-        tr.set_read_buffer_limits()
-        seen.append(tr.get_read_buffer_limits())
-        # Still reads with the limits changed back and forth.
-        sproto.transport.write(b"still there")
-        seen.append(await client.received(11))
-        await nh.close_all(server, client, sproto)
-        return seen
-    assert run(loop, main()) == [
-        DEFAULT_READ_LIMITS, 0, (100, 1000), (1000, 4000), (300, 1200),
-        "high (10) must be >= low (20) must be >= 0", (300, 1200),
-        DEFAULT_READ_LIMITS, b"still there"]
-
-
-# ---------------------------------------------------------------------------
-# 7. Shutdown timeout
+# 4. Shutdown timeout
 # ---------------------------------------------------------------------------
 
 def test_shutdown_timeout_when_peer_never_answers(loop, tcp, raw_server_ctx, client_ctx, closer):
@@ -796,7 +298,7 @@ def test_shutdown_timeout_when_peer_never_answers(loop, tcp, raw_server_ctx, cli
 
 
 # ---------------------------------------------------------------------------
-# 8. Misuse of the TLS transport
+# 5. Misuse of the TLS transport
 # ---------------------------------------------------------------------------
 
 def test_write_rejects_non_bytes_and_ignores_empty(loop, tcp, server_ctx, client_ctx):
@@ -971,7 +473,7 @@ def test_close_twice(loop, endpoint, server_ctx, client_ctx):
 
 
 # ---------------------------------------------------------------------------
-# 9. An exception raised by the application protocol
+# 6. An exception raised by the application protocol
 # ---------------------------------------------------------------------------
 
 class Exploding(Recorder):
@@ -1026,7 +528,7 @@ def test_exception_in_data_received(loop, tcp, server_ctx, client_ctx, error):
 
 
 # ---------------------------------------------------------------------------
-# 10. writelines()
+# 7. writelines()
 # ---------------------------------------------------------------------------
 
 def test_writelines_over_tls(loop, endpoint, server_ctx, client_ctx):
@@ -1048,7 +550,7 @@ def test_writelines_over_tls(loop, endpoint, server_ctx, client_ctx):
 
 
 # ---------------------------------------------------------------------------
-# 11. set_protocol()
+# 8. set_protocol()
 # ---------------------------------------------------------------------------
 
 def test_set_protocol_switches_receiver(loop, endpoint, server_ctx, client_ctx):
@@ -1097,7 +599,7 @@ def test_set_protocol_to_buffered_protocol(loop, tcp, server_ctx, client_ctx):
 
 
 # ---------------------------------------------------------------------------
-# 12. A failed handshake on the server side
+# 9. A failed handshake on the server side
 # ---------------------------------------------------------------------------
 
 NOT_TLS = {
@@ -1158,35 +660,3 @@ def test_server_handshake_failure(loop, tcp, server_ctx, client_ctx, closer, gar
         assert set(ctx) == {"message", "exception", "protocol", "transport"}
         assert ctx["protocol"] is protocols[0]
         assert isinstance(ctx["transport"], asyncio.Transport)
-
-
-class ByteArrayBufRecorder(BufRecorder):
-    """Lends the bytearray itself rather than a memoryview of it."""
-
-    def get_buffer(self, sizehint):
-        self.hints.append(sizehint)
-        return self.buf
-
-
-def test_buffered_protocol_bytearray_buffer(loop, loop_kind, tcp, server_ctx, client_ctx):
-    # A record that fills a bytearray buffer only in part: the rest of the
-    # read goes into the same buffer. asyncio reads it into a copy of the
-    # buffer's tail and loses those bytes (docs/differences.md), so this
-    # describes pyasync only.
-    if loop_kind != "pyasync":
-        pytest.skip("asyncio loses the bytes read into buf[offset:] of a bytearray")
-    data = nh.payload(200 * KiB, seed=12)
-
-    async def main():
-        server, client, sproto = await tls_pair(
-            loop, tcp, server_ctx, client_ctx,
-            server_factory=ServerFactory(loop, cls=lambda loop, **kw: ByteArrayBufRecorder(
-                loop, 50 * KiB, **kw)))
-        await client.send_flow_controlled(
-            [data[i:i + 64 * KiB] for i in range(0, len(data), 64 * KiB)])
-        got = await sproto.received(len(data))
-        client.transport.close()
-        await asyncio.gather(client.lost, sproto.lost)
-        await close_server(server)
-        return got
-    assert run(loop, main()) == data
