@@ -50,6 +50,13 @@ class _ExitWatch:
         if use_pidfd:
             try:
                 self._pidfd = os.pidfd_open(pid)
+            except ProcessLookupError:
+                # Gone already: the child exited and was reaped behind our
+                # back before we could watch it (a SIGCHLD handler of the
+                # program's calling waitpid(-1), say). Reported as asyncio
+                # reports a child whose status someone else read.
+                loop.call_soon(self._reaped_before_watched)
+                return
             except OSError as exc:
                 if exc.errno not in _PIDFD_REFUSED:
                     raise
@@ -59,6 +66,9 @@ class _ExitWatch:
         else:
             threading.Thread(target=self._wait_in_thread, daemon=True,
                              name=f"waitpid-{pid}").start()
+
+    def _reaped_before_watched(self):
+        self._callback(_spawn.reap(self._pid), learnt_by_pidfd=True)
 
     def _pidfd_readable(self):
         self._stop_watching()
