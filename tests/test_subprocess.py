@@ -385,9 +385,11 @@ def test_status_taken_by_another_waitpid_warns_as_asyncio(loop, caplog):
     assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == [expected]
 
 
-def test_a_sigchld_handler_that_reaps_every_child(loop, caplog):
+@pytest.mark.parametrize("how", ["handler", "ignored"])
+def test_a_sigchld_handler_that_reaps_every_child(loop, caplog, how):
     """A program's own SIGCHLD handler (signal.signal) that reaps with
-    waitpid(-1) races the loop for each child's status. Either the loop
+    waitpid(-1) races the loop for each child's status; with SIGCHLD
+    ignored (SIG_IGN) the kernel reaps every child itself. Either the loop
     reads it first (the child's code) or the handler does (255 and a
     warning); nothing raises, and communicate() still returns the output.
     pyasync once raised ProcessLookupError from create_subprocess_exec():
@@ -420,7 +422,7 @@ def test_a_sigchld_handler_that_reaps_every_child(loop, caplog):
         codes.append(proc.returncode)
         return codes, out
 
-    old = signal.signal(signal.SIGCHLD, reap)
+    old = signal.signal(signal.SIGCHLD, reap if how == "handler" else signal.SIG_IGN)
     try:
         with caplog.at_level(logging.WARNING, logger="asyncio"):
             codes, out = run(loop, main())
@@ -428,6 +430,8 @@ def test_a_sigchld_handler_that_reaps_every_child(loop, caplog):
         signal.signal(signal.SIGCHLD, old)
     assert out == b"hi\n"
     assert set(codes[:5]) <= {3, 255} and codes[5] in (0, 255)
+    if how == "ignored":
+        assert set(codes) == {255}
     warned = [r for r in caplog.records if r.name == "asyncio" and "255" in r.getMessage()]
     assert len(warned) == codes.count(255)
 
