@@ -360,6 +360,19 @@ def test_pass_fds_with_a_closed_fd_fails_to_start(loop):
     assert set(zombies_of_this_process()) <= zombies_before
 
 
+def status_taken_warning(pid):
+    """What asyncio's default child watcher logs for a child whose exit
+    status someone else read: its pidfd watcher's words since 3.12, its
+    threaded watcher's on 3.11."""
+    if sys.version_info >= (3, 12):
+        return f"child process pid {pid} exit status already read:  will report returncode 255"
+    return f"Unknown child process pid {pid}, will report returncode 255"
+
+
+def asyncio_warnings(caplog):
+    return [r.getMessage() for r in caplog.records if r.name == "asyncio"]
+
+
 def test_status_taken_by_another_waitpid_warns_as_asyncio(loop, caplog):
     """Another os.waitpid() takes the child's exit status first: return code
     255 and the warning of asyncio's default child watcher (its pidfd
@@ -378,11 +391,7 @@ def test_status_taken_by_another_waitpid_warns_as_asyncio(loop, caplog):
     with caplog.at_level(logging.WARNING, logger="asyncio"):
         returncode, pid = run(loop, main())
     assert returncode == 255
-    if sys.version_info >= (3, 12):
-        expected = f"child process pid {pid} exit status already read:  will report returncode 255"
-    else:
-        expected = f"Unknown child process pid {pid}, will report returncode 255"
-    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == [expected]
+    assert asyncio_warnings(caplog) == [status_taken_warning(pid)]
 
 
 @pytest.mark.parametrize("how", ["handler", "ignored"])
@@ -458,11 +467,7 @@ def test_a_child_reaped_before_its_pidfd_is_opened(pyloop, monkeypatch, caplog):
     with caplog.at_level(logging.WARNING, logger="asyncio"):
         returncode, pid = run(pyloop, main())
     assert returncode == 255
-    if sys.version_info >= (3, 12):
-        expected = f"child process pid {pid} exit status already read:  will report returncode 255"
-    else:
-        expected = f"Unknown child process pid {pid}, will report returncode 255"
-    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == [expected]
+    assert asyncio_warnings(caplog) == [status_taken_warning(pid)]
 
 
 def test_loop_closed_with_a_child_running_leaves_no_zombie(loop, caplog):
