@@ -416,6 +416,11 @@ class SubprocessMixin:
     def _hand_children_over(self):
         """At close: children still running are reaped from threads, and
         children still starting are killed and reaped."""
+        if not self._child_starts and not self._child_watches:
+            # Nothing to hand over (the usual case), and nothing touched: a
+            # loop collected unclosed as the interpreter exits is closed
+            # after this module's globals are gone.
+            return
         _spawn.abandon_starts(self)
         for watch in list(self._child_watches.values()):
             watch.hand_over_to_a_thread()

@@ -135,3 +135,30 @@ def test_task_outlives_the_cancel_that_drops_its_last_reference(loop_factory, wa
     assert gone() is None
     assert unraisable == []
     assert events == ["cleanup finished", "Task was destroyed but it is pending!"]
+
+
+EXIT_SCRIPT = textwrap.dedent("""
+    import asyncio, sys, warnings
+    import pyasync
+    warnings.simplefilter("ignore", ResourceWarning)
+    if sys.argv[1] == "pyasync":
+        pyasync.install()
+    # What pytest-asyncio's event_loop fixture leaves behind: a new loop set
+    # as the current loop, never closed, collected as the interpreter exits.
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    print("set", type(asyncio.get_event_loop()).__module__)
+""")
+
+
+@pytest.mark.parametrize("kind", ["asyncio", "pyasync"])
+def test_a_loop_left_unclosed_at_interpreter_exit_closes_quietly(kind):
+    """Its finaliser closes it after the interpreter has started tearing
+    modules down: nothing may be reported. pyasync's close() once reached
+    for a module function already gone (TypeError in Loop.__del__), seen
+    at the end of pytest-asyncio sessions."""
+    proc = subprocess.run([sys.executable, "-c", EXIT_SCRIPT, kind], cwd=CHILD_CWD,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["set", "asyncio.unix_events" if kind == "asyncio"
+                                   else "pyasync._loop"]
+    assert proc.stderr == ""
