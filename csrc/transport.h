@@ -13,8 +13,9 @@
  * connection (set-up, repr, the unclosed-transport warning).
  *
  * transport.c has what they share (the transport core), transportclose.c
- * how they end, flowcontrol.c the write side's flow control; streamtransport.c the stream data path,
- * dgramtransport.c the datagram data path, pipetransport.c the pipes'.
+ * how they end, flowcontrol.c the write side's flow control;
+ * streamtransport.c the stream data path, dgramtransport.c the datagram
+ * data path, pipetransport.c the pipes'.
  *
  * Ownership: the loop's watcher table owns the handles that call
  * _read_ready/_write_ready (bound methods that the transport keeps too; it
@@ -176,7 +177,7 @@ int pa_flow_limits(PyObject *high, PyObject *low, Py_ssize_t default_high, Py_ss
  * exception that must propagate (SystemExit, KeyboardInterrupt, or a failure
  * of the exception handler itself). */
 int pa_tr_unwatch(TransportObject *self, uint32_t dir);
-/* For the loop's close: see transport.c. */
+/* For the loop's close: see transportclose.c. */
 void pa_tr_release_watch_callbacks_of(pa_state *st, PyObject *callback);
 int pa_tr_fatal_error(TransportObject *self, PyObject *exc, const char *message);
 int pa_tr_fatal_error_from_raised(TransportObject *self, const char *message);

@@ -55,7 +55,7 @@ class _ExitWatch:
                 # back before we could watch it (a SIGCHLD handler of the
                 # program's calling waitpid(-1), say). Reported as asyncio
                 # reports a child whose status someone else read.
-                loop.call_soon(self._reaped_before_watched)
+                loop.call_soon(self._report_exit)
                 return
             except OSError as exc:
                 if exc.errno not in _PIDFD_REFUSED:
@@ -67,11 +67,11 @@ class _ExitWatch:
             threading.Thread(target=self._wait_in_thread, daemon=True,
                              name=f"waitpid-{pid}").start()
 
-    def _reaped_before_watched(self):
-        self._callback(_spawn.reap(self._pid), learnt_by_pidfd=True)
-
     def _pidfd_readable(self):
         self._stop_watching()
+        self._report_exit()
+
+    def _report_exit(self):
         self._callback(_spawn.reap(self._pid), learnt_by_pidfd=True)
 
     def _stop_watching(self):

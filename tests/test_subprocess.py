@@ -441,7 +441,7 @@ def test_a_sigchld_handler_that_reaps_every_child(loop, caplog, how):
     assert set(codes[:5]) <= {3, 255} and codes[5] in (0, 255)
     if how == "ignored":
         assert set(codes) == {255}
-    warned = [r for r in caplog.records if r.name == "asyncio" and "255" in r.getMessage()]
+    warned = [message for message in asyncio_warnings(caplog) if "255" in message]
     assert len(warned) == codes.count(255)
 
 
@@ -496,7 +496,7 @@ def test_loop_closed_with_a_child_running_leaves_no_zombie(loop, caplog):
         expected = []
     while time.monotonic() < deadline and len(caplog.records) < len(expected):
         time.sleep(0.01)
-    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == expected
+    assert asyncio_warnings(caplog) == expected
 
 
 def test_many_children_leak_no_fd_and_no_zombie(loop):
