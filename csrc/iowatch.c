@@ -175,6 +175,7 @@ set_interest(LoopObject *self, int fd, uint32_t events, int renew)
             return 0; /* registered by the renewal */
         }
     }
+    self->metrics.interest_changes++;
     int rc = self->poller_ops->update(self->poller, fd, w->events, events);
     if (rc < 0) {
         errno = -rc;
@@ -478,14 +479,27 @@ pa_loop_remove_writer(LoopObject *self, PyObject *fileobj, int public)
 
 /* Queue the handle watching one direction, or drop it if it was cancelled
  * (asyncio unregisters such an fd when it fires). An event with no watcher
- * at all is for an interest left behind by pa_loop_unwatch_fd_lazily():
- * withdraw it now. */
+ * at all is for an interest left behind by pa_loop_unwatch_fd_lazily(): it
+ * is withdrawn before the next poll, unless a watcher takes it up again in
+ * the meantime. That is the common case: a StreamReader above its limit
+ * pauses its transport in data_received() and the task it woke resumes it,
+ * and that task runs after the next poll (asyncio's order: the callbacks a
+ * callback schedules run in the next iteration). Withdrawing at once cost
+ * two epoll_ctl() per chunk of a large message read with readexactly(). */
 static int
 fire(LoopObject *self, int fd, uint32_t dir)
 {
-    PyObject *h = dir == PA_READABLE ? self->io[fd].reader : self->io[fd].writer;
+    pa_io_watch *w = &self->io[fd];
+    PyObject *h = dir == PA_READABLE ? w->reader : w->writer;
     if (h == NULL) {
-        return set_interest(self, fd, self->io[fd].events & ~dir, 0);
+        if (w->unwatched == 0) {
+            if (self->unwatched_count >= PA_EVENTS_PER_POLL) {
+                return set_interest(self, fd, w->events & ~dir, 0); /* not reached */
+            }
+            self->unwatched_fds[self->unwatched_count++] = fd;
+        }
+        w->unwatched |= (uint8_t)dir;
+        return 0;
     }
     if (((HandleObject *)h)->cancelled) {
         return remove_watcher(self, fd, dir, NULL) < 0 ? -1 : 0;
@@ -495,6 +509,54 @@ fire(LoopObject *self, int fd, uint32_t dir)
         Py_DECREF(h);
         PyErr_NoMemory();
         return -1;
+    }
+    return 0;
+}
+
+static void
+forget_unwatched(LoopObject *self)
+{
+    while (self->unwatched_count > 0) {
+        int fd = self->unwatched_fds[--self->unwatched_count];
+        if (fd < self->io_capacity) {
+            self->io[fd].unwatched = 0;
+        }
+    }
+}
+
+int
+pa_loop_withdraw_unwatched(LoopObject *self)
+{
+    while (self->unwatched_count > 0) {
+        int fd = self->unwatched_fds[--self->unwatched_count];
+        if (fd >= self->io_capacity) {
+            continue;
+        }
+        pa_io_watch *w = &self->io[fd];
+        uint32_t drop = w->unwatched;
+        w->unwatched = 0;
+        if (w->reader != NULL) {
+            drop &= ~(uint32_t)PA_READABLE;
+        }
+        if (w->writer != NULL) {
+            drop &= ~(uint32_t)PA_WRITABLE;
+        }
+        if ((w->events & drop) == 0) {
+            continue;
+        }
+        if (set_interest(self, fd, w->events & ~drop, 0) < 0) {
+            /* The fd was closed since it polled ready (its owner closed a
+             * socket behind its transport's back): the kernel dropped the
+             * registration with the file, so the table just forgets it and
+             * renews whatever is asked of that number next. */
+            if (!PyErr_ExceptionMatches(PyExc_OSError) || fcntl(fd, F_GETFD) != -1) {
+                forget_unwatched(self); /* the rest go at their next event */
+                return -1;
+            }
+            PyErr_Clear();
+            w->events &= ~drop;
+            w->renew = 1;
+        }
     }
     return 0;
 }
@@ -531,6 +593,7 @@ pa_loop_dispatch_io(LoopObject *self, const pa_poll_event *events, int n)
 void
 pa_loop_clear_io(LoopObject *self)
 {
+    self->unwatched_count = 0;
     for (int fd = 0; fd < self->io_capacity; fd++) {
         pa_io_watch *w = &self->io[fd];
         if (w->events != 0 && self->poller != NULL && !pa_loop_is_inherited(self)) {
@@ -538,6 +601,7 @@ pa_loop_clear_io(LoopObject *self)
         }
         w->events = 0;
         w->renew = 0;
+        w->unwatched = 0;
         PyObject *reader = w->reader, *writer = w->writer;
         PyObject *reader_file = w->reader_file, *writer_file = w->writer_file;
         w->reader = w->writer = w->reader_file = w->writer_file = NULL;

@@ -663,7 +663,8 @@ Loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     int rc = pa_readyqueue_init(&self->ready);
     if (rc == 0) {
         self->events = PyMem_Calloc(PA_EVENTS_PER_POLL, sizeof(pa_poll_event));
-        rc = self->events ? 0 : -ENOMEM;
+        self->unwatched_fds = PyMem_Calloc(PA_EVENTS_PER_POLL, sizeof(int));
+        rc = self->events && self->unwatched_fds ? 0 : -ENOMEM;
     }
     if (rc == 0) {
         rc = ops->create(&self->poller);
@@ -719,6 +720,7 @@ Loop_dealloc(LoopObject *self)
     free(self->io);
     self->io = NULL;
     PyMem_Free(self->events);
+    PyMem_Free(self->unwatched_fds);
     Py_CLEAR(self->module);
     tp->tp_free(self);
     Py_DECREF(tp);

@@ -30,6 +30,9 @@ typedef struct {
     uint32_t events;       /* interest registered with the poller */
     char renew;            /* that registration may be of a file the fd no longer names:
                             * the next interest given re-registers it (pa_loop_claim_fd) */
+    uint8_t unwatched;     /* directions polled ready with no watcher: their interest is
+                            * withdrawn before the next poll unless one comes back
+                            * (pa_loop_withdraw_unwatched) */
 } pa_io_watch;
 
 typedef struct {
@@ -43,6 +46,8 @@ typedef struct {
     pa_io_watch *io;                  /* indexed by fd */
     int io_capacity;
     pa_poll_event *events;            /* buffer for one poll */
+    int *unwatched_fds;               /* fds whose io[fd].unwatched is set (at most one poll's) */
+    int unwatched_count;
     int wake_rfd, wake_wfd;           /* self-pipe: wakeups (0 bytes) and signal numbers */
     int wake_pending;                 /* a wakeup byte is in the pipe, not yet drained */
     pid_t owner_pid;                  /* process that made the poller and self-pipe */
@@ -339,6 +344,9 @@ PA_SOCKOP_DECL(pa_loop_sock_accept);
 PyObject *pa_loop_private_add_writer(LoopObject *self, PyObject *const *args, Py_ssize_t nargs);
 /* Queue the callbacks of fds that fired. */
 int pa_loop_dispatch_io(LoopObject *self, const pa_poll_event *events, int n);
+/* Withdraw the interests that fired with no watcher and got none back since
+ * (see fire() in iowatch.c): before each poll. 0, or -1 with an exception. */
+int pa_loop_withdraw_unwatched(LoopObject *self);
 /* Forget every watcher (close()). */
 void pa_loop_clear_io(LoopObject *self);
 int pa_loop_traverse_io(LoopObject *self, visitproc visit, void *arg);

@@ -149,7 +149,9 @@ pa_metrics_snapshot(PyObject *loop)
         set_u64(d, "tasks_finished", m->tasks_finished) < 0 ||
         set_u64(d, "timers_scheduled", m->timers_scheduled) < 0 ||
         set_u64(d, "timers_cancelled", m->timers_cancelled) < 0 ||
-        set_u64(d, "io_events", m->io_events) < 0 || set_u64(d, "ready", lp->ready.count) < 0 ||
+        set_u64(d, "io_events", m->io_events) < 0 ||
+        set_u64(d, "interest_changes", m->interest_changes) < 0 ||
+        set_u64(d, "ready", lp->ready.count) < 0 ||
         set_u64(d, "timers", (uint64_t)lp->timers.count - (uint64_t)lp->timer_cancelled_count) < 0 ||
         set_u64(d, "fds", watched_fds(lp)) < 0 ||
         PyDict_SetItemString(d, "timing", timing ? Py_True : Py_False) < 0 ||

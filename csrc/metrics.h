@@ -25,6 +25,7 @@ typedef struct {
     uint64_t timers_scheduled; /* call_at() and call_later(), asyncio.sleep() included */
     uint64_t timers_cancelled;
     uint64_t io_events;        /* readiness events the poller returned */
+    uint64_t interest_changes; /* registrations the poller was asked to change (epoll_ctl) */
 
     char timing;               /* timing is on (metrics() was asked for) */
     double timing_since;       /* CLOCK_MONOTONIC when timing started */

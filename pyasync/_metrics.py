@@ -11,8 +11,8 @@ def metrics(loop=None):
     """A dict of what `loop` (the running loop by default) has done:
 
     iterations, callbacks, task_steps, tasks_created, tasks_finished,
-    timers_scheduled, timers_cancelled, io_events: counts since the loop
-    was made;
+    timers_scheduled, timers_cancelled, io_events, interest_changes: counts
+    since the loop was made;
     ready, timers, fds: callbacks queued, timers pending and file
     descriptors watched now;
     timing, seconds, seconds_in_poll, seconds_running, utilisation,
