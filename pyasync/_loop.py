@@ -105,7 +105,10 @@ class Loop(LoopBase, NetworkMixin, SendfileMixin, PipesMixin, SubprocessMixin,
                 f'closed={self.is_closed()} debug={self.get_debug()}>')
 
     def __del__(self, _warn=warnings.warn):
-        if not self.is_closed():
+        # A loop made by Loop.__new__() (or a subclass whose __init__ skips
+        # ours) was never started: the C part releases its poller and
+        # self-pipe when it goes, and close() needs what __init__ sets.
+        if not self.is_closed() and '_child_starts' in self.__dict__:
             _warn(f"unclosed event loop {self!r}", ResourceWarning, source=self)
             if not self.is_running():
                 self.close()

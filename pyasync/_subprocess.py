@@ -137,6 +137,8 @@ class _PipeProtocol(protocols.Protocol):
 class SubprocessTransport(transports.SubprocessTransport):
     """A child process and its pipes."""
 
+    _closed = True  # until __init__ runs: an instance made by __new__() holds nothing
+
     def __init__(self, loop, protocol, proc, stdin, stdout, stderr, waiter=None, extra=None):
         super().__init__(extra)
         self._closed = False

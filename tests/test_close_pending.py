@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import warnings
 import weakref
 
 import pytest
@@ -162,3 +163,59 @@ def test_a_loop_left_unclosed_at_interpreter_exit_closes_quietly(kind):
     assert proc.stdout.split() == ["set", "asyncio.unix_events" if kind == "asyncio"
                                    else "pyasync._loop"]
     assert proc.stderr == ""
+
+
+def _classes_with_finalisers():
+    import pyasync
+    import pyasync._pipes
+    import pyasync._subprocess
+    import pyasync._transports
+    found = {}
+    for module in (pyasync, pyasync._core, pyasync._transports, pyasync._pipes,
+                   pyasync._subprocess, pyasync._loop):
+        for obj in vars(module).values():
+            if isinstance(obj, type) and obj.__module__.startswith("pyasync") and \
+                    hasattr(obj, "__del__"):
+                found[obj.__qualname__] = obj
+    return found
+
+
+def test_objects_never_initialised_go_quietly():
+    """A pyasync object made by T.__new__(T) without __init__() (or by a
+    subclass whose __init__ skips T's) was never started: letting it go
+    reports nothing, and a loop releases its poller and self-pipe. The
+    finalisers of Loop and SubprocessTransport once reported an
+    AttributeError ("Exception ignored in ... __del__"): they read what
+    __init__ sets. (asyncio's uninitialised loops and transports report
+    one too: pyasync-only.)"""
+    import os
+
+    import pyasync
+
+    classes = _classes_with_finalisers()
+    assert {"Loop", "SubprocessTransport", "ReadPipeTransport", "WritePipeTransport",
+            "SocketTransport", "DatagramTransport"} <= set(classes)
+
+    class SkipsInit(pyasync.Loop):
+        def __init__(self):
+            pass
+
+    unraisable, caught = [], []
+    saved_hook = sys.unraisablehook
+    sys.unraisablehook = unraisable.append
+    fds_before = len(os.listdir("/proc/self/fd"))
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(20):
+                for cls in classes.values():
+                    obj = cls.__new__(cls)
+                    del obj
+                obj = SkipsInit()
+                del obj
+            gc.collect()
+    finally:
+        sys.unraisablehook = saved_hook
+    assert [f"{type(u.exc_value).__name__}: {u.exc_value}" for u in unraisable] == []
+    assert [str(w.message) for w in caught] == []
+    assert len(os.listdir("/proc/self/fd")) == fds_before
