@@ -313,8 +313,10 @@ int pa_loop_unwatch_fd(LoopObject *self, int fd, uint32_t dir);
 int pa_loop_unwatch_fd_for(LoopObject *self, int fd, uint32_t dir, PyObject *callback);
 
 /* The same, but the poller keeps its interest until an event comes for it
- * (then it is withdrawn) or a watcher takes it up again: stopping and
- * restarting between two polls costs no system call (libuv does the same).
+ * (then it is withdrawn before the next poll, unless a watcher took it up
+ * again meanwhile: pa_loop_withdraw_unwatched) or a watcher takes it up
+ * again: stopping and restarting between two polls, or in the iteration
+ * after a poll that found the fd ready, costs no system call.
  * Only for fds whose owner withdraws the interest with pa_loop_unwatch_fd()
  * before closing them (transports). */
 int pa_loop_unwatch_fd_lazily(LoopObject *self, int fd, uint32_t dir);
@@ -345,7 +347,8 @@ PyObject *pa_loop_private_add_writer(LoopObject *self, PyObject *const *args, Py
 /* Queue the callbacks of fds that fired. */
 int pa_loop_dispatch_io(LoopObject *self, const pa_poll_event *events, int n);
 /* Withdraw the interests that fired with no watcher and got none back since
- * (see fire() in iowatch.c): before each poll. 0, or -1 with an exception. */
+ * (see fire() in iowatch.c): before each poll that has any pending
+ * (unwatched_count). 0, or -1 with an exception. */
 int pa_loop_withdraw_unwatched(LoopObject *self);
 /* Forget every watcher (close()). */
 void pa_loop_clear_io(LoopObject *self);

@@ -275,12 +275,12 @@ write_ready(TransportObject *self)
     if (PA_TR_WBUF_SIZE(self) > 0) {
         return 0;
     }
-    /* The interest stays in the poller until the pipe next polls writable
-     * (pa_loop_unwatch_fd_lazily()): when its reader is the slower side, as
-     * in every bulk transfer, the write that drained the buffer filled the
-     * pipe, the next write() fails with EAGAIN and watches again, and the
-     * two epoll_ctl() calls of dropping and restoring the interest are
-     * saved. A socket, by contrast, stays writable after such a write (see
+    /* The interest stays in the poller until the pipe next polls writable,
+     * and then until just before the poll after (pa_loop_unwatch_fd_lazily()):
+     * when its reader is the slower side, as in every bulk transfer, the
+     * write that drained the buffer filled the pipe, the next write() fails
+     * with EAGAIN and watches again, and the two epoll_ctl() calls of
+     * dropping and restoring the interest are saved. A socket, by contrast, stays writable after such a write (see
      * pa_tr_unwatch()). */
     if (pa_loop_unwatch_fd_lazily(pa_tr_loop(self), self->fd, PA_WRITABLE) < 0 ||
         pa_tr_maybe_resume_protocol(self) < 0) {

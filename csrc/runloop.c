@@ -162,7 +162,8 @@ poll_events(LoopObject *self, int timeout_ms)
 {
     /* A loop inherited through fork() gets a poller of this process's own
      * before it polls (afterfork.c). */
-    if (pa_loop_own_kernel_state(self) < 0 || pa_loop_withdraw_unwatched(self) < 0) {
+    if (pa_loop_own_kernel_state(self) < 0 ||
+        (self->unwatched_count > 0 && pa_loop_withdraw_unwatched(self) < 0)) {
         return -1;
     }
     int n;
